@@ -1,0 +1,112 @@
+//! `lifeboat`: the operator's command. Runs the functions' own handlers
+//! in-process against whatever AWS the standard SDK environment points at.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lifeboat::Error;
+use lifeboat::logging::{self, LogFormat};
+use lifeboat::runtime::{self, BackupFunction, Invocation};
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Lifeboat: backups of an AWS estate, run by hand.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a function's handler with a payload and print its JSON report.
+    ///
+    /// Exits 0 when the run succeeded, 1 when it failed (the report is still
+    /// printed), 2 when the payload was refused (nothing was changed).
+    Run {
+        /// The function to run.
+        function: Function,
+        /// The payload file (JSON), or `-` for standard input.
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Function {
+    RdsSnapshot,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    logging::init(LogFormat::Text);
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { function, event } => run(function, &event).await,
+    }
+}
+
+async fn run(function: Function, event: &PathBuf) -> ExitCode {
+    let event = match read_event(event) {
+        Ok(event) => event,
+        Err(message) => {
+            eprintln!("lifeboat: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = lifeboat::aws::load().await;
+    let outcome = match function {
+        Function::RdsSnapshot => match rds_snapshot::RdsSnapshot::from_env(&aws) {
+            Ok(f) => invoke(&f, event).await,
+            Err(e) => Err(e),
+        },
+    };
+    finish(outcome)
+}
+
+async fn invoke<F: BackupFunction>(function: &F, event: Value) -> Result<lifeboat::Report, Error> {
+    runtime::handle(function, event, Invocation::now()).await
+}
+
+fn read_event(path: &PathBuf) -> Result<Value, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the payload from stdin: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the payload is not JSON: {e}"))
+}
+
+fn finish(outcome: Result<lifeboat::Report, Error>) -> ExitCode {
+    match outcome {
+        Ok(report) => {
+            print_json(&report);
+            ExitCode::SUCCESS
+        }
+        Err(Error::RunFailed { report }) => {
+            print_json(&report);
+            eprintln!("lifeboat: {}", Error::RunFailed { report });
+            ExitCode::FAILURE
+        }
+        Err(e @ Error::InvalidPayload(_)) => {
+            eprintln!("lifeboat: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("lifeboat: {}", lifeboat::aws::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(report: &lifeboat::Report) {
+    match serde_json::to_string_pretty(report) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("lifeboat: cannot print the report: {e}"),
+    }
+}

@@ -1,0 +1,214 @@
+//! Manual snapshots: listed once per kind and region, created, and copied to
+//! other regions. Instance and cluster snapshots differ only in the API calls.
+
+use crate::inventory::pairs;
+use aws_sdk_rds::Client;
+use aws_sdk_rds::types::Tag;
+use lifeboat::report::Kind;
+use lifeboat::tags::BackupLabel;
+use lifeboat::{Error, aws};
+
+/// A manual snapshot as RDS lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Its identifier.
+    pub id: String,
+    /// Its ARN, which a cross-region copy names as its source.
+    pub arn: String,
+    /// `creating`, `available`, …
+    pub status: String,
+    /// Lifeboat's label, if the snapshot is Lifeboat's.
+    pub label: Option<BackupLabel>,
+}
+
+/// What went wrong with a create or copy call, sorted by what the run does about it.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The snapshot already exists: another delivery of this event made it.
+    AlreadyExists,
+    /// Anything else: a failure of that source, worded for the report.
+    Failed(String),
+}
+
+/// Every manual snapshot of `kind` in the client's region: one paginated listing.
+pub async fn list_manual(rds: &Client, kind: Kind) -> Result<Vec<Snapshot>, Error> {
+    if kind == Kind::RdsCluster {
+        let listed = rds
+            .describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("DescribeDBClusterSnapshots", e))?;
+        Ok(listed
+            .iter()
+            .map(|s| {
+                snapshot(
+                    s.db_cluster_snapshot_identifier(),
+                    s.db_cluster_snapshot_arn(),
+                    s.status(),
+                    s.tag_list(),
+                )
+            })
+            .collect())
+    } else {
+        let listed = rds
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("DescribeDBSnapshots", e))?;
+        Ok(listed
+            .iter()
+            .map(|s| {
+                snapshot(
+                    s.db_snapshot_identifier(),
+                    s.db_snapshot_arn(),
+                    s.status(),
+                    s.tag_list(),
+                )
+            })
+            .collect())
+    }
+}
+
+fn snapshot(id: Option<&str>, arn: Option<&str>, status: Option<&str>, tags: &[Tag]) -> Snapshot {
+    let tags = pairs(tags);
+    Snapshot {
+        id: id.unwrap_or_default().to_owned(),
+        arn: arn.unwrap_or_default().to_owned(),
+        status: status.unwrap_or_default().to_owned(),
+        label: BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    }
+}
+
+/// RDS tags from key/value pairs.
+pub fn rds_tags(tags: &[(&str, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect()
+}
+
+/// Creates the snapshot `id` of `source`, tagged with `tags`.
+pub async fn create(
+    rds: &Client,
+    kind: Kind,
+    source: &str,
+    id: &str,
+    tags: Vec<Tag>,
+) -> Result<Snapshot, Refusal> {
+    if kind == Kind::RdsCluster {
+        let out = rds
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier(source)
+            .db_cluster_snapshot_identifier(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| {
+                let service = e.as_service_error();
+                refusal(
+                    service.is_some_and(|s| s.is_db_cluster_snapshot_already_exists_fault()),
+                    service.is_some_and(|s| s.is_snapshot_quota_exceeded_fault()),
+                    &e,
+                )
+            })?;
+        let s = out.db_cluster_snapshot();
+        Ok(snapshot(
+            Some(id),
+            s.and_then(|s| s.db_cluster_snapshot_arn()),
+            s.and_then(|s| s.status()),
+            s.map(|s| s.tag_list()).unwrap_or_default(),
+        ))
+    } else {
+        let out = rds
+            .create_db_snapshot()
+            .db_instance_identifier(source)
+            .db_snapshot_identifier(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| {
+                let service = e.as_service_error();
+                refusal(
+                    service.is_some_and(|s| s.is_db_snapshot_already_exists_fault()),
+                    service.is_some_and(|s| s.is_snapshot_quota_exceeded_fault()),
+                    &e,
+                )
+            })?;
+        let s = out.db_snapshot();
+        Ok(snapshot(
+            Some(id),
+            s.and_then(|s| s.db_snapshot_arn()),
+            s.and_then(|s| s.status()),
+            s.map(|s| s.tag_list()).unwrap_or_default(),
+        ))
+    }
+}
+
+/// Copies `from` (in another region) into the client's region under the same
+/// identifier, tagged with `tags` and encrypted with `kms_key_id` if given.
+pub async fn copy(
+    rds: &Client,
+    kind: Kind,
+    from: &Snapshot,
+    kms_key_id: Option<&str>,
+    tags: Vec<Tag>,
+) -> Result<(), Refusal> {
+    // No PreSignedUrl: RDS needs one only in the GovCloud regions.
+    if kind == Kind::RdsCluster {
+        rds.copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(&from.arn)
+            .target_db_cluster_snapshot_identifier(&from.id)
+            .set_kms_key_id(kms_key_id.map(str::to_owned))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| {
+                let service = e.as_service_error();
+                refusal(
+                    service.is_some_and(|s| s.is_db_cluster_snapshot_already_exists_fault()),
+                    service.is_some_and(|s| s.is_snapshot_quota_exceeded_fault()),
+                    &e,
+                )
+            })?;
+    } else {
+        rds.copy_db_snapshot()
+            .source_db_snapshot_identifier(&from.arn)
+            .target_db_snapshot_identifier(&from.id)
+            .set_kms_key_id(kms_key_id.map(str::to_owned))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| {
+                let service = e.as_service_error();
+                refusal(
+                    service.is_some_and(|s| s.is_db_snapshot_already_exists_fault()),
+                    service.is_some_and(|s| s.is_snapshot_quota_exceeded_fault()),
+                    &e,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+fn refusal<E>(already_exists: bool, quota: bool, error: &E) -> Refusal
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if already_exists {
+        Refusal::AlreadyExists
+    } else if quota {
+        Refusal::Failed(format!(
+            "manual snapshot quota exceeded in this region ({}): let `prune` delete old snapshots or ask AWS for a higher quota",
+            aws::summarize(error)
+        ))
+    } else {
+        Refusal::Failed(aws::summarize(error))
+    }
+}

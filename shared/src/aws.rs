@@ -1,0 +1,32 @@
+//! AWS wiring: the SDK configuration, loaded once from the standard environment,
+//! and the wording of SDK errors for reports and logs.
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Loads the SDK configuration from the standard environment (profile, region,
+/// credentials, and `AWS_ENDPOINT_URL`, which points every client at the local
+/// emulator in tests and in the demo). Call it once per process.
+pub async fn load() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// An error with its whole chain of causes on one line, for a person to read.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    DisplayErrorContext(error).to_string()
+}
+
+/// The short form of an SDK error for a report item: `Code: message`, falling
+/// back to the whole chain when the service sent no code (a network error).
+pub fn summarize<E>(error: &E) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => describe(error),
+    }
+}

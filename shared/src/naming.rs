@@ -1,0 +1,187 @@
+//! Backup names: derived from plan, source and slot, so that a second run of
+//! the same slot finds the first one's backup by name instead of making another.
+
+use crate::payload::Plan;
+use crate::slot::Slot;
+use sha2::{Digest, Sha256};
+
+/// The longest identifier RDS accepts for a DB cluster snapshot (DB instance
+/// snapshots allow 255; one limit for both keeps names alike).
+pub const RDS_SNAPSHOT_ID_MAX: usize = 63;
+
+/// An RDS snapshot identifier for `source`'s backup in `slot` of `plan`:
+/// `lb-<plan>-<yyyymmddhhmm>-<source>`, lower case.
+///
+/// Always valid under RDS rules (1 to `max_len` letters, digits and hyphens,
+/// a letter first, no hyphen last, never two in a row) and still unique: when
+/// the readable form had to lose anything (case aside, which RDS ignores), a
+/// hash of the exact plan and source is appended, so two sources that differ
+/// only in the lost part get different names.
+pub fn rds_snapshot_id(plan: &Plan, source: &str, slot: Slot, max_len: usize) -> String {
+    let readable_plan = sanitize(plan.as_str());
+    let readable_source = sanitize(source);
+    let head = format!("lb-{readable_plan}-{}", slot.compact());
+    let full = if readable_source.is_empty() {
+        head.clone()
+    } else {
+        format!("{head}-{readable_source}")
+    };
+    let lossless = readable_plan == plan.as_str()
+        && readable_source == source.to_ascii_lowercase()
+        && !readable_source.is_empty();
+    if lossless && full.len() <= max_len {
+        return full;
+    }
+    let hash = short_hash(plan.as_str(), source);
+    // Room for the source after `<head>-` and before `-<hash>`.
+    let room = max_len.saturating_sub(head.len() + 2 + hash.len());
+    let kept = readable_source[..room.min(readable_source.len())].trim_end_matches('-');
+    if kept.is_empty() {
+        format!("{head}-{hash}")
+    } else {
+        format!("{head}-{kept}-{hash}")
+    }
+}
+
+/// Lower case; every run of characters other than a-z and 0-9 becomes one hyphen;
+/// no hyphen at either end.
+fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// Eight hex digits of SHA-256 over the exact plan and source.
+fn short_hash(plan: &str, source: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(plan.as_bytes())
+        .chain_update([0u8])
+        .chain_update(source.as_bytes())
+        .finalize();
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn slot() -> Slot {
+        Slot::containing(
+            Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0)
+                .single()
+                .expect("valid time"),
+        )
+    }
+
+    fn plan(name: &str) -> Plan {
+        Plan::new(name).expect("valid plan")
+    }
+
+    fn id(plan_name: &str, source: &str) -> String {
+        rds_snapshot_id(&plan(plan_name), source, slot(), RDS_SNAPSHOT_ID_MAX)
+    }
+
+    /// What RDS itself checks of a snapshot identifier.
+    fn assert_valid(id: &str) {
+        assert!(
+            !id.is_empty() && id.len() <= RDS_SNAPSHOT_ID_MAX,
+            "length of {id}"
+        );
+        assert!(
+            id.starts_with(|c: char| c.is_ascii_lowercase()),
+            "first char of {id}"
+        );
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "chars of {id}"
+        );
+        assert!(!id.ends_with('-'), "trailing hyphen in {id}");
+        assert!(!id.contains("--"), "double hyphen in {id}");
+    }
+
+    #[test]
+    fn plain_sources_read_as_they_are() {
+        assert_eq!(
+            id("nightly", "orders-db"),
+            "lb-nightly-202611200200-orders-db"
+        );
+    }
+
+    #[test]
+    fn upper_case_is_folded_without_a_hash() {
+        // RDS identifiers are case-insensitive, so `Orders-DB` and `orders-db` are one instance.
+        assert_eq!(
+            id("nightly", "Orders-DB"),
+            "lb-nightly-202611200200-orders-db"
+        );
+    }
+
+    #[test]
+    fn dots_and_underscores_get_a_hash_so_names_stay_unique() {
+        let dotted = id("nightly", "orders.db");
+        let underscored = id("nightly", "orders_db");
+        let hyphened = id("nightly", "orders-db");
+        for name in [&dotted, &underscored, &hyphened] {
+            assert_valid(name);
+        }
+        assert!(
+            dotted.starts_with("lb-nightly-202611200200-orders-db-"),
+            "{dotted}"
+        );
+        assert_ne!(dotted, underscored);
+        assert_ne!(dotted, hyphened);
+        assert_ne!(underscored, hyphened);
+    }
+
+    #[test]
+    fn long_sources_are_cut_to_the_limit_and_stay_distinct() {
+        let long = "a".repeat(70);
+        let a = id("nightly", &format!("{long}-primary"));
+        let b = id("nightly", &format!("{long}-replica"));
+        assert_valid(&a);
+        assert_valid(&b);
+        assert_eq!(a.len(), RDS_SNAPSHOT_ID_MAX);
+        assert_ne!(a, b, "ids that differ only in the truncated part");
+    }
+
+    #[test]
+    fn longest_plan_still_leaves_a_valid_unique_name() {
+        let plan_name = "p".repeat(31);
+        let a = id(&plan_name, "x".repeat(64).as_str());
+        let b = id(&plan_name, &format!("{}y", "x".repeat(63)));
+        assert_valid(&a);
+        assert_valid(&b);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn awkward_plans_and_sources_are_valid() {
+        for (p, s) in [
+            ("9-to-5", "db"),
+            ("a--b", "db"),
+            ("trailing-", "--db--"),
+            ("x", "..."),
+            ("0", "_"),
+        ] {
+            assert_valid(&id(p, s));
+        }
+        assert_ne!(id("a--b", "db"), id("a-b", "db"));
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_name() {
+        assert_eq!(id("nightly", "orders.db"), id("nightly", "orders.db"));
+    }
+}

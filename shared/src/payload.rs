@@ -1,0 +1,196 @@
+//! Invocation payloads: the common fields every function takes, and each
+//! function's own fields. Unknown fields are refused, and every refusal names
+//! the field, because a typo must never silently widen or narrow a backup.
+
+use crate::error::PayloadError;
+use crate::selection::Selection;
+use crate::slot::Slot;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A backup plan's name: `^[a-z0-9][a-z0-9-]{0,30}$`. Tagged on every backup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Plan(String);
+
+impl Plan {
+    /// Checks `name` against the plan pattern.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if first_ok && rest_ok && name.len() <= 31 {
+            Ok(Plan(name.to_owned()))
+        } else {
+            Err(format!(
+                "`{name}` is not a plan name: 1 to 31 characters of a-z, 0-9 and `-`, starting with a letter or digit"
+            ))
+        }
+    }
+
+    /// The plan's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A function's own payload fields: parsed by serde (unknown fields denied),
+/// then checked as a whole.
+pub trait Fields: DeserializeOwned {
+    /// Checks what serde cannot: empty selections, ranges, combinations.
+    fn validate(&self) -> Result<(), PayloadError>;
+}
+
+/// A parsed and validated invocation.
+#[derive(Debug, Clone)]
+pub struct Request<F> {
+    /// The backup plan this run belongs to.
+    pub plan: Plan,
+    /// The schedule slot (from `scheduled_time`, or the current minute).
+    pub slot: Slot,
+    /// Report what would be done; make no change.
+    pub dry_run: bool,
+    /// The function's own fields.
+    pub fields: F,
+}
+
+impl<F: Fields> Request<F> {
+    /// Parses and validates a payload, with `now` as the clock for the slot.
+    pub fn parse(event: Value, now: DateTime<Utc>) -> Result<Self, PayloadError> {
+        let Value::Object(mut map) = event else {
+            return Err(PayloadError::new(".", "the payload must be a JSON object"));
+        };
+        let plan = take_string(&mut map, "plan")?
+            .ok_or_else(|| PayloadError::new("plan", "missing; every run belongs to a plan"))?;
+        let plan = Plan::new(&plan).map_err(|m| PayloadError::new("plan", m))?;
+        let slot = match take_string(&mut map, "scheduled_time")? {
+            Some(text) => {
+                Slot::parse(&text, now).map_err(|m| PayloadError::new("scheduled_time", m))?
+            }
+            None => Slot::containing(now),
+        };
+        let dry_run = match map.remove("dry_run") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => {
+                return Err(PayloadError::new(
+                    "dry_run",
+                    format!("must be true or false, not {other}"),
+                ));
+            }
+        };
+        let fields: F = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let path = e.path().to_string();
+            PayloadError::new(path, e.into_inner().to_string())
+        })?;
+        fields.validate()?;
+        Ok(Request {
+            plan,
+            slot,
+            dry_run,
+            fields,
+        })
+    }
+}
+
+fn take_string(map: &mut Map<String, Value>, field: &str) -> Result<Option<String>, PayloadError> {
+    match map.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(PayloadError::new(
+            field,
+            format!("must be a string, not {other}"),
+        )),
+    }
+}
+
+/// A region to copy backups to, with an optional KMS key there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyTarget {
+    /// The destination region (`eu-west-1`).
+    pub region: String,
+    /// The KMS key in the destination region to encrypt the copy with (required by AWS for encrypted sources).
+    pub kms_key_id: Option<String>,
+}
+
+/// Checks the `copy_to` list: region names well formed, none twice.
+pub fn validate_copy_to(targets: &[CopyTarget]) -> Result<(), PayloadError> {
+    for (i, target) in targets.iter().enumerate() {
+        let field = format!("copy_to[{i}].region");
+        if !is_region_name(&target.region) {
+            return Err(PayloadError::new(
+                field,
+                format!(
+                    "`{}` is not an AWS region name (e.g. eu-west-1)",
+                    target.region
+                ),
+            ));
+        }
+        if targets[..i].iter().any(|t| t.region == target.region) {
+            return Err(PayloadError::new(
+                field,
+                format!("region `{}` is listed twice", target.region),
+            ));
+        }
+        if target.kms_key_id.as_deref().is_some_and(str::is_empty) {
+            return Err(PayloadError::new(
+                format!("copy_to[{i}].kms_key_id"),
+                "must not be empty; leave it out instead",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`: lower-case words and a final number.
+fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// `rds-snapshot`'s own fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsSnapshotFields {
+    /// DB instances to snapshot.
+    pub select: Option<Selection>,
+    /// Aurora DB clusters to snapshot.
+    pub clusters: Option<Selection>,
+    /// Regions to copy each snapshot to.
+    #[serde(default)]
+    pub copy_to: Vec<CopyTarget>,
+}
+
+impl Fields for RdsSnapshotFields {
+    fn validate(&self) -> Result<(), PayloadError> {
+        if self.select.is_none() && self.clusters.is_none() {
+            return Err(PayloadError::new(
+                "select",
+                "missing: give `select` (DB instances) and/or `clusters` (Aurora clusters)",
+            ));
+        }
+        if let Some(select) = &self.select {
+            select.validate("select")?;
+        }
+        if let Some(clusters) = &self.clusters {
+            clusters.validate("clusters")?;
+        }
+        validate_copy_to(&self.copy_to)
+    }
+}

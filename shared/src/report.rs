@@ -1,0 +1,130 @@
+//! The JSON report every function returns: what it made, skipped and failed.
+
+use crate::payload::Plan;
+use crate::slot::Slot;
+use serde::Serialize;
+use std::fmt;
+
+/// The kinds of backup Lifeboat makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A manual RDS DB instance snapshot.
+    Rds,
+    /// A manual Aurora DB cluster snapshot.
+    RdsCluster,
+    /// An EBS snapshot.
+    Ebs,
+    /// An AMI with its snapshots.
+    Ami,
+    /// A `pg_dump` archive in S3 with its manifest.
+    PgDump,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Rds => "rds",
+            Kind::RdsCluster => "rds-cluster",
+            Kind::Ebs => "ebs",
+            Kind::Ami => "ami",
+            Kind::PgDump => "pg-dump",
+        })
+    }
+}
+
+/// A backup that was made (or, in a dry run, would be made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Created {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source resource id.
+    pub source: String,
+    /// The backup's id (snapshot identifier, AMI id, object key).
+    pub backup: String,
+    /// The region it lives in.
+    pub region: String,
+    /// For a cross-region copy: the backup it was copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
+}
+
+/// A source left alone this run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source resource id.
+    pub source: String,
+    /// The backup it concerns, when there is one (the slot's existing backup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A source that could not be backed up; an operator should look.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source resource id.
+    pub source: String,
+    /// What went wrong, with AWS's code where there is one.
+    pub error: String,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The function that ran.
+    pub function: String,
+    /// The plan the run belongs to.
+    pub plan: Plan,
+    /// The schedule slot.
+    pub slot: Slot,
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// Backups made.
+    pub created: Vec<Created>,
+    /// Sources left alone, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Sources that failed.
+    pub failed: Vec<Failed>,
+}
+
+impl Report {
+    /// An empty report for a run of `function`.
+    pub fn new(function: &str, plan: Plan, slot: Slot, dry_run: bool) -> Self {
+        Report {
+            function: function.to_owned(),
+            plan,
+            slot,
+            dry_run,
+            created: Vec::new(),
+            skipped: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Puts every list in a stable order (kind, source, backup), whatever order the work finished in.
+    pub fn sort(&mut self) {
+        self.created.sort_by(|a, b| {
+            (a.kind, &a.source, &a.region, &a.backup)
+                .cmp(&(b.kind, &b.source, &b.region, &b.backup))
+        });
+        self.skipped
+            .sort_by(|a, b| (a.kind, &a.source, &a.backup).cmp(&(b.kind, &b.source, &b.backup)));
+        self.failed
+            .sort_by(|a, b| (a.kind, &a.source).cmp(&(b.kind, &b.source)));
+    }
+
+    /// The failures on one line: `rds db-1: error; rds db-2: error`.
+    pub fn failure_summary(&self) -> String {
+        self.failed
+            .iter()
+            .map(|f| format!("{} {}: {}", f.kind, f.source, f.error))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}

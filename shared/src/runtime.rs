@@ -1,0 +1,190 @@
+//! The run of a function, shared by the Lambda entry points and `lifeboat run`:
+//! parse and validate the payload, do the work, then report, alert and count.
+
+use crate::alert::{Alert, Alerts, SnsAlerts};
+use crate::error::Error;
+use crate::metrics::{CloudWatchMetrics, DEFAULT_NAMESPACE, Metric, Metrics, Unit};
+use crate::payload::{Fields, Request};
+use crate::report::Report;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What the caller knows about this invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// The clock, read once at the start.
+    pub now: DateTime<Utc>,
+    /// When Lambda will stop the function, if it will.
+    pub deadline: Option<SystemTime>,
+}
+
+impl Invocation {
+    /// An invocation starting now, with no deadline (the CLI).
+    pub fn now() -> Self {
+        Invocation {
+            now: Utc::now(),
+            deadline: None,
+        }
+    }
+
+    /// An invocation starting now that must end by Lambda's deadline (milliseconds since the epoch).
+    pub fn with_deadline_ms(deadline_ms: u64) -> Self {
+        Invocation {
+            now: Utc::now(),
+            deadline: (deadline_ms > 0)
+                .then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)),
+        }
+    }
+}
+
+/// Where a function's alerts and metrics go.
+#[derive(Clone)]
+pub struct Sinks {
+    /// Alerts for people.
+    pub alerts: Arc<dyn Alerts>,
+    /// Metrics for dashboards and alarms.
+    pub metrics: Arc<dyn Metrics>,
+}
+
+impl Sinks {
+    /// SNS and CloudWatch, as configured by `LIFEBOAT_SNS_TOPIC_ARN` and `LIFEBOAT_METRIC_NAMESPACE`.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
+        let topic = std::env::var("LIFEBOAT_SNS_TOPIC_ARN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Config(
+                    "LIFEBOAT_SNS_TOPIC_ARN is not set: failures could not be alerted".into(),
+                )
+            })?;
+        let namespace = std::env::var("LIFEBOAT_METRIC_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        Ok(Sinks {
+            alerts: Arc::new(SnsAlerts::new(aws_sdk_sns::Client::new(aws), topic)),
+            metrics: Arc::new(CloudWatchMetrics::new(
+                aws_sdk_cloudwatch::Client::new(aws),
+                namespace,
+            )),
+        })
+    }
+}
+
+/// A Lifeboat function: its name, its payload, and its work.
+pub trait BackupFunction: Send + Sync {
+    /// The function's name (`rds-snapshot`), as deployed and as `lifeboat run` calls it.
+    const NAME: &'static str;
+    /// The function's own payload fields.
+    type Fields: Fields + Send + Sync;
+
+    /// Where this function's alerts and metrics go.
+    fn sinks(&self) -> &Sinks;
+
+    /// Does the work of one valid request and reports it. Failures of single
+    /// sources go into the report; an `Err` means the run as a whole could not proceed.
+    fn run(
+        &self,
+        request: &Request<Self::Fields>,
+        invocation: &Invocation,
+    ) -> impl Future<Output = Result<Report, Error>> + Send;
+}
+
+/// Handles one event: an invalid payload is refused before any AWS call; a run
+/// with failures (or one that could not proceed) sends one alert and returns an
+/// error, so the Lambda `Errors` metric and its alarm fire as well. Dry runs
+/// send no alert and no metric: they make no call that changes anything.
+pub async fn handle<F: BackupFunction>(
+    function: &F,
+    event: Value,
+    invocation: Invocation,
+) -> Result<Report, Error> {
+    let request = Request::<F::Fields>::parse(event, invocation.now)?;
+    tracing::info!(function = F::NAME, plan = %request.plan, slot = %request.slot, dry_run = request.dry_run, "run started");
+    let outcome = function.run(&request, &invocation).await;
+    let sinks = function.sinks();
+    match outcome {
+        Ok(mut report) => {
+            report.sort();
+            tracing::info!(
+                created = report.created.len(),
+                skipped = report.skipped.len(),
+                failed = report.failed.len(),
+                report = %serde_json::to_string(&report).unwrap_or_default(),
+                "run finished"
+            );
+            if !report.dry_run {
+                count(sinks, &report).await;
+            }
+            if report.failed.is_empty() {
+                return Ok(report);
+            }
+            if !report.dry_run {
+                alert(sinks, &Alert::for_failures(&report)).await;
+            }
+            Err(Error::RunFailed {
+                report: Box::new(report),
+            })
+        }
+        Err(error) => {
+            tracing::error!(error = %crate::aws::describe(&error), "run failed");
+            if !request.dry_run {
+                alert(
+                    sinks,
+                    &Alert::for_error(F::NAME, request.plan.as_str(), &error),
+                )
+                .await;
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn alert(sinks: &Sinks, alert: &Alert) {
+    match sinks.alerts.publish(alert).await {
+        Ok(()) => tracing::info!(subject = %alert.subject, "alert sent"),
+        // The run already fails; the Errors alarm is the alert of last resort.
+        Err(e) => {
+            tracing::error!(error = %crate::aws::describe(e.as_ref()), subject = %alert.subject, "alert could not be sent")
+        }
+    }
+}
+
+/// Job outcomes per function and plan, for the dashboard.
+async fn count(sinks: &Sinks, report: &Report) {
+    let dims = || {
+        vec![
+            ("Function", report.function.clone()),
+            ("Plan", report.plan.to_string()),
+        ]
+    };
+    let metrics = [
+        ("BackupsCreated", report.created.len()),
+        ("BackupsSkipped", report.skipped.len()),
+        ("BackupsFailed", report.failed.len()),
+    ]
+    .map(|(name, n)| Metric {
+        name,
+        dimensions: dims(),
+        value: n as f64,
+        unit: Unit::Count,
+    });
+    if let Err(e) = sinks.metrics.put(&metrics).await {
+        tracing::warn!(error = %crate::aws::describe(e.as_ref()), "outcome metrics could not be sent");
+    }
+}
+
+/// Serves `function` as a Lambda: each event goes through [`handle`].
+pub async fn serve<F: BackupFunction>(function: F) -> Result<(), lambda_runtime::Error> {
+    let function = &function;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            let invocation = Invocation::with_deadline_ms(event.context.deadline);
+            handle(function, event.payload, invocation).await
+        },
+    ))
+    .await
+}

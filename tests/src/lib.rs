@@ -1,0 +1,236 @@
+//! Test harness: a private moto server per test, SDK configuration pointing at
+//! it, an alert topic read back through SNS→SQS, and the payloads in `events/`.
+
+use aws_sdk_sqs::config::Credentials;
+use lifeboat::runtime::Sinks;
+use lifeboat::{alert::SnsAlerts, metrics::CloudWatchMetrics};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lies in the repository")
+        .to_path_buf()
+}
+
+/// A payload from `events/`, as the tests and `cargo lambda invoke --data-file` share them.
+pub fn event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A moto server of this test's own on a free loopback port, stopped when dropped.
+///
+/// One server per test keeps tests independent (moto's state is global to a
+/// server) and lets them run in parallel; a server starts in about a second.
+pub struct Emulator {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    _dir: TempDir,
+}
+
+impl Emulator {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Self {
+        let dir = TempDir::new("moto");
+        // An empty AMI catalogue: moto ignores `Owners=self`, so its default
+        // public AMIs and their snapshots would look like the account's own.
+        let amis = dir.path.join("amis.json");
+        std::fs::write(&amis, "[]").expect("write AMI list");
+        let port = free_port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_AMIS_PATH", &amis)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server: run `make setup` first");
+        let emulator = Emulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emulator
+    }
+
+    /// SDK configuration for `region` of the emulator, with dummy credentials.
+    pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "lifeboat-tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("LIFEBOAT_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_root().join(".venv/bin/moto_server");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("moto_server")
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A folder removed when dropped.
+pub struct TempDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    /// A new empty folder under the system's temp folder.
+    pub fn new(prefix: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("lifeboat-{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The alert topic, subscribed by an SQS queue so a test can read what was sent.
+pub struct AlertInbox {
+    /// The topic's ARN, for `LIFEBOAT_SNS_TOPIC_ARN`.
+    pub topic_arn: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl AlertInbox {
+    /// Creates the topic and the subscribed queue.
+    pub async fn create(aws: &aws_config::SdkConfig) -> Self {
+        let sns = aws_sdk_sns::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let topic_arn = sns
+            .create_topic()
+            .name("lifeboat-alerts")
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("lifeboat-alerts-inbox")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn");
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe queue");
+        AlertInbox {
+            topic_arn,
+            queue_url,
+            sqs,
+        }
+    }
+
+    /// Sinks that publish to this topic and to the emulator's CloudWatch.
+    pub fn sinks(&self, aws: &aws_config::SdkConfig) -> Sinks {
+        Sinks {
+            alerts: Arc::new(SnsAlerts::new(
+                aws_sdk_sns::Client::new(aws),
+                &self.topic_arn,
+            )),
+            metrics: Arc::new(CloudWatchMetrics::new(
+                aws_sdk_cloudwatch::Client::new(aws),
+                "Lifeboat",
+            )),
+        }
+    }
+
+    /// Every alert delivered so far, as SNS notifications (`Subject`, `Message`, `MessageAttributes`).
+    pub async fn drain(&self) -> Vec<Value> {
+        let mut alerts = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive alerts");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return alerts;
+            }
+            for message in messages {
+                let body = message.body.as_deref().unwrap_or("{}");
+                alerts.push(serde_json::from_str(body).expect("SNS notification JSON"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete alert");
+            }
+        }
+    }
+}
