@@ -23,6 +23,7 @@ use lifeboat::naming::{RDS_SNAPSHOT_ID_MAX, rds_snapshot_id};
 use lifeboat::payload::{CopyTarget, RdsSnapshotFields};
 use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
+use lifeboat::tags::BackupLabel;
 use lifeboat::{Error, PayloadError, Request, tags};
 use snapshots::{Refusal, Snapshot};
 use std::collections::BTreeSet;
@@ -183,7 +184,13 @@ impl RdsSnapshot {
         let mut made = Vec::new();
         for (source, id, result) in results {
             match result {
-                Ok(snapshot) => {
+                Ok(mut snapshot) => {
+                    // Label it from what was asked, not from the echo of the response.
+                    snapshot.label = Some(BackupLabel {
+                        plan: request.plan.to_string(),
+                        source: source.id.clone(),
+                        scheduled_time: request.slot.to_string(),
+                    });
                     tracing::info!(%kind, source = %source.id, snapshot = %id, status = %snapshot.status, "snapshot created");
                     report
                         .created
