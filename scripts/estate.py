@@ -1,0 +1,90 @@
+"""The demo estate in the local emulator: seed it, and show what Lifeboat made.
+
+    estate.py seed        resources to back up, and the alert topic with an inbox queue
+    estate.py snapshots   Lifeboat's snapshots, as a table
+    estate.py alerts      the alerts delivered to the inbox since the last look
+"""
+import json
+import os
+import sys
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+
+
+def client(service, region=REGION):
+    return boto3.client(service, region_name=region)
+
+
+def tags(pairs):
+    return [{"Key": k, "Value": v} for k, v in pairs.items()]
+
+
+def seed():
+    rds = client("rds")
+    for name, tagged in [("orders-db", True), ("billing-db", True), ("scratch-db", False)]:
+        rds.create_db_instance(
+            DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="postgres",
+            AllocatedStorage=20, MasterUsername="demo", MasterUserPassword="demo-only-1",
+            Tags=tags({"backup": "nightly", "team": "shop"} if tagged else {"team": "lab"}),
+        )
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger-aurora", Engine="aurora-postgresql",
+        MasterUsername="demo", MasterUserPassword="demo-only-1", Tags=tags({"backup": "nightly"}),
+    )
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name="lifeboat-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="lifeboat-alerts-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    print(topic)
+
+
+def table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    print(line(header))
+    print(line("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def snapshot_rows(region):
+    rds = client("rds", region)
+    rows = []
+    for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
+        rows.append(("rds", s["DBSnapshotIdentifier"], s["DBSnapshotArn"]))
+    for s in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]:
+        rows.append(("rds-cluster", s["DBClusterSnapshotIdentifier"], s["DBClusterSnapshotArn"]))
+    out = []
+    for kind, ident, arn in rows:
+        t = {x["Key"]: x["Value"] for x in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+        if t.get("managed-by") != "lifeboat":
+            continue
+        out.append((region, kind, t.get("lifeboat:source", "?"), t.get("lifeboat:plan", "?"),
+                    t.get("lifeboat:scheduled-time", "?"), ident))
+    return out
+
+
+def snapshots():
+    regions = [REGION] + [r for r in os.environ.get("DEMO_COPY_REGIONS", "").split(",") if r]
+    rows = sorted(row for region in regions for row in snapshot_rows(region))
+    table(["region", "kind", "source", "plan", "slot", "snapshot"], rows)
+
+
+def alerts():
+    sqs = client("sqs")
+    queue = sqs.get_queue_url(QueueName="lifeboat-alerts-inbox")["QueueUrl"]
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return
+        for m in messages:
+            note = json.loads(m["Body"])
+            print(f"Subject: {note.get('Subject')}\n\n{note.get('Message')}")
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+if __name__ == "__main__":
+    {"seed": seed, "snapshots": snapshots, "alerts": alerts}[sys.argv[1]]()
