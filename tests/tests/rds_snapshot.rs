@@ -157,7 +157,11 @@ async fn two_runs_of_one_slot_make_one_snapshot_per_selected_source() {
         Some("ledger-aurora")
     );
     assert!(inbox.drain().await.is_empty(), "a clean run sends no alert");
-    assert_eq!(outcome_sum(&aws, "BackupsCreated").await, 3.0, "job outcomes reach CloudWatch");
+    assert_eq!(
+        outcome_sum(&aws, "BackupsCreated").await,
+        3.0,
+        "job outcomes reach CloudWatch"
+    );
     assert_eq!(outcome_sum(&aws, "BackupsSkipped").await, 3.0);
 }
 
@@ -169,7 +173,12 @@ async fn outcome_sum(aws: &aws_config::SdkConfig, metric: &str) -> f64 {
         .get_metric_statistics()
         .namespace("Lifeboat")
         .metric_name(metric)
-        .dimensions(Dimension::builder().name("Function").value("rds-snapshot").build())
+        .dimensions(
+            Dimension::builder()
+                .name("Function")
+                .value("rds-snapshot")
+                .build(),
+        )
         .dimensions(Dimension::builder().name("Plan").value("nightly").build())
         .start_time((now - std::time::Duration::from_secs(3600)).into())
         .end_time((now + std::time::Duration::from_secs(60)).into())
