@@ -36,6 +36,8 @@ enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Function {
     RdsSnapshot,
+    EbsSnapshot,
+    AmiBackup,
 }
 
 #[tokio::main]
@@ -57,16 +59,18 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
     };
     let aws = lifeboat::aws::load().await;
     let outcome = match function {
-        Function::RdsSnapshot => match rds_snapshot::RdsSnapshot::from_env(&aws) {
-            Ok(f) => invoke(&f, event).await,
-            Err(e) => Err(e),
-        },
+        Function::RdsSnapshot => invoke(rds_snapshot::RdsSnapshot::from_env(&aws), event).await,
+        Function::EbsSnapshot => invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event).await,
+        Function::AmiBackup => invoke(ami_backup::AmiBackup::from_env(&aws), event).await,
     };
     finish(outcome)
 }
 
-async fn invoke<F: BackupFunction>(function: &F, event: Value) -> Result<lifeboat::Report, Error> {
-    runtime::handle(function, event, Invocation::now()).await
+async fn invoke<F: BackupFunction>(
+    function: Result<F, Error>,
+    event: Value,
+) -> Result<lifeboat::Report, Error> {
+    runtime::handle(&function?, event, Invocation::now()).await
 }
 
 fn read_event(path: &PathBuf) -> Result<Value, String> {

@@ -7,6 +7,8 @@
 
 pub mod alert;
 pub mod aws;
+pub mod copy;
+pub mod ec2;
 pub mod error;
 pub mod logging;
 pub mod metrics;

@@ -195,6 +195,62 @@ impl Fields for RdsSnapshotFields {
     }
 }
 
+/// `ebs-snapshot`'s own fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbsSnapshotFields {
+    /// Volumes to snapshot, one snapshot each.
+    pub select: Option<Selection>,
+    /// Instances to snapshot as crash-consistent multi-volume sets.
+    pub instances: Option<Selection>,
+    /// Leave each instance's root volume out of its set.
+    #[serde(default)]
+    pub exclude_root: bool,
+    /// Regions to copy each snapshot to.
+    #[serde(default)]
+    pub copy_to: Vec<CopyTarget>,
+}
+
+impl Fields for EbsSnapshotFields {
+    fn validate(&self) -> Result<(), PayloadError> {
+        if self.select.is_none() && self.instances.is_none() {
+            return Err(PayloadError::new(
+                "select",
+                "missing: give `select` (volumes) and/or `instances` (multi-volume sets)",
+            ));
+        }
+        if let Some(select) = &self.select {
+            select.validate("select")?;
+        }
+        if let Some(instances) = &self.instances {
+            instances.validate("instances")?;
+        } else if self.exclude_root {
+            return Err(PayloadError::new(
+                "exclude_root",
+                "applies to `instances` only, and none are selected",
+            ));
+        }
+        validate_copy_to(&self.copy_to)
+    }
+}
+
+/// `ami-backup`'s own fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiBackupFields {
+    /// Instances to image.
+    pub select: Selection,
+    /// Reboot each instance for a file-system-consistent image (default: no reboot).
+    #[serde(default)]
+    pub reboot: bool,
+}
+
+impl Fields for AmiBackupFields {
+    fn validate(&self) -> Result<(), PayloadError> {
+        self.select.validate("select")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +378,57 @@ mod tests {
         let err = refused(json!({"plan": "p", "select": {"ids": ["a"], "tgs": {}}}));
         assert_eq!(err.field, "select.tgs");
         assert!(err.message.contains("expected `tags` or `ids`"), "{err}");
+    }
+
+    #[test]
+    fn ec2_payloads_name_their_fields() {
+        let ebs = |p: Value| Request::<EbsSnapshotFields>::parse(p, now());
+        let ami = |p: Value| Request::<AmiBackupFields>::parse(p, now());
+        assert!(
+            ebs(json!({"plan": "p", "instances": {"ids": ["i-1"]}, "exclude_root": true})).is_ok()
+        );
+        assert_eq!(
+            ebs(json!({"plan": "p"})).expect_err("nothing").field,
+            "select"
+        );
+        assert_eq!(
+            ebs(json!({"plan": "p", "instances": {}}))
+                .expect_err("empty")
+                .field,
+            "instances"
+        );
+        assert_eq!(
+            ebs(json!({"plan": "p", "select": {"ids": ["v"]}, "exclude_root": true}))
+                .expect_err("no set")
+                .field,
+            "exclude_root"
+        );
+        assert_eq!(
+            ebs(json!({"plan": "p", "select": {"ids": ["v"]}, "reboot": true}))
+                .expect_err("unknown")
+                .field,
+            "reboot"
+        );
+        assert!(
+            ami(json!({"plan": "p", "select": {"tags": {"ami": "weekly"}}, "reboot": true}))
+                .is_ok()
+        );
+        assert_eq!(
+            ami(json!({"plan": "p"})).expect_err("missing").field,
+            "select"
+        );
+        assert_eq!(
+            ami(json!({"plan": "p", "select": {"ids": ["i"]}, "reboot": "no"}))
+                .expect_err("type")
+                .field,
+            "reboot"
+        );
+        assert_eq!(
+            ami(json!({"plan": "p", "select": {"ids": ["i"]}, "copy_to": []}))
+                .expect_err("unknown")
+                .field,
+            "copy_to"
+        );
     }
 
     #[test]

@@ -74,6 +74,24 @@ impl Sinks {
     }
 }
 
+/// How many create or copy calls a function runs at once, from
+/// `LIFEBOAT_CONCURRENCY` (1 to 64, default 8). AWS throttles bursts; the SDK
+/// retries throttling with backoff.
+pub fn concurrency_from_env() -> Result<usize, Error> {
+    match std::env::var("LIFEBOAT_CONCURRENCY") {
+        Err(_) => Ok(8),
+        Ok(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "LIFEBOAT_CONCURRENCY must be a whole number from 1 to 64, not `{text}`"
+                ))
+            }),
+    }
+}
+
 /// A Lifeboat function: its name, its payload, and its work.
 pub trait BackupFunction: Send + Sync {
     /// The function's name (`rds-snapshot`), as deployed and as `lifeboat run` calls it.

@@ -18,12 +18,7 @@ pub const COPY_OF: &str = "lifeboat:copy-of";
 
 /// The four tags of a backup of `source` for `slot` of `plan`, in a fixed order.
 pub fn backup_tags(plan: &Plan, source: &str, slot: Slot) -> Vec<(&'static str, String)> {
-    vec![
-        (MANAGED_BY, LIFEBOAT.to_owned()),
-        (PLAN, plan.to_string()),
-        (SOURCE, source.to_owned()),
-        (SCHEDULED_TIME, slot.to_string()),
-    ]
+    BackupLabel::new(plan, source, slot).tags()
 }
 
 /// What the tags of an existing backup say about it, if it is Lifeboat's.
@@ -38,6 +33,25 @@ pub struct BackupLabel {
 }
 
 impl BackupLabel {
+    /// The label of `source`'s backup for `slot` of `plan`.
+    pub fn new(plan: &Plan, source: &str, slot: Slot) -> Self {
+        BackupLabel {
+            plan: plan.to_string(),
+            source: source.to_owned(),
+            scheduled_time: slot.to_string(),
+        }
+    }
+
+    /// The four tags that say this label.
+    pub fn tags(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (MANAGED_BY, LIFEBOAT.to_owned()),
+            (PLAN, self.plan.clone()),
+            (SOURCE, self.source.clone()),
+            (SCHEDULED_TIME, self.scheduled_time.clone()),
+        ]
+    }
+
     /// Reads the label from a backup's tags; `None` unless it is managed by Lifeboat and fully labelled.
     pub fn from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
         let (mut managed, mut plan, mut source, mut time) = (false, None, None, None);

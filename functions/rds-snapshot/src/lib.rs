@@ -9,14 +9,13 @@
 //! Copies to other regions are handed over, not waited for: a snapshot that is
 //! still `creating` cannot be copied, and RDS snapshots can take hours, so each
 //! run copies every `available` snapshot of its plan and sources from the last
-//! [`COPY_WINDOW_DAYS`] days that the destination lacks. A copy that has to wait
+//! [`lifeboat::copy::COPY_WINDOW`] that the destination lacks. A copy that has to wait
 //! is reported as skipped with the reason, and the next run makes it.
 
 pub mod inventory;
 pub mod snapshots;
 
 use aws_sdk_rds::Client;
-use chrono::{DateTime, Duration, Utc};
 use futures::stream::{self, StreamExt};
 use inventory::{Readiness, Source};
 use lifeboat::naming::{RDS_SNAPSHOT_ID_MAX, rds_snapshot_id};
@@ -24,15 +23,12 @@ use lifeboat::payload::{CopyTarget, RdsSnapshotFields};
 use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::tags::BackupLabel;
-use lifeboat::{Error, PayloadError, Request, tags};
+use lifeboat::{Error, Request, copy, tags};
 use snapshots::{Refusal, Snapshot};
 use std::collections::BTreeSet;
 
 /// How many create or copy calls run at once. RDS throttles bursts; the SDK retries throttling.
 pub const CONCURRENCY: usize = 4;
-
-/// How far back a run looks for snapshots still to copy to another region.
-pub const COPY_WINDOW_DAYS: i64 = 7;
 
 /// The `rds-snapshot` function with its clients.
 pub struct RdsSnapshot {
@@ -85,13 +81,7 @@ impl BackupFunction for RdsSnapshot {
         _: &Invocation,
     ) -> Result<Report, Error> {
         let home = self.home_region();
-        if let Some(i) = request.fields.copy_to.iter().position(|t| t.region == home) {
-            return Err(PayloadError::new(
-                format!("copy_to[{i}].region"),
-                format!("`{home}` is the region the snapshots are made in"),
-            )
-            .into());
-        }
+        copy::refuse_home_region(&request.fields.copy_to, &home)?;
         let mut report = Report::new(
             Self::NAME,
             request.plan.clone(),
@@ -186,11 +176,8 @@ impl RdsSnapshot {
             match result {
                 Ok(mut snapshot) => {
                     // Label it from what was asked, not from the echo of the response.
-                    snapshot.label = Some(BackupLabel {
-                        plan: request.plan.to_string(),
-                        source: source.id.clone(),
-                        scheduled_time: request.slot.to_string(),
-                    });
+                    snapshot.label =
+                        Some(BackupLabel::new(&request.plan, &source.id, request.slot));
                     tracing::info!(%kind, source = %source.id, snapshot = %id, status = %snapshot.status, "snapshot created");
                     report
                         .created
@@ -227,18 +214,12 @@ impl RdsSnapshot {
             .into_iter()
             .map(|s| s.id)
             .collect();
-        let oldest = request.slot.time() - Duration::days(COPY_WINDOW_DAYS);
         let mut to_copy = Vec::new();
         for snapshot in existing {
             let Some(label) = &snapshot.label else {
                 continue;
             };
-            let in_window = DateTime::parse_from_rfc3339(&label.scheduled_time).is_ok_and(|t| {
-                t.with_timezone(&Utc) >= oldest && t.with_timezone(&Utc) <= request.slot.time()
-            });
-            if label.plan != request.plan.as_str()
-                || !selected.contains(label.source.as_str())
-                || !in_window
+            if !copy::wants_copy(label, &request.plan, selected, request.slot)
                 || there.contains(&snapshot.id)
             {
                 continue;
@@ -248,10 +229,7 @@ impl RdsSnapshot {
                     kind,
                     source: label.source.clone(),
                     backup: Some(snapshot.id.clone()),
-                    reason: format!(
-                        "copy to {} waits: the snapshot is `{}`; a later run copies it once it is available",
-                        target.region, snapshot.status
-                    ),
+                    reason: copy::waits(&target.region, &snapshot.status),
                 });
                 continue;
             }
@@ -274,12 +252,7 @@ impl RdsSnapshot {
             .map(|(snapshot, label)| {
                 let dest = &dest;
                 async move {
-                    let mut tags = vec![
-                        (tags::MANAGED_BY, tags::LIFEBOAT.to_owned()),
-                        (tags::PLAN, label.plan.clone()),
-                        (tags::SOURCE, label.source.clone()),
-                        (tags::SCHEDULED_TIME, label.scheduled_time.clone()),
-                    ];
+                    let mut tags = label.tags();
                     tags.push((tags::COPY_OF, snapshot.arn.clone()));
                     let result = snapshots::copy(
                         dest,

@@ -1,0 +1,189 @@
+//! EC2 pieces that the EC2 functions share: filters built from selections and
+//! labels, tag conversions, and the paginated listings of instances and snapshots.
+
+use crate::Error;
+use crate::payload::Plan;
+use crate::selection::Selection;
+use crate::slot::Slot;
+use crate::tags::{self, BackupLabel};
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An EC2 filter.
+pub fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+/// EC2 tags as a map.
+pub fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// EC2 tags from key/value pairs.
+pub fn ec2_tags(tags: &[(&str, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect()
+}
+
+/// Tags to set on a resource as it is created.
+pub fn tag_spec(resource: ResourceType, tags: &[(&str, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+/// Filters for the backups of `plan` (and of `slot`, if given) that Lifeboat manages.
+pub fn label_filters(plan: &Plan, slot: Option<Slot>) -> Vec<Filter> {
+    let mut filters = vec![
+        filter(&format!("tag:{}", tags::MANAGED_BY), [tags::LIFEBOAT]),
+        filter(&format!("tag:{}", tags::PLAN), [plan.as_str()]),
+    ];
+    if let Some(slot) = slot {
+        filters.push(filter(
+            &format!("tag:{}", tags::SCHEDULED_TIME),
+            [slot.to_string()],
+        ));
+    }
+    filters
+}
+
+/// The listings that resolve a selection server-side: one filtered by all its
+/// tags, one by its ids (`id_filter`, e.g. `volume-id`); missing ids are not an error there.
+pub fn selection_queries(selection: &Selection, id_filter: &str) -> Vec<Vec<Filter>> {
+    let mut queries = Vec::new();
+    if !selection.tags.is_empty() {
+        queries.push(
+            selection
+                .tags
+                .iter()
+                .map(|(k, v)| filter(&format!("tag:{k}"), [v.as_str()]))
+                .collect(),
+        );
+    }
+    if !selection.ids.is_empty() {
+        queries.push(vec![filter(
+            id_filter,
+            selection.ids.iter().map(String::as_str),
+        )]);
+    }
+    queries
+}
+
+/// An EC2 instance as the listing showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// `i-…`
+    pub id: String,
+    /// `running`, `stopped`, `terminated`, …
+    pub state: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The instances a selection picks (tag listing plus id listing, paginated,
+/// each instance once) and the listed ids that do not exist.
+pub async fn select_instances(
+    ec2: &Client,
+    selection: &Selection,
+) -> Result<(Vec<Instance>, Vec<String>), Error> {
+    let mut found: BTreeMap<String, Instance> = BTreeMap::new();
+    for filters in selection_queries(selection, "instance-id") {
+        let reservations = ec2
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("DescribeInstances", e))?;
+        for instance in reservations.iter().flat_map(|r| r.instances()) {
+            let id = instance.instance_id().unwrap_or_default().to_owned();
+            let state = instance
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            found.insert(
+                id.clone(),
+                Instance {
+                    id,
+                    state,
+                    tags: tag_map(instance.tags()),
+                },
+            );
+        }
+    }
+    let ids: BTreeSet<&str> = found.keys().map(String::as_str).collect();
+    let missing = selection
+        .missing_ids(&ids)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok((found.into_values().collect(), missing))
+}
+
+/// An EBS snapshot as the listing showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `snap-…`
+    pub id: String,
+    /// The volume it is a snapshot of.
+    pub volume_id: String,
+    /// `pending`, `completed`, `error`, …
+    pub state: String,
+    /// Lifeboat's label, if it is Lifeboat's.
+    pub label: Option<BackupLabel>,
+    /// All its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The account's own snapshots matching `filters`: one paginated listing.
+pub async fn list_snapshots(ec2: &Client, filters: Vec<Filter>) -> Result<Vec<Snapshot>, Error> {
+    let snapshots = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .set_filters(Some(filters))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| Error::aws("DescribeSnapshots", e))?;
+    Ok(snapshots
+        .into_iter()
+        .map(|s| {
+            let tags = tag_map(s.tags());
+            Snapshot {
+                id: s.snapshot_id().unwrap_or_default().to_owned(),
+                volume_id: s.volume_id().unwrap_or_default().to_owned(),
+                state: s
+                    .state()
+                    .map(|st| st.as_str().to_owned())
+                    .unwrap_or_default(),
+                label: BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                tags,
+            }
+        })
+        .collect())
+}
+
+/// EC2's snapshot limits, worded for the report: the source fails, the run goes on.
+pub fn snapshot_limit_message(code: &str, summary: &str) -> Option<String> {
+    matches!(code, "SnapshotLimitExceeded" | "ConcurrentSnapshotLimitExceeded" | "SnapshotCreationPerVolumeRateExceeded").then(|| {
+        format!("EC2 snapshot limit reached ({summary}); the next run tries this source again, or raise the limit with AWS")
+    })
+}
