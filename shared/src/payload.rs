@@ -92,7 +92,17 @@ impl<F: Fields> Request<F> {
         };
         let fields: F = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
             let path = e.path().to_string();
-            PayloadError::new(path, e.into_inner().to_string())
+            let message = e.into_inner().to_string();
+            // serde names a missing field only in its message; name it in the path too.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'));
+            let field = match missing {
+                Some(name) if path == "." => name.to_owned(),
+                Some(name) => format!("{path}.{name}"),
+                None => path,
+            };
+            PayloadError::new(field, message)
         })?;
         fields.validate()?;
         Ok(Request {
@@ -299,6 +309,10 @@ mod tests {
     #[test]
     fn every_bad_input_names_its_field() {
         let cases = [
+            (
+                json!({"plan": "p", "select": {"ids": ["a"]}, "copy_to": [{}]}),
+                "copy_to[0].region",
+            ),
             (json!([1]), "."),
             (json!({"select": {"ids": ["a"]}}), "plan"),
             (json!({"plan": 7, "select": {"ids": ["a"]}}), "plan"),
