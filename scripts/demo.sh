@@ -4,18 +4,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1;34m### %s\033[0m\n' "$*"; }
-show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+# One line per report item: what was created, skipped (and why) or failed.
+summary() { .venv/bin/python scripts/estate.py summary; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
 step "Building the lifeboat command"
 cargo build --quiet -p lifeboat-cli
 lifeboat=target/debug/lifeboat
+export RUST_LOG=${RUST_LOG:-warn}   # the reports say what happened; RUST_LOG=info shows the progress lines too
 
 step "Starting the local stand-ins (moto server, PostgreSQL)"
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 curl -fsS -X POST "$AWS_ENDPOINT_URL/moto-api/reset" >/dev/null   # a clean estate every time
 
-step "Seeding a small estate: 3 RDS instances (2 tagged backup=nightly), 1 tagged Aurora cluster"
+step "Seeding a small estate: 3 RDS instances (2 tagged backup=nightly), 1 tagged Aurora cluster,
+    4 EBS volumes (3 tagged backup=nightly), 2 EC2 instances with 2 volumes each (tagged backup-set=nightly, ami=weekly)"
 export LIFEBOAT_SNS_TOPIC_ARN=$(.venv/bin/python scripts/estate.py seed)
 export DEMO_COPY_REGIONS=eu-west-1
 echo "alert topic: $LIFEBOAT_SNS_TOPIC_ARN"
@@ -25,10 +29,21 @@ cat events/rds-snapshot.demo.json
 show "$lifeboat" run rds-snapshot --event events/rds-snapshot.demo.json
 
 step "The same slot again, as EventBridge Scheduler might deliver it twice: nothing new"
-show "$lifeboat" run rds-snapshot --event events/rds-snapshot.demo.json | grep -E '"(reason|backup)"' | sort | uniq -c
+show "$lifeboat" run rds-snapshot --event events/rds-snapshot.demo.json | summary
 
 step "Lifeboat's snapshots in the emulator (the untagged scratch-db has none)"
 .venv/bin/python scripts/estate.py snapshots
+
+step "ebs-snapshot: each tagged volume, then each tagged instance as one crash-consistent set"
+show "$lifeboat" run ebs-snapshot --event events/ebs-snapshot.json | summary
+show "$lifeboat" run ebs-snapshot --event events/ebs-snapshot-instances.json | summary
+
+step "ami-backup: an image of each tagged instance, its snapshots tagged too (run twice: the second skips)"
+show "$lifeboat" run ami-backup --event events/ami-backup.json | summary
+show "$lifeboat" run ami-backup --event events/ami-backup.json | summary
+
+step "Lifeboat's EBS snapshots and AMIs in the emulator (the untagged volume has none)"
+.venv/bin/python scripts/estate.py ec2
 
 step "A payload with a typo is refused before any AWS call"
 echo '{"plan": "nightly", "selct": {"tags": {"backup": "nightly"}}}' > .state/typo.json

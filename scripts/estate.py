@@ -1,7 +1,9 @@
 """The demo estate in the local emulator: seed it, and show what Lifeboat made.
 
     estate.py seed        resources to back up, and the alert topic with an inbox queue
-    estate.py snapshots   Lifeboat's snapshots, as a table
+    estate.py snapshots   Lifeboat's RDS snapshots, as a table
+    estate.py ec2         Lifeboat's EBS snapshots and AMIs, as tables
+    estate.py summary     a function's JSON report (stdin), one line per item
     estate.py alerts      the alerts delivered to the inbox since the last look
 """
 import json
@@ -33,6 +35,15 @@ def seed():
         DBClusterIdentifier="ledger-aurora", Engine="aurora-postgresql",
         MasterUsername="demo", MasterUserPassword="demo-only-1", Tags=tags({"backup": "nightly"}),
     )
+    ec2 = client("ec2")
+    for i, pairs in enumerate([{"backup": "nightly", "Name": "orders-data"}, {"backup": "nightly", "Name": "logs"},
+                               {"backup": "nightly"}, {"team": "lab"}]):
+        ec2.create_volume(AvailabilityZone=REGION + "a", Size=10 * (i + 1),
+                          TagSpecifications=[{"ResourceType": "volume", "Tags": tags(pairs)}])
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=2, MaxCount=2,
+                      BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 50}}],
+                      TagSpecifications=[{"ResourceType": "instance",
+                                          "Tags": tags({"backup-set": "nightly", "ami": "weekly", "Name": "web"})}])
     sns, sqs = client("sns"), client("sqs")
     topic = sns.create_topic(Name="lifeboat-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="lifeboat-alerts-inbox")["QueueUrl"]
@@ -73,6 +84,33 @@ def snapshots():
     table(["region", "kind", "source", "plan", "slot", "snapshot"], rows)
 
 
+def ec2():
+    ec2 = client("ec2")
+    managed = [{"Name": "tag:managed-by", "Values": ["lifeboat"]}]
+    rows = []
+    for s in ec2.describe_snapshots(OwnerIds=["self"], Filters=managed)["Snapshots"]:
+        t = {x["Key"]: x["Value"] for x in s.get("Tags", [])}
+        rows.append((t.get("lifeboat:plan"), t.get("lifeboat:source"), s["VolumeId"], t.get("lifeboat:scheduled-time"),
+                     s["SnapshotId"], t.get("lifeboat:image", "")))
+    print("EBS snapshots (source: a volume, an instance set, or an AMI's instance)")
+    table(["plan", "source", "volume", "slot", "snapshot", "of image"], sorted(rows))
+    rows = []
+    for i in ec2.describe_images(Owners=["self"], Filters=managed)["Images"]:
+        t = {x["Key"]: x["Value"] for x in i.get("Tags", [])}
+        snaps = ",".join(m["Ebs"]["SnapshotId"] for m in i["BlockDeviceMappings"] if "Ebs" in m)
+        rows.append((t.get("lifeboat:plan"), t.get("lifeboat:source"), t.get("lifeboat:scheduled-time"), i["ImageId"], i["Name"], snaps))
+    print("\nAMIs")
+    table(["plan", "source", "slot", "image", "name", "snapshots"], sorted(rows))
+
+
+def summary():
+    report = json.load(sys.stdin)
+    for key in ("created", "skipped", "failed"):
+        for item in report[key]:
+            detail = item.get("reason") or item.get("error") or item.get("region")
+            print(f"  {key:8} {item['kind']:12} {item['source']:22} {item.get('backup') or '':42} {detail}")
+
+
 def alerts():
     sqs = client("sqs")
     queue = sqs.get_queue_url(QueueName="lifeboat-alerts-inbox")["QueueUrl"]
@@ -87,4 +125,4 @@ def alerts():
 
 
 if __name__ == "__main__":
-    {"seed": seed, "snapshots": snapshots, "alerts": alerts}[sys.argv[1]]()
+    {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary}[sys.argv[1]]()

@@ -109,8 +109,12 @@ fn finish(outcome: Result<lifeboat::Report, Error>) -> ExitCode {
 }
 
 fn print_json(report: &lifeboat::Report) {
+    use std::io::Write;
     match serde_json::to_string_pretty(report) {
-        Ok(json) => println!("{json}"),
+        // A reader that stopped reading (`| head`) is not an error of the run.
+        Ok(json) => {
+            let _ = writeln!(std::io::stdout(), "{json}");
+        }
         Err(e) => eprintln!("lifeboat: cannot print the report: {e}"),
     }
 }

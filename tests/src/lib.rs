@@ -1,6 +1,8 @@
 //! Test harness: a private moto server per test, SDK configuration pointing at
 //! it, an alert topic read back through SNS→SQS, and the payloads in `events/`.
 
+pub mod calls;
+
 use aws_sdk_sqs::config::Credentials;
 use lifeboat::runtime::Sinks;
 use lifeboat::{alert::SnsAlerts, metrics::CloudWatchMetrics};

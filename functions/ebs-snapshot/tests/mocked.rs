@@ -1,0 +1,180 @@
+//! `ebs-snapshot` and the EC2 listing at the SDK level, with aws-smithy-mocks:
+//! pagination, throttling, snapshot limits and dry runs, with call counts.
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::error::ErrorMetadata;
+use aws_sdk_ec2::operation::copy_snapshot::CopySnapshotOutput;
+use aws_sdk_ec2::operation::create_snapshot::{CreateSnapshotError, CreateSnapshotOutput};
+use aws_sdk_ec2::operation::create_snapshots::CreateSnapshotsOutput;
+use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput;
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+use aws_sdk_ec2::types::{SnapshotState, Volume, VolumeState};
+use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use ebs_snapshot::EbsSnapshot;
+use lifeboat::alert::MemoryAlerts;
+use lifeboat::metrics::MemoryMetrics;
+use lifeboat::runtime::{Invocation, Sinks, handle};
+use lifeboat::{Error, Report};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn volume(id: &str) -> Volume {
+    Volume::builder().volume_id(id).state(VolumeState::InUse).build()
+}
+
+/// DescribeVolumes answering `pages`, one page per element, chained by NextToken.
+fn volume_pages(pages: &[&[&str]]) -> Vec<Rule> {
+    pages
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            let volumes: Vec<Volume> = ids.iter().map(|id| volume(id)).collect();
+            let token = (i > 0).then(|| format!("page-{i}"));
+            let next = (i + 1 < pages.len()).then(|| format!("page-{}", i + 1));
+            mock!(Client::describe_volumes)
+                .match_requests(move |r| r.next_token().map(str::to_owned) == token)
+                .then_output(move || {
+                    DescribeVolumesOutput::builder()
+                        .set_volumes(Some(volumes.clone()))
+                        .set_next_token(next.clone())
+                        .build()
+                })
+        })
+        .collect()
+}
+
+fn no_snapshots() -> Rule {
+    mock!(Client::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build())
+}
+
+fn created_ok() -> Rule {
+    mock!(Client::create_snapshot).then_compute_output(|r| {
+        CreateSnapshotOutput::builder()
+            .snapshot_id(format!("snap-{}", r.volume_id().unwrap_or_default()))
+            .volume_id(r.volume_id().unwrap_or_default())
+            .state(SnapshotState::Pending)
+            .build()
+    })
+}
+
+fn function(rules: &[&Rule]) -> (EbsSnapshot, Arc<MemoryAlerts>, Arc<MemoryMetrics>) {
+    let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, rules, |c| c.retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
+    ));
+    let alerts = Arc::new(MemoryAlerts::default());
+    let metrics = Arc::new(MemoryMetrics::default());
+    let sinks = Sinks { alerts: alerts.clone(), metrics: metrics.clone() };
+    (EbsSnapshot::new(client, sinks, 4), alerts, metrics)
+}
+
+fn payload(extra: serde_json::Value) -> serde_json::Value {
+    let mut p = json!({ "plan": "nightly", "scheduled_time": "2026-11-20T02:00:00Z", "select": { "tags": { "backup": "nightly" } } });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+fn sources(report: &Report) -> Vec<&str> {
+    report.created.iter().map(|c| c.source.as_str()).collect()
+}
+
+#[tokio::test]
+async fn volumes_on_every_page_are_snapshotted() {
+    let pages = volume_pages(&[&["vol-a", "vol-b"], &["vol-c"], &["vol-d"]]);
+    let (snaps, create) = (no_snapshots(), created_ok());
+    let rules: Vec<&Rule> = pages.iter().chain([&snaps, &create]).collect();
+    let (function, _, _) = function(&rules);
+
+    let report = handle(&function, payload(json!({})), Invocation::now()).await.expect("run");
+
+    assert_eq!(sources(&report), vec!["vol-a", "vol-b", "vol-c", "vol-d"]);
+    assert_eq!(pages.iter().map(Rule::num_calls).collect::<Vec<_>>(), vec![1, 1, 1]);
+    assert_eq!(create.num_calls(), 4);
+    assert_eq!(snaps.num_calls(), 2, "one listing of the slot before, one after creating");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_until_it_succeeds() {
+    let pages = volume_pages(&[&["vol-a"]]);
+    let snaps = no_snapshots();
+    let create = mock!(Client::create_snapshot)
+        .sequence()
+        .error(|| CreateSnapshotError::generic(ErrorMetadata::builder().code("RequestLimitExceeded").message("Request limit exceeded.").build()))
+        .times(2)
+        .output(|| CreateSnapshotOutput::builder().snapshot_id("snap-1").volume_id("vol-a").build())
+        .build();
+    let (function, alerts, _) = function(&[&pages[0], &snaps, &create]);
+
+    let report = handle(&function, payload(json!({})), Invocation::now()).await.expect("run");
+
+    assert_eq!(sources(&report), vec!["vol-a"]);
+    assert_eq!(create.num_calls(), 3);
+    assert!(alerts.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_snapshot_limit_fails_one_source_and_the_others_go_on() {
+    let pages = volume_pages(&[&["vol-a", "vol-b", "vol-c"]]);
+    let snaps = no_snapshots();
+    let create = mock!(Client::create_snapshot).then_compute_response(|r| {
+        if r.volume_id() == Some("vol-b") {
+            MockResponse::Error(CreateSnapshotError::generic(
+                ErrorMetadata::builder()
+                    .code("ConcurrentSnapshotLimitExceeded")
+                    .message("Maximum allowed in-progress snapshots for a single volume exceeded.")
+                    .build(),
+            ))
+        } else {
+            MockResponse::Output(CreateSnapshotOutput::builder().snapshot_id("snap-x").volume_id(r.volume_id().unwrap_or_default()).build())
+        }
+    });
+    let (function, alerts, _) = function(&[&pages[0], &snaps, &create]);
+
+    let Err(Error::RunFailed { report }) = handle(&function, payload(json!({})), Invocation::now()).await else {
+        panic!("a failed source fails the run");
+    };
+
+    assert_eq!(sources(&report), vec!["vol-a", "vol-c"]);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].source, "vol-b");
+    assert!(report.failed[0].error.contains("EC2 snapshot limit reached"), "{}", report.failed[0].error);
+    assert_eq!(create.num_calls(), 3, "a limit is not retried as throttling");
+    assert_eq!(alerts.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_makes_no_mutating_call() {
+    let pages = volume_pages(&[&["vol-a", "vol-b"]]);
+    let snaps = no_snapshots();
+    let create = created_ok();
+    let sets = mock!(Client::create_snapshots).then_output(|| CreateSnapshotsOutput::builder().build());
+    let copy = mock!(Client::copy_snapshot).then_output(|| CopySnapshotOutput::builder().build());
+    let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+    let (function, alerts, metrics) = function(&[&pages[0], &snaps, &create, &sets, &copy, &delete]);
+
+    let report = handle(&function, payload(json!({ "dry_run": true, "copy_to": [{ "region": "eu-west-1" }] })), Invocation::now())
+        .await
+        .expect("dry run");
+
+    assert_eq!(sources(&report), vec!["vol-a", "vol-b"]);
+    assert_eq!(create.num_calls() + sets.num_calls() + copy.num_calls() + delete.num_calls(), 0);
+    assert!(alerts.sent().is_empty() && metrics.sent().is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_payload_makes_no_call_at_all() {
+    let pages = volume_pages(&[&["vol-a"]]);
+    let snaps = no_snapshots();
+    let (function, _, _) = function(&[&pages[0], &snaps]);
+
+    let err = handle(&function, payload(json!({ "instances": { "tags": {} } })), Invocation::now()).await.expect_err("empty selection");
+
+    assert!(matches!(&err, Error::InvalidPayload(e) if e.field == "instances"), "{err}");
+    assert_eq!(pages[0].num_calls() + snaps.num_calls(), 0);
+}
