@@ -34,25 +34,51 @@ async fn main() {
                 let tags = TagSpecification::builder()
                     .resource_type(ResourceType::Volume)
                     .tags(Tag::builder().key("backup").value("nightly").build())
-                    .tags(Tag::builder().key("Name").value(format!("data-{i}")).build())
+                    .tags(
+                        Tag::builder()
+                            .key("Name")
+                            .value(format!("data-{i}"))
+                            .build(),
+                    )
                     .build();
-                ec2.create_volume().availability_zone("us-east-1a").size(1).tag_specifications(tags).send().await.expect("create volume");
+                ec2.create_volume()
+                    .availability_zone("us-east-1a")
+                    .size(1)
+                    .tag_specifications(tags)
+                    .send()
+                    .await
+                    .expect("create volume");
             }
         })
         .collect();
-    stream::iter(creates).buffer_unordered(16).collect::<Vec<_>>().await;
-    println!("seeded {volumes} tagged volumes in {:.1} s", started.elapsed().as_secs_f64());
+    stream::iter(creates)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "seeded {volumes} tagged volumes in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let counter = CallCounter::default();
-    let counted = Client::from_conf(aws_sdk_ec2::config::Builder::from(&aws).interceptor(counter.clone()).build());
-    let sinks = Sinks { alerts: Arc::new(MemoryAlerts::default()), metrics: Arc::new(MemoryMetrics::default()) };
+    let counted = Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&aws)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let sinks = Sinks {
+        alerts: Arc::new(MemoryAlerts::default()),
+        metrics: Arc::new(MemoryMetrics::default()),
+    };
     let function = EbsSnapshot::new(counted, sinks, concurrency);
     let payload = serde_json::json!({ "plan": "nightly", "scheduled_time": "2026-11-20T02:00:00Z", "select": { "tags": { "backup": "nightly" } } });
 
     for run in ["first", "second"] {
         counter.reset();
         let started = Instant::now();
-        let report = handle(&function, payload.clone(), Invocation::now()).await.expect("run");
+        let report = handle(&function, payload.clone(), Invocation::now())
+            .await
+            .expect("run");
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{run} run: {:.1} s wall, created {}, skipped {}, failed {}; {} AWS calls ({} HTTP attempts), peak in flight {}",
@@ -72,7 +98,12 @@ async fn main() {
     let snapshots = plain
         .describe_snapshots()
         .owner_ids("self")
-        .filters(Filter::builder().name("tag:managed-by").values("lifeboat").build())
+        .filters(
+            Filter::builder()
+                .name("tag:managed-by")
+                .values("lifeboat")
+                .build(),
+        )
         .send()
         .await
         .expect("list")
@@ -80,10 +111,16 @@ async fn main() {
         .unwrap_or_default();
     let mut per_volume: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &snapshots {
-        *per_volume.entry(s.volume_id().unwrap_or_default()).or_default() += 1;
+        *per_volume
+            .entry(s.volume_id().unwrap_or_default())
+            .or_default() += 1;
     }
     let duplicates: usize = per_volume.values().map(|n| n - 1).sum();
-    println!("{} snapshots for {} volumes: {duplicates} duplicates", snapshots.len(), per_volume.len());
+    println!(
+        "{} snapshots for {} volumes: {duplicates} duplicates",
+        snapshots.len(),
+        per_volume.len()
+    );
     assert_eq!(duplicates, 0, "duplicates found");
     assert_eq!(per_volume.len(), volumes, "every volume backed up");
 }

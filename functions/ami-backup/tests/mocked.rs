@@ -8,7 +8,10 @@ use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
-use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Image, Instance, InstanceState, InstanceStateName, Reservation, Tag};
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Image, Instance, InstanceState, InstanceStateName,
+    Reservation, Tag,
+};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use lifeboat::alert::MemoryAlerts;
 use lifeboat::metrics::MemoryMetrics;
@@ -21,18 +24,29 @@ fn instances(ids: &'static [&'static str]) -> Rule {
         let instances = ids.iter().map(|id| {
             Instance::builder()
                 .instance_id(*id)
-                .state(InstanceState::builder().name(InstanceStateName::Running).build())
+                .state(
+                    InstanceState::builder()
+                        .name(InstanceStateName::Running)
+                        .build(),
+                )
                 .build()
         });
         DescribeInstancesOutput::builder()
-            .reservations(Reservation::builder().set_instances(Some(instances.collect())).build())
+            .reservations(
+                Reservation::builder()
+                    .set_instances(Some(instances.collect()))
+                    .build(),
+            )
             .build()
     })
 }
 
 fn function(rules: &[&Rule]) -> AmiBackup {
     let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, rules);
-    let sinks = Sinks { alerts: Arc::new(MemoryAlerts::default()), metrics: Arc::new(MemoryMetrics::default()) };
+    let sinks = Sinks {
+        alerts: Arc::new(MemoryAlerts::default()),
+        metrics: Arc::new(MemoryMetrics::default()),
+    };
     AmiBackup::new(client, sinks, 4)
 }
 
@@ -47,15 +61,29 @@ fn payload(extra: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn a_dry_run_makes_no_mutating_call() {
     let list = instances(&["i-a", "i-b"]);
-    let images = mock!(Client::describe_images).then_output(|| DescribeImagesOutput::builder().build());
-    let create = mock!(Client::create_image).then_output(|| CreateImageOutput::builder().image_id("ami-1").build());
+    let images =
+        mock!(Client::describe_images).then_output(|| DescribeImagesOutput::builder().build());
+    let create = mock!(Client::create_image)
+        .then_output(|| CreateImageOutput::builder().image_id("ami-1").build());
     let tag = mock!(Client::create_tags).then_output(|| CreateTagsOutput::builder().build());
     let function = function(&[&list, &images, &create, &tag]);
 
-    let report = handle(&function, payload(json!({ "dry_run": true })), Invocation::now()).await.expect("dry run");
+    let report = handle(
+        &function,
+        payload(json!({ "dry_run": true })),
+        Invocation::now(),
+    )
+    .await
+    .expect("dry run");
 
     let names: Vec<&str> = report.created.iter().map(|c| c.backup.as_str()).collect();
-    assert_eq!(names, vec!["lifeboat-weekly-i-a-202611220300", "lifeboat-weekly-i-b-202611220300"]);
+    assert_eq!(
+        names,
+        vec![
+            "lifeboat-weekly-i-a-202611220300",
+            "lifeboat-weekly-i-b-202611220300"
+        ]
+    );
     assert_eq!(create.num_calls() + tag.num_calls(), 0);
 }
 
@@ -74,7 +102,12 @@ async fn snapshots_of_an_earlier_image_are_tagged_by_a_later_run() {
             .images(
                 Image::builder()
                     .image_id("ami-old")
-                    .set_tags(Some(label.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+                    .set_tags(Some(
+                        label
+                            .iter()
+                            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                            .collect(),
+                    ))
                     .block_device_mappings(
                         BlockDeviceMapping::builder()
                             .device_name("/dev/xvda")
@@ -85,20 +118,33 @@ async fn snapshots_of_an_earlier_image_are_tagged_by_a_later_run() {
             )
             .build()
     });
-    let untagged = mock!(Client::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build());
-    let create = mock!(Client::create_image).then_output(|| CreateImageOutput::builder().image_id("ami-new").build());
+    let untagged = mock!(Client::describe_snapshots)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let create = mock!(Client::create_image)
+        .then_output(|| CreateImageOutput::builder().image_id("ami-new").build());
     let tag = mock!(Client::create_tags)
         .match_requests(|r| {
             r.resources() == ["snap-old"]
-                && r.tags().iter().any(|t| t.key() == Some("lifeboat:image") && t.value() == Some("ami-old"))
-                && r.tags().iter().any(|t| t.key() == Some("lifeboat:scheduled-time") && t.value() == Some("2026-11-15T03:00:00Z"))
+                && r.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("lifeboat:image") && t.value() == Some("ami-old"))
+                && r.tags().iter().any(|t| {
+                    t.key() == Some("lifeboat:scheduled-time")
+                        && t.value() == Some("2026-11-15T03:00:00Z")
+                })
         })
         .then_output(|| CreateTagsOutput::builder().build());
     let function = function(&[&list, &images, &untagged, &create, &tag]);
 
-    let report = handle(&function, payload(json!({})), Invocation::now()).await.expect("run");
+    let report = handle(&function, payload(json!({})), Invocation::now())
+        .await
+        .expect("run");
 
     assert_eq!(report.created.len(), 1);
     assert_eq!(create.num_calls(), 1);
-    assert_eq!(tag.num_calls(), 1, "the old image's snapshot is tagged with the old image's label");
+    assert_eq!(
+        tag.num_calls(),
+        1,
+        "the old image's snapshot is tagged with the old image's label"
+    );
 }

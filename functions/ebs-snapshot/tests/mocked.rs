@@ -22,7 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn volume(id: &str) -> Volume {
-    Volume::builder().volume_id(id).state(VolumeState::InUse).build()
+    Volume::builder()
+        .volume_id(id)
+        .state(VolumeState::InUse)
+        .build()
 }
 
 /// DescribeVolumes answering `pages`, one page per element, chained by NextToken.
@@ -68,7 +71,10 @@ fn function(rules: &[&Rule]) -> (EbsSnapshot, Arc<MemoryAlerts>, Arc<MemoryMetri
     ));
     let alerts = Arc::new(MemoryAlerts::default());
     let metrics = Arc::new(MemoryMetrics::default());
-    let sinks = Sinks { alerts: alerts.clone(), metrics: metrics.clone() };
+    let sinks = Sinks {
+        alerts: alerts.clone(),
+        metrics: metrics.clone(),
+    };
     (EbsSnapshot::new(client, sinks, 4), alerts, metrics)
 }
 
@@ -91,12 +97,21 @@ async fn volumes_on_every_page_are_snapshotted() {
     let rules: Vec<&Rule> = pages.iter().chain([&snaps, &create]).collect();
     let (function, _, _) = function(&rules);
 
-    let report = handle(&function, payload(json!({})), Invocation::now()).await.expect("run");
+    let report = handle(&function, payload(json!({})), Invocation::now())
+        .await
+        .expect("run");
 
     assert_eq!(sources(&report), vec!["vol-a", "vol-b", "vol-c", "vol-d"]);
-    assert_eq!(pages.iter().map(Rule::num_calls).collect::<Vec<_>>(), vec![1, 1, 1]);
+    assert_eq!(
+        pages.iter().map(Rule::num_calls).collect::<Vec<_>>(),
+        vec![1, 1, 1]
+    );
     assert_eq!(create.num_calls(), 4);
-    assert_eq!(snaps.num_calls(), 2, "one listing of the slot before, one after creating");
+    assert_eq!(
+        snaps.num_calls(),
+        2,
+        "one listing of the slot before, one after creating"
+    );
 }
 
 #[tokio::test]
@@ -105,13 +120,27 @@ async fn throttling_is_retried_until_it_succeeds() {
     let snaps = no_snapshots();
     let create = mock!(Client::create_snapshot)
         .sequence()
-        .error(|| CreateSnapshotError::generic(ErrorMetadata::builder().code("RequestLimitExceeded").message("Request limit exceeded.").build()))
+        .error(|| {
+            CreateSnapshotError::generic(
+                ErrorMetadata::builder()
+                    .code("RequestLimitExceeded")
+                    .message("Request limit exceeded.")
+                    .build(),
+            )
+        })
         .times(2)
-        .output(|| CreateSnapshotOutput::builder().snapshot_id("snap-1").volume_id("vol-a").build())
+        .output(|| {
+            CreateSnapshotOutput::builder()
+                .snapshot_id("snap-1")
+                .volume_id("vol-a")
+                .build()
+        })
         .build();
     let (function, alerts, _) = function(&[&pages[0], &snaps, &create]);
 
-    let report = handle(&function, payload(json!({})), Invocation::now()).await.expect("run");
+    let report = handle(&function, payload(json!({})), Invocation::now())
+        .await
+        .expect("run");
 
     assert_eq!(sources(&report), vec!["vol-a"]);
     assert_eq!(create.num_calls(), 3);
@@ -131,20 +160,37 @@ async fn a_snapshot_limit_fails_one_source_and_the_others_go_on() {
                     .build(),
             ))
         } else {
-            MockResponse::Output(CreateSnapshotOutput::builder().snapshot_id("snap-x").volume_id(r.volume_id().unwrap_or_default()).build())
+            MockResponse::Output(
+                CreateSnapshotOutput::builder()
+                    .snapshot_id("snap-x")
+                    .volume_id(r.volume_id().unwrap_or_default())
+                    .build(),
+            )
         }
     });
     let (function, alerts, _) = function(&[&pages[0], &snaps, &create]);
 
-    let Err(Error::RunFailed { report }) = handle(&function, payload(json!({})), Invocation::now()).await else {
+    let Err(Error::RunFailed { report }) =
+        handle(&function, payload(json!({})), Invocation::now()).await
+    else {
         panic!("a failed source fails the run");
     };
 
     assert_eq!(sources(&report), vec!["vol-a", "vol-c"]);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].source, "vol-b");
-    assert!(report.failed[0].error.contains("EC2 snapshot limit reached"), "{}", report.failed[0].error);
-    assert_eq!(create.num_calls(), 3, "a limit is not retried as throttling");
+    assert!(
+        report.failed[0]
+            .error
+            .contains("EC2 snapshot limit reached"),
+        "{}",
+        report.failed[0].error
+    );
+    assert_eq!(
+        create.num_calls(),
+        3,
+        "a limit is not retried as throttling"
+    );
     assert_eq!(alerts.sent().len(), 1);
 }
 
@@ -153,17 +199,27 @@ async fn a_dry_run_makes_no_mutating_call() {
     let pages = volume_pages(&[&["vol-a", "vol-b"]]);
     let snaps = no_snapshots();
     let create = created_ok();
-    let sets = mock!(Client::create_snapshots).then_output(|| CreateSnapshotsOutput::builder().build());
+    let sets =
+        mock!(Client::create_snapshots).then_output(|| CreateSnapshotsOutput::builder().build());
     let copy = mock!(Client::copy_snapshot).then_output(|| CopySnapshotOutput::builder().build());
-    let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
-    let (function, alerts, metrics) = function(&[&pages[0], &snaps, &create, &sets, &copy, &delete]);
+    let delete =
+        mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+    let (function, alerts, metrics) =
+        function(&[&pages[0], &snaps, &create, &sets, &copy, &delete]);
 
-    let report = handle(&function, payload(json!({ "dry_run": true, "copy_to": [{ "region": "eu-west-1" }] })), Invocation::now())
-        .await
-        .expect("dry run");
+    let report = handle(
+        &function,
+        payload(json!({ "dry_run": true, "copy_to": [{ "region": "eu-west-1" }] })),
+        Invocation::now(),
+    )
+    .await
+    .expect("dry run");
 
     assert_eq!(sources(&report), vec!["vol-a", "vol-b"]);
-    assert_eq!(create.num_calls() + sets.num_calls() + copy.num_calls() + delete.num_calls(), 0);
+    assert_eq!(
+        create.num_calls() + sets.num_calls() + copy.num_calls() + delete.num_calls(),
+        0
+    );
     assert!(alerts.sent().is_empty() && metrics.sent().is_empty());
 }
 
@@ -173,8 +229,17 @@ async fn an_invalid_payload_makes_no_call_at_all() {
     let snaps = no_snapshots();
     let (function, _, _) = function(&[&pages[0], &snaps]);
 
-    let err = handle(&function, payload(json!({ "instances": { "tags": {} } })), Invocation::now()).await.expect_err("empty selection");
+    let err = handle(
+        &function,
+        payload(json!({ "instances": { "tags": {} } })),
+        Invocation::now(),
+    )
+    .await
+    .expect_err("empty selection");
 
-    assert!(matches!(&err, Error::InvalidPayload(e) if e.field == "instances"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidPayload(e) if e.field == "instances"),
+        "{err}"
+    );
     assert_eq!(pages[0].num_calls() + snaps.num_calls(), 0);
 }
