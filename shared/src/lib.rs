@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod naming;
 pub mod payload;
 pub mod report;
+pub mod retention;
 pub mod runtime;
 pub mod selection;
 pub mod slot;
