@@ -1,6 +1,8 @@
 //! `lifeboat`: the operator's command. Runs the functions' own handlers
 //! in-process against whatever AWS the standard SDK environment points at.
 
+mod retention;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use lifeboat::Error;
 use lifeboat::logging::{self, LogFormat};
@@ -31,6 +33,21 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Try a retention policy: read a JSON array of RFC 3339 backup times on
+    /// stdin and print which the policy keeps (and why) and which it deletes.
+    ///
+    /// With --simulate, instead show what the policy holds in steady state.
+    Retention {
+        /// The `keep` policy, as JSON: '{"daily": 7, "weekly": 4, "monthly": 12}'.
+        #[arg(long)]
+        policy: String,
+        /// Simulate this many days of backups, pruned after each one, instead of reading stdin.
+        #[arg(long, value_name = "DAYS")]
+        simulate: Option<u32>,
+        /// With --simulate: how often a backup is made (`1d`, `6h`).
+        #[arg(long, default_value = "1d", requires = "simulate")]
+        every: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -46,6 +63,36 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { function, event } => run(function, &event).await,
+        Command::Retention {
+            policy,
+            simulate,
+            every,
+        } => retention_command(&policy, simulate, &every),
+    }
+}
+
+fn retention_command(policy: &str, simulate: Option<u32>, every: &str) -> ExitCode {
+    let policy = match retention::parse_policy(policy) {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("lifeboat: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = chrono::Utc::now();
+    let out = match simulate {
+        Some(days) => retention::simulate(&policy, days, every, now),
+        None => retention::plan_stdin(&policy, now),
+    };
+    match out {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("lifeboat: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
