@@ -55,6 +55,7 @@ enum Function {
     RdsSnapshot,
     EbsSnapshot,
     AmiBackup,
+    Prune,
 }
 
 #[tokio::main]
@@ -109,6 +110,7 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
         Function::RdsSnapshot => invoke(rds_snapshot::RdsSnapshot::from_env(&aws), event).await,
         Function::EbsSnapshot => invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event).await,
         Function::AmiBackup => invoke(ami_backup::AmiBackup::from_env(&aws), event).await,
+        Function::Prune => invoke(prune::Prune::from_env(&aws), event).await,
     };
     finish(outcome)
 }

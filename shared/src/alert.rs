@@ -60,6 +60,15 @@ impl Alert {
         Self::new(subject, body, function, plan)
     }
 
+    /// A notice that is not a failure of the run but needs a person (a safety rail held).
+    pub fn notice(function: &str, plan: &str, subject: String, body: String) -> Self {
+        let mut alert = Self::new(subject, body, function, plan);
+        alert
+            .attributes
+            .insert("severity".to_owned(), "warning".to_owned());
+        alert
+    }
+
     fn new(subject: String, body: String, function: &str, plan: &str) -> Self {
         let attributes = BTreeMap::from([
             ("function".to_owned(), function.to_owned()),

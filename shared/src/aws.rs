@@ -13,6 +13,15 @@ pub async fn load() -> aws_config::SdkConfig {
         .await
 }
 
+/// An S3 client. Path-style addressing when an endpoint is set (the local
+/// emulator on `http://127.0.0.1:PORT` has no bucket subdomains).
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(aws.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// An error with its whole chain of causes on one line, for a person to read.
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     DisplayErrorContext(error).to_string()

@@ -7,7 +7,9 @@
 
 pub mod alert;
 pub mod aws;
+pub mod catalog;
 pub mod copy;
+pub mod dumps;
 pub mod ec2;
 pub mod error;
 pub mod logging;

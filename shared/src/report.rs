@@ -2,11 +2,11 @@
 
 use crate::payload::Plan;
 use crate::slot::Slot;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The kinds of backup Lifeboat makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A manual RDS DB instance snapshot.
@@ -74,6 +74,34 @@ pub struct Failed {
     pub error: String,
 }
 
+/// A backup that was deleted (or, in a dry run, would be).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source it was a backup of.
+    pub source: String,
+    /// The backup's id; for an AMI or a snapshot set, every part.
+    pub backup: String,
+    /// Its slot.
+    pub scheduled_time: String,
+}
+
+/// A backup that retention keeps, with the rules that keep it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source it is a backup of.
+    pub source: String,
+    /// The backup's id.
+    pub backup: String,
+    /// Its slot.
+    pub scheduled_time: String,
+    /// The rules that keep it (`daily`, `weekly`, `within 7d`, `incomplete …`).
+    pub reasons: Vec<String>,
+}
+
 /// The result of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -89,6 +117,12 @@ pub struct Report {
     pub created: Vec<Created>,
     /// Sources left alone, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Backups deleted (prune).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<Deleted>,
+    /// Backups kept, with reasons (prune).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Kept>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
 }
@@ -103,6 +137,8 @@ impl Report {
             dry_run,
             created: Vec::new(),
             skipped: Vec::new(),
+            deleted: Vec::new(),
+            kept: Vec::new(),
             failed: Vec::new(),
         }
     }

@@ -13,6 +13,8 @@ pub const PLAN: &str = "lifeboat:plan";
 pub const SOURCE: &str = "lifeboat:source";
 /// Tag key holding the slot, RFC 3339 UTC to the minute.
 pub const SCHEDULED_TIME: &str = "lifeboat:scheduled-time";
+/// Tag key on an AMI's backing snapshots naming the image: they belong to it, not to `ebs` retention.
+pub const IMAGE: &str = "lifeboat:image";
 /// Tag key on a cross-region copy naming the backup it was copied from.
 pub const COPY_OF: &str = "lifeboat:copy-of";
 

@@ -27,9 +27,6 @@ use lifeboat::tags::{self, BackupLabel};
 use lifeboat::{Error, Plan, Request, Slot, aws};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Tag on an AMI's backing snapshots naming the image they belong to.
-pub const IMAGE_TAG: &str = "lifeboat:image";
-
 /// The `ami-backup` function with its clients.
 pub struct AmiBackup {
     ec2: Client,
@@ -309,7 +306,7 @@ impl AmiBackup {
                 continue;
             }
             let mut tags = label.tags();
-            tags.push((IMAGE_TAG, image.clone()));
+            tags.push((tags::IMAGE, image.clone()));
             let result = self
                 .ec2
                 .create_tags()

@@ -1,0 +1,474 @@
+//! The managed backups of every kind, as `prune` (and `freshness`) see them:
+//! one paginated listing per kind, never one call per resource, and their
+//! deletion. Only backups that carry `managed-by=lifeboat` (or, for dumps, sit
+//! at a Lifeboat dump key) are ever listed, so nothing else is ever deleted.
+
+use crate::dumps::{self, MANIFEST_SUFFIX};
+use crate::ec2;
+use crate::error::Error;
+use crate::report::Kind;
+use crate::tags::{self, BackupLabel};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// DeleteObjects takes at most this many keys a call.
+const DELETE_BATCH: usize = 1000;
+
+/// One backup as the catalog lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedBackup {
+    /// Its kind.
+    pub kind: Kind,
+    /// The source it is a backup of.
+    pub source: String,
+    /// The plan that made it.
+    pub plan: String,
+    /// Its slot.
+    pub slot: DateTime<Utc>,
+    /// Its id for people: a snapshot id, an AMI id, a dump key; the parts joined for an instance set.
+    pub id: String,
+    /// What deleting it removes: the snapshots of a set or an AMI, a dump and its manifest.
+    pub parts: Vec<String>,
+    /// Whether it is complete (available, completed, with a manifest).
+    pub complete: bool,
+}
+
+/// What became of one deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Gone.
+    Deleted,
+    /// AWS kept it for a reason that is not a fault (in use by an AMI, Object Lock): reported, not fatal.
+    Refused(String),
+    /// An error: a failure of the run.
+    Failed(String),
+}
+
+/// The clients the catalog lists and deletes with.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    rds: aws_sdk_rds::Client,
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+    bucket: Option<String>,
+}
+
+impl Catalog {
+    /// A catalog over these clients; `bucket` holds the dumps (`LIFEBOAT_BUCKET`).
+    pub fn new(
+        rds: aws_sdk_rds::Client,
+        ec2: aws_sdk_ec2::Client,
+        s3: aws_sdk_s3::Client,
+        bucket: Option<String>,
+    ) -> Self {
+        Catalog {
+            rds,
+            ec2,
+            s3,
+            bucket,
+        }
+    }
+
+    /// Every managed backup of `kind` (of `plan` only, if given).
+    pub async fn list(&self, kind: Kind, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+        let mut backups = match kind {
+            Kind::Rds | Kind::RdsCluster => self.list_rds(kind).await?,
+            Kind::Ebs => self.list_ebs(plan).await?,
+            Kind::Ami => self.list_amis(plan).await?,
+            Kind::PgDump => self.list_dumps().await?,
+        };
+        backups.retain(|b| plan.is_none_or(|p| b.plan == p));
+        Ok(backups)
+    }
+
+    async fn list_rds(&self, kind: Kind) -> Result<Vec<ManagedBackup>, Error> {
+        // RDS cannot filter snapshots by tag; one listing of the manual ones, filtered here.
+        let listed: Vec<(String, String, Vec<aws_sdk_rds::types::Tag>)> =
+            if kind == Kind::RdsCluster {
+                self.rds
+                    .describe_db_cluster_snapshots()
+                    .snapshot_type("manual")
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(|e| Error::aws("DescribeDBClusterSnapshots", e))?
+                    .into_iter()
+                    .map(|s| {
+                        (
+                            s.db_cluster_snapshot_identifier.unwrap_or_default(),
+                            s.status.unwrap_or_default(),
+                            s.tag_list.unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            } else {
+                self.rds
+                    .describe_db_snapshots()
+                    .snapshot_type("manual")
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(|e| Error::aws("DescribeDBSnapshots", e))?
+                    .into_iter()
+                    .map(|s| {
+                        (
+                            s.db_snapshot_identifier.unwrap_or_default(),
+                            s.status.unwrap_or_default(),
+                            s.tag_list.unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            };
+        Ok(listed
+            .into_iter()
+            .filter_map(|(id, status, tag_list)| {
+                let pairs: Vec<(&str, &str)> = tag_list
+                    .iter()
+                    .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+                    .collect();
+                let label = BackupLabel::from_tags(pairs)?;
+                managed(kind, &label, id.clone(), vec![id], status == "available")
+            })
+            .collect())
+    }
+
+    async fn list_ebs(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+        let filters = managed_filters(plan);
+        let snapshots = ec2::list_snapshots(&self.ec2, filters).await?;
+        // An instance set is one backup of several snapshots; an AMI's snapshots belong to the AMI.
+        let mut sets: BTreeMap<(String, String, String), Set> = BTreeMap::new();
+        for s in snapshots {
+            let Some(label) = s.label.filter(|_| !s.tags.contains_key(crate::tags::IMAGE)) else {
+                continue;
+            };
+            let entry = sets
+                .entry((
+                    label.plan.clone(),
+                    label.source.clone(),
+                    label.scheduled_time.clone(),
+                ))
+                .or_insert_with(|| Set {
+                    label,
+                    parts: Vec::new(),
+                    complete: true,
+                });
+            entry.parts.push(s.id);
+            entry.complete &= s.state == "completed";
+        }
+        Ok(sets
+            .into_values()
+            .filter_map(|mut set| {
+                set.parts.sort();
+                managed(
+                    Kind::Ebs,
+                    &set.label,
+                    set.parts.join(","),
+                    set.parts,
+                    set.complete,
+                )
+            })
+            .collect())
+    }
+
+    async fn list_amis(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+        let filters = managed_filters(plan);
+        let images = self
+            .ec2
+            .describe_images()
+            .owners("self")
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("DescribeImages", e))?;
+        Ok(images
+            .into_iter()
+            .filter_map(|image| {
+                let tags = ec2::tag_map(image.tags());
+                let label =
+                    BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+                let id = image.image_id().unwrap_or_default().to_owned();
+                let snapshots = image
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned));
+                let parts = std::iter::once(id.clone()).chain(snapshots).collect();
+                let available = image.state().is_some_and(|s| s.as_str() == "available");
+                managed(Kind::Ami, &label, id, parts, available)
+            })
+            .collect())
+    }
+
+    async fn list_dumps(&self) -> Result<Vec<ManagedBackup>, Error> {
+        let bucket = self.bucket()?;
+        let pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("ListObjectsV2", e))?;
+        let keys: BTreeSet<String> = pages
+            .iter()
+            .flat_map(|p| p.contents())
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                let dump = dumps::parse_dump_key(key)?;
+                let manifest = format!("{key}{MANIFEST_SUFFIX}");
+                let complete = keys.contains(&manifest);
+                let label = BackupLabel {
+                    plan: dump.plan,
+                    source: dump.database,
+                    scheduled_time: dump.slot.format("%Y-%m-%dT%H:%M:00Z").to_string(),
+                };
+                let parts = if complete {
+                    vec![key.clone(), manifest]
+                } else {
+                    vec![key.clone()]
+                };
+                managed(Kind::PgDump, &label, key.clone(), parts, complete)
+            })
+            .collect())
+    }
+
+    fn bucket(&self) -> Result<&str, Error> {
+        self.bucket.as_deref().ok_or_else(|| {
+            Error::Config("LIFEBOAT_BUCKET is not set: the dump bucket is unknown".into())
+        })
+    }
+
+    /// Deletes `backups` (dumps in batches, the rest one by one) and says what became of each.
+    pub async fn delete(&self, backups: Vec<ManagedBackup>) -> Vec<(ManagedBackup, Deletion)> {
+        let (dumps, others): (Vec<_>, Vec<_>) =
+            backups.into_iter().partition(|b| b.kind == Kind::PgDump);
+        let mut outcomes = Vec::new();
+        for backup in others {
+            let outcome = self.delete_one(&backup).await;
+            outcomes.push((backup, outcome));
+        }
+        outcomes.extend(self.delete_dumps(dumps).await);
+        outcomes
+    }
+
+    async fn delete_one(&self, backup: &ManagedBackup) -> Deletion {
+        match backup.kind {
+            Kind::Rds => match self
+                .rds
+                .delete_db_snapshot()
+                .db_snapshot_identifier(&backup.id)
+                .send()
+                .await
+            {
+                Ok(_) => Deletion::Deleted,
+                Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
+            },
+            Kind::RdsCluster => match self
+                .rds
+                .delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier(&backup.id)
+                .send()
+                .await
+            {
+                Ok(_) => Deletion::Deleted,
+                Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
+            },
+            Kind::Ebs => self.delete_snapshots(&backup.parts).await,
+            Kind::Ami => {
+                // Deregister first: a registered image's snapshots cannot be deleted.
+                if let Err(e) = self
+                    .ec2
+                    .deregister_image()
+                    .image_id(&backup.id)
+                    .send()
+                    .await
+                {
+                    return Deletion::Failed(format!(
+                        "DeregisterImage: {}",
+                        crate::aws::summarize(&e)
+                    ));
+                }
+                self.delete_snapshots(&backup.parts[1..]).await
+            }
+            Kind::PgDump => Deletion::Failed("dumps are deleted in batches".into()),
+        }
+    }
+
+    async fn delete_snapshots(&self, ids: &[String]) -> Deletion {
+        let mut refused = Vec::new();
+        for id in ids {
+            match self.ec2.delete_snapshot().snapshot_id(id).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("InvalidSnapshot.InUse") => {
+                    refused.push(format!(
+                        "{id} is in use by an AMI ({})",
+                        crate::aws::summarize(&e)
+                    ));
+                }
+                Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {}
+                Err(e) => {
+                    return Deletion::Failed(format!(
+                        "DeleteSnapshot {id}: {}",
+                        crate::aws::summarize(&e)
+                    ));
+                }
+            }
+        }
+        if refused.is_empty() {
+            Deletion::Deleted
+        } else {
+            Deletion::Refused(refused.join("; "))
+        }
+    }
+
+    async fn delete_dumps(&self, dumps: Vec<ManagedBackup>) -> Vec<(ManagedBackup, Deletion)> {
+        let bucket = match self.bucket() {
+            Ok(bucket) => bucket.to_owned(),
+            Err(e) => {
+                return dumps
+                    .into_iter()
+                    .map(|d| (d, Deletion::Failed(e.to_string())))
+                    .collect();
+            }
+        };
+        let mut outcomes = Vec::new();
+        // Batches of whole backups: a dump and its manifest always travel together.
+        let mut batch: Vec<ManagedBackup> = Vec::new();
+        let mut keys = 0;
+        for dump in dumps {
+            if keys + dump.parts.len() > DELETE_BATCH {
+                outcomes.extend(self.delete_batch(&bucket, std::mem::take(&mut batch)).await);
+                keys = 0;
+            }
+            keys += dump.parts.len();
+            batch.push(dump);
+        }
+        if !batch.is_empty() {
+            outcomes.extend(self.delete_batch(&bucket, batch).await);
+        }
+        outcomes
+    }
+
+    async fn delete_batch(
+        &self,
+        bucket: &str,
+        batch: Vec<ManagedBackup>,
+    ) -> Vec<(ManagedBackup, Deletion)> {
+        let objects: Result<Vec<ObjectIdentifier>, _> = batch
+            .iter()
+            .flat_map(|b| &b.parts)
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect();
+        let request = objects.and_then(|objects| {
+            Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+        });
+        let result = match request {
+            Ok(delete) => self
+                .s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| crate::aws::summarize(&e)),
+            Err(e) => Err(e.to_string()),
+        };
+        let errors: BTreeMap<String, (String, String)> = match result {
+            Err(message) => {
+                return batch
+                    .into_iter()
+                    .map(|b| (b, Deletion::Failed(format!("DeleteObjects: {message}"))))
+                    .collect();
+            }
+            Ok(out) => out
+                .errors()
+                .iter()
+                .map(|e| {
+                    let key = e.key().unwrap_or_default().to_owned();
+                    (
+                        key,
+                        (
+                            e.code().unwrap_or_default().to_owned(),
+                            e.message().unwrap_or_default().to_owned(),
+                        ),
+                    )
+                })
+                .collect(),
+        };
+        batch
+            .into_iter()
+            .map(|backup| {
+                let failures: Vec<&(String, String)> =
+                    backup.parts.iter().filter_map(|k| errors.get(k)).collect();
+                let outcome = match failures.first() {
+                    None => Deletion::Deleted,
+                    Some((code, message)) if code == "AccessDenied" || code == "ObjectLocked" => {
+                        Deletion::Refused(format!(
+                            "kept by S3 (Object Lock or a bucket policy): {code}: {message}"
+                        ))
+                    }
+                    Some((code, message)) => {
+                        Deletion::Failed(format!("DeleteObjects: {code}: {message}"))
+                    }
+                };
+                (backup, outcome)
+            })
+            .collect()
+    }
+}
+
+/// The snapshots of one EBS backup: one for a volume, several for an instance set.
+struct Set {
+    label: BackupLabel,
+    parts: Vec<String>,
+    complete: bool,
+}
+
+/// EC2 filters for Lifeboat's backups, of one plan if given.
+fn managed_filters(plan: Option<&str>) -> Vec<aws_sdk_ec2::types::Filter> {
+    let mut filters = vec![ec2::filter(
+        &format!("tag:{}", tags::MANAGED_BY),
+        [tags::LIFEBOAT],
+    )];
+    if let Some(plan) = plan {
+        filters.push(ec2::filter(&format!("tag:{}", tags::PLAN), [plan]));
+    }
+    filters
+}
+
+fn managed(
+    kind: Kind,
+    label: &BackupLabel,
+    id: String,
+    parts: Vec<String>,
+    complete: bool,
+) -> Option<ManagedBackup> {
+    // A label whose slot does not parse is not Lifeboat's to judge: leave it alone.
+    let slot = DateTime::parse_from_rfc3339(&label.scheduled_time)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(ManagedBackup {
+        kind,
+        source: label.source.clone(),
+        plan: label.plan.clone(),
+        slot,
+        id,
+        parts,
+        complete,
+    })
+}
