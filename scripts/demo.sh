@@ -45,6 +45,22 @@ show "$lifeboat" run ami-backup --event events/ami-backup.json | summary
 step "Lifeboat's EBS snapshots and AMIs in the emulator (the untagged volume has none)"
 .venv/bin/python scripts/estate.py ec2
 
+step "Two months of earlier nightly snapshots of orders-data, for prune to work on"
+.venv/bin/python scripts/estate.py history >/dev/null
+echo "60 snapshots, slots 2026-09-21 to 2026-11-19"
+
+step "What the nightly policy (7 daily, 4 weekly, 3 monthly) holds in the long run"
+show "$lifeboat" retention --policy '{"daily": 7, "weekly": 4, "monthly": 3}' --simulate 365 --every 1d
+
+step "prune, dry run: the full plan, nothing deleted"
+cat events/prune.demo-dry-run.json
+show "$lifeboat" run prune --event events/prune.demo-dry-run.json | summary | awk '{print $1}' | sort | uniq -c
+show "$lifeboat" run prune --event events/prune.demo-dry-run.json | summary | grep -E "^  kept" | head -14
+
+step "prune for real, then again (nothing more to delete)"
+show "$lifeboat" run prune --event events/prune.demo.json | summary | awk '{print $1}' | sort | uniq -c
+show "$lifeboat" run prune --event events/prune.demo.json | summary | awk '{print $1}' | sort | uniq -c
+
 step "A payload with a typo is refused before any AWS call"
 echo '{"plan": "nightly", "selct": {"tags": {"backup": "nightly"}}}' > .state/typo.json
 show "$lifeboat" run rds-snapshot --event .state/typo.json || echo "(exit status $?)"

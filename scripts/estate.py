@@ -3,6 +3,7 @@
     estate.py seed        resources to back up, and the alert topic with an inbox queue
     estate.py snapshots   Lifeboat's RDS snapshots, as a table
     estate.py ec2         Lifeboat's EBS snapshots and AMIs, as tables
+    estate.py history     sixty earlier nightly snapshots of one volume, for prune to thin out
     estate.py summary     a function's JSON report (stdin), one line per item
     estate.py alerts      the alerts delivered to the inbox since the last look
 """
@@ -50,6 +51,20 @@ def seed():
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     print(topic)
+
+
+def history():
+    """Sixty days of nightly snapshots of the orders-data volume, as if Lifeboat had run for two months."""
+    from datetime import datetime, timedelta, timezone
+    ec2 = client("ec2")
+    volume = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["orders-data"]}])["Volumes"][0]["VolumeId"]
+    last = datetime(2026, 11, 19, 2, 0, tzinfo=timezone.utc)
+    for day in range(60):
+        slot = (last - timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:00Z")
+        ec2.create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags({
+            "managed-by": "lifeboat", "lifeboat:plan": "nightly", "lifeboat:source": volume,
+            "lifeboat:scheduled-time": slot})}])
+    print(volume)
 
 
 def table(header, rows):
@@ -105,9 +120,11 @@ def ec2():
 
 def summary():
     report = json.load(sys.stdin)
-    for key in ("created", "skipped", "failed"):
-        for item in report[key]:
-            detail = item.get("reason") or item.get("error") or item.get("region")
+    for key in ("created", "skipped", "deleted", "kept", "failed"):
+        for item in report.get(key, []):
+            detail = item.get("reason") or item.get("error") or item.get("region") or item.get("scheduled_time")
+            if "reasons" in item:
+                detail = f"{item['scheduled_time']}  kept by {', '.join(item['reasons'])}"
             print(f"  {key:8} {item['kind']:12} {item['source']:22} {item.get('backup') or '':42} {detail}")
 
 
@@ -125,4 +142,4 @@ def alerts():
 
 
 if __name__ == "__main__":
-    {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary}[sys.argv[1]]()
+    {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history}[sys.argv[1]]()
