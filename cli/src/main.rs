@@ -2,6 +2,7 @@
 //! in-process against whatever AWS the standard SDK environment points at.
 
 mod retention;
+mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lifeboat::Error;
@@ -33,6 +34,20 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// The freshness check for a person: every protected resource, its newest
+    /// backup, age, threshold and state. Sends nothing; exits 1 when anything
+    /// is stale or unprotected (or could not be checked), 2 on a bad payload.
+    Status {
+        /// The freshness payload whose checks to run.
+        #[arg(long, default_value = "events/freshness.json")]
+        event: PathBuf,
+        /// Count only backups of this plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Try a retention policy: read a JSON array of RFC 3339 backup times on
     /// stdin and print which the policy keeps (and why) and which it deletes.
     ///
@@ -56,6 +71,7 @@ enum Function {
     EbsSnapshot,
     AmiBackup,
     Prune,
+    Freshness,
 }
 
 #[tokio::main]
@@ -64,11 +80,60 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { function, event } => run(function, &event).await,
+        Command::Status { event, plan, json } => {
+            status_command(&event, plan.as_deref(), json).await
+        }
         Command::Retention {
             policy,
             simulate,
             every,
         } => retention_command(&policy, simulate, &every),
+    }
+}
+
+async fn status_command(event: &PathBuf, plan: Option<&str>, json: bool) -> ExitCode {
+    let now = chrono::Utc::now();
+    let request = read_event(event).and_then(|e| {
+        lifeboat::Request::<lifeboat::payload::FreshnessFields>::parse(e, now)
+            .map_err(|e| format!("invalid payload: {e}"))
+    });
+    let request = match (request, plan.map(lifeboat::Plan::new)) {
+        (Err(message), _) | (Ok(_), Some(Err(message))) => {
+            eprintln!("lifeboat: {message}");
+            return ExitCode::from(2);
+        }
+        (Ok(request), _) => request,
+    };
+    let aws = lifeboat::aws::load().await;
+    let sinks = lifeboat::runtime::Sinks {
+        alerts: std::sync::Arc::new(lifeboat::alert::MemoryAlerts::default()),
+        metrics: std::sync::Arc::new(lifeboat::metrics::MemoryMetrics::default()),
+    };
+    let function = freshness::Freshness::with_sinks(&aws, sinks);
+    let (checks, failed) = match function.check(&request.fields, plan, now).await {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!(
+                "lifeboat: the check could not run: {}",
+                lifeboat::aws::describe(&e)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        let out = serde_json::json!({ "checks": checks, "failed": failed });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        print!("{}", status::render(&checks, &failed));
+    }
+    let healthy = failed.is_empty()
+        && checks
+            .iter()
+            .all(|c| c.state == lifeboat::report::Freshness::Ok);
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -111,6 +176,7 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
         Function::EbsSnapshot => invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event).await,
         Function::AmiBackup => invoke(ami_backup::AmiBackup::from_env(&aws), event).await,
         Function::Prune => invoke(prune::Prune::from_env(&aws), event).await,
+        Function::Freshness => invoke(freshness::Freshness::from_env(&aws), event).await,
     };
     finish(outcome)
 }

@@ -33,6 +33,9 @@ pub struct ManagedBackup {
     pub parts: Vec<String>,
     /// Whether it is complete (available, completed, with a manifest).
     pub complete: bool,
+    /// The resources it protects: the source, and for EBS the volumes it holds
+    /// (an instance set protects each of its volumes).
+    pub covers: Vec<String>,
 }
 
 /// What became of one deletion.
@@ -156,22 +159,26 @@ impl Catalog {
                 .or_insert_with(|| Set {
                     label,
                     parts: Vec::new(),
+                    volumes: Vec::new(),
                     complete: true,
                 });
             entry.parts.push(s.id);
+            entry.volumes.push(s.volume_id);
             entry.complete &= s.state == "completed";
         }
         Ok(sets
             .into_values()
             .filter_map(|mut set| {
                 set.parts.sort();
-                managed(
+                let mut backup = managed(
                     Kind::Ebs,
                     &set.label,
                     set.parts.join(","),
                     set.parts,
                     set.complete,
-                )
+                )?;
+                backup.covers.extend(set.volumes);
+                Some(backup)
             })
             .collect())
     }
@@ -436,6 +443,7 @@ impl Catalog {
 struct Set {
     label: BackupLabel,
     parts: Vec<String>,
+    volumes: Vec<String>,
     complete: bool,
 }
 
@@ -470,5 +478,6 @@ fn managed(
         id,
         parts,
         complete,
+        covers: vec![label.source.clone()],
     })
 }

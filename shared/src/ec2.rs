@@ -136,6 +136,55 @@ pub async fn select_instances(
     Ok((found.into_values().collect(), missing))
 }
 
+/// An EBS volume as the listing showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// `vol-…`
+    pub id: String,
+    /// `available`, `in-use`, `creating`, `error`, …
+    pub state: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The volumes a selection picks (each once) and the listed ids that do not exist.
+pub async fn select_volumes(
+    ec2: &Client,
+    selection: &Selection,
+) -> Result<(Vec<Volume>, Vec<String>), Error> {
+    let mut found: BTreeMap<String, Volume> = BTreeMap::new();
+    for filters in selection_queries(selection, "volume-id") {
+        let volumes = ec2
+            .describe_volumes()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| Error::aws("DescribeVolumes", e))?;
+        for v in volumes {
+            let id = v.volume_id().unwrap_or_default().to_owned();
+            let state = v.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            found.insert(
+                id.clone(),
+                Volume {
+                    id,
+                    state,
+                    tags: tag_map(v.tags()),
+                },
+            );
+        }
+    }
+    let ids: BTreeSet<&str> = found.keys().map(String::as_str).collect();
+    let missing = selection
+        .missing_ids(&ids)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok((found.into_values().collect(), missing))
+}
+
 /// An EBS snapshot as the listing showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {

@@ -12,6 +12,7 @@ pub mod copy;
 pub mod dumps;
 pub mod ec2;
 pub mod error;
+pub mod freshness;
 pub mod logging;
 pub mod metrics;
 pub mod naming;

@@ -102,8 +102,52 @@ pub struct Kept {
     pub reasons: Vec<String>,
 }
 
+/// Whether a protected resource has a fresh backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Freshness {
+    /// Its newest complete backup is younger than the threshold.
+    Ok,
+    /// Its newest complete backup is older than the threshold.
+    Stale,
+    /// It has no complete backup at all.
+    Unprotected,
+}
+
+impl fmt::Display for Freshness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Freshness::Ok => "ok",
+            Freshness::Stale => "stale",
+            Freshness::Unprotected => "unprotected",
+        })
+    }
+}
+
+/// The result of one freshness check of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// The kind of backup that protects it.
+    pub kind: Kind,
+    /// The resource (or database name).
+    pub source: String,
+    /// Its newest complete backup, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    /// That backup's slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_time: Option<String>,
+    /// Its age in hours at the time of the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_hours: Option<f64>,
+    /// The threshold.
+    pub max_age_hours: f64,
+    /// The verdict.
+    pub state: Freshness,
+}
+
 /// The result of one run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// The function that ran.
     pub function: String,
@@ -123,6 +167,9 @@ pub struct Report {
     /// Backups kept, with reasons (prune).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<Kept>,
+    /// Freshness checks, one per protected resource (freshness).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
 }
@@ -139,6 +186,7 @@ impl Report {
             skipped: Vec::new(),
             deleted: Vec::new(),
             kept: Vec::new(),
+            checks: Vec::new(),
             failed: Vec::new(),
         }
     }

@@ -8,19 +8,16 @@
 //! all but one snapshot per source and volume (the lowest id, the same choice
 //! in every run), so the race converges on one backup.
 
-pub mod volumes;
-
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType};
 use futures::stream::{self, StreamExt};
-use lifeboat::ec2::{self, Instance, Snapshot};
+use lifeboat::ec2::{self, Instance, Snapshot, Volume};
 use lifeboat::payload::{CopyTarget, EbsSnapshotFields};
 use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::tags::{self, BackupLabel};
 use lifeboat::{Error, Request, aws, copy};
 use std::collections::{BTreeMap, BTreeSet};
-use volumes::Volume;
 
 /// The `ebs-snapshot` function with its clients.
 pub struct EbsSnapshot {
@@ -131,7 +128,7 @@ impl BackupFunction for EbsSnapshot {
 
         let mut jobs = Vec::new();
         if let Some(selection) = &request.fields.select {
-            let (found, missing) = volumes::select(&self.ec2, selection).await?;
+            let (found, missing) = ec2::select_volumes(&self.ec2, selection).await?;
             report
                 .failed
                 .extend(missing.into_iter().map(|id| not_found(&id, "volume")));

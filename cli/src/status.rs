@@ -1,0 +1,66 @@
+//! `lifeboat status`: the freshness check as a table for a person at a terminal.
+
+use lifeboat::report::{Check, Failed, Freshness as State};
+use std::io::IsTerminal;
+
+/// The table: kind, source, newest backup, age, threshold, state; coloured on a terminal.
+pub fn render(checks: &[Check], failed: &[Failed]) -> String {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let rows: Vec<[String; 6]> = checks
+        .iter()
+        .map(|c| {
+            [
+                c.kind.to_string(),
+                c.source.clone(),
+                c.newest_time.clone().unwrap_or_else(|| "none".to_owned()),
+                c.age_hours
+                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.1} h")),
+                format!("{} h", c.max_age_hours),
+                c.state.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = lifeboat::alert::table(
+        [
+            "kind",
+            "source",
+            "newest backup",
+            "age",
+            "threshold",
+            "state",
+        ],
+        rows,
+    );
+    if colour {
+        // Colour only the state column, after alignment, so widths stay right.
+        out = out
+            .lines()
+            .map(|line| {
+                let painted = [("unprotected", "31"), ("stale", "33"), ("ok", "32")]
+                    .iter()
+                    .find(|(word, _)| line.ends_with(&format!("  {word}")))
+                    .map(|(word, code)| {
+                        format!(
+                            "{}\x1b[{code}m{word}\x1b[0m",
+                            &line[..line.len() - word.len()]
+                        )
+                    });
+                painted.unwrap_or_else(|| line.to_owned())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+    }
+    for f in failed {
+        out.push_str(&format!(
+            "could not check {} {}: {}\n",
+            f.kind, f.source, f.error
+        ));
+    }
+    let bad = checks.iter().filter(|c| c.state != State::Ok).count();
+    out.push_str(&format!(
+        "{} resources checked, {bad} without a fresh backup\n",
+        checks.len()
+    ));
+    out
+}

@@ -1,0 +1,136 @@
+//! Freshness rules: is a resource's newest complete backup younger than its
+//! recovery point objective? Pure: plain data in, verdicts out, the clock passed in.
+
+use crate::catalog::ManagedBackup;
+use crate::report::Freshness;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// The verdict for a resource whose newest complete backup has slot `newest`
+/// (or none), with `max_age_hours` as the threshold: the age in hours too. An
+/// age exactly at the threshold is still fresh.
+pub fn classify(
+    newest: Option<DateTime<Utc>>,
+    max_age_hours: f64,
+    now: DateTime<Utc>,
+) -> (Freshness, Option<f64>) {
+    match newest {
+        None => (Freshness::Unprotected, None),
+        Some(time) => {
+            let age = (now - time).num_seconds() as f64 / 3600.0;
+            let state = if age > max_age_hours {
+                Freshness::Stale
+            } else {
+                Freshness::Ok
+            };
+            (state, Some(age))
+        }
+    }
+}
+
+/// The newest complete backup of each resource among `backups`, counting only
+/// `plans` if given (a backup of any plan is a backup otherwise) and never a
+/// slot after `now`. A backup counts for every resource it covers.
+pub fn newest_by_resource<'a>(
+    backups: &'a [ManagedBackup],
+    plans: Option<&[String]>,
+    now: DateTime<Utc>,
+) -> BTreeMap<&'a str, &'a ManagedBackup> {
+    let mut newest: BTreeMap<&str, &ManagedBackup> = BTreeMap::new();
+    let counted = backups
+        .iter()
+        .filter(|b| b.complete && b.slot <= now)
+        .filter(|b| plans.is_none_or(|plans| plans.contains(&b.plan)));
+    for backup in counted {
+        for resource in &backup.covers {
+            let entry = newest.entry(resource.as_str()).or_insert(backup);
+            if backup.slot > entry.slot {
+                *entry = backup;
+            }
+        }
+    }
+    newest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Kind;
+    use chrono::Duration;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+            .expect("now")
+            .with_timezone(&Utc)
+    }
+
+    fn backup(source: &str, plan: &str, hours_ago: i64, complete: bool) -> ManagedBackup {
+        ManagedBackup {
+            kind: Kind::Ebs,
+            source: source.into(),
+            plan: plan.into(),
+            slot: now() - Duration::hours(hours_ago),
+            id: format!("snap-{source}-{plan}-{hours_ago}"),
+            parts: vec![],
+            complete,
+            covers: vec![source.into()],
+        }
+    }
+
+    #[test]
+    fn ages_at_the_boundary() {
+        let at = |hours: i64| classify(Some(now() - Duration::hours(hours)), 26.0, now());
+        assert_eq!(at(2), (Freshness::Ok, Some(2.0)));
+        assert_eq!(at(26).0, Freshness::Ok, "exactly at the threshold is fresh");
+        assert_eq!(
+            classify(
+                Some(now() - Duration::hours(26) - Duration::seconds(36)),
+                26.0,
+                now()
+            )
+            .0,
+            Freshness::Stale
+        );
+        assert_eq!(at(30), (Freshness::Stale, Some(30.0)));
+        assert_eq!(classify(None, 26.0, now()), (Freshness::Unprotected, None));
+    }
+
+    #[test]
+    fn the_newest_complete_backup_of_any_plan_counts_unless_narrowed() {
+        let backups = vec![
+            backup("vol-a", "nightly", 30, true),
+            backup("vol-a", "hourly", 1, true),
+            backup("vol-a", "nightly", 0, false),
+            backup("vol-b", "nightly", -3, true),
+        ];
+        let any = newest_by_resource(&backups, None, now());
+        assert_eq!(
+            any["vol-a"].plan, "hourly",
+            "a backup is a backup, whatever its plan"
+        );
+        assert!(
+            !any.contains_key("vol-b"),
+            "a slot in the future does not count"
+        );
+        let nightly = ["nightly".to_owned()];
+        let narrowed = newest_by_resource(&backups, Some(&nightly), now());
+        assert_eq!(
+            narrowed["vol-a"].slot,
+            now() - Duration::hours(30),
+            "incomplete ones never count"
+        );
+    }
+
+    #[test]
+    fn an_instance_set_covers_each_of_its_volumes() {
+        let mut set = backup("i-1", "nightly", 2, true);
+        set.covers = vec!["i-1".into(), "vol-x".into(), "vol-y".into()];
+        let backups = [set];
+        let newest = newest_by_resource(&backups, None, now());
+        assert!(
+            newest.contains_key("vol-x")
+                && newest.contains_key("vol-y")
+                && newest.contains_key("i-1")
+        );
+    }
+}

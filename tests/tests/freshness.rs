@@ -1,0 +1,243 @@
+//! `freshness` against the emulator: fresh, stale and unprotected volumes and
+//! databases, one alert read back through SNS→SQS, and the ages in CloudWatch.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use chrono::{Duration, Utc};
+use freshness::Freshness;
+use lifeboat::catalog::Catalog;
+use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::{AlertInbox, Emulator};
+use serde_json::json;
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-dumps";
+
+fn slot(hours_ago: i64) -> String {
+    (Utc::now() - Duration::hours(hours_ago))
+        .format("%Y-%m-%dT%H:%M:00Z")
+        .to_string()
+}
+
+fn spec(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
+    let tags = pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect();
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(tags))
+        .build()
+}
+
+struct Estate {
+    fresh: String,
+    stale: String,
+    none: String,
+}
+
+/// Three tagged volumes: a managed backup 2 h old, one 30 h old, none; and
+/// two databases: `orders` with a complete dump 2 h old, `billing` with a dump but no manifest.
+async fn seed(aws: &aws_config::SdkConfig) -> Estate {
+    let ec2 = aws_sdk_ec2::Client::new(aws);
+    let mut ids = Vec::new();
+    for hours in [Some(2), Some(30), None] {
+        let volume = ec2
+            .create_volume()
+            .availability_zone("us-east-1a")
+            .size(1)
+            .tag_specifications(spec(ResourceType::Volume, &[("backup", "nightly")]))
+            .send()
+            .await
+            .expect("volume")
+            .volume_id
+            .expect("id");
+        if let Some(hours) = hours {
+            let time = slot(hours);
+            let label = [
+                ("managed-by", "lifeboat"),
+                ("lifeboat:plan", "nightly"),
+                ("lifeboat:source", volume.as_str()),
+                ("lifeboat:scheduled-time", time.as_str()),
+            ];
+            ec2.create_snapshot()
+                .volume_id(&volume)
+                .tag_specifications(spec(ResourceType::Snapshot, &label))
+                .send()
+                .await
+                .expect("snapshot");
+        }
+        ids.push(volume);
+    }
+    let s3 = lifeboat::aws::s3_client(aws);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let plan = lifeboat::Plan::new("nightly").expect("plan");
+    for (db, manifest) in [("orders", true), ("billing", false)] {
+        let slot = lifeboat::Slot::parse(&slot(2), Utc::now()).expect("slot");
+        let key = lifeboat::dumps::dump_key("pg/", db, &plan, slot, "dump");
+        let mut keys = vec![key.clone()];
+        if manifest {
+            keys.push(format!("{key}.manifest.json"));
+        }
+        for key in keys {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(b"x".to_vec().into())
+                .send()
+                .await
+                .expect("put");
+        }
+    }
+    Estate {
+        fresh: ids[0].clone(),
+        stale: ids[1].clone(),
+        none: ids[2].clone(),
+    }
+}
+
+async fn function(aws: &aws_config::SdkConfig, inbox: &AlertInbox) -> Freshness {
+    let rds = aws_sdk_rds::Client::new(aws);
+    let ec2 = aws_sdk_ec2::Client::new(aws);
+    let catalog = Catalog::new(
+        rds.clone(),
+        ec2.clone(),
+        lifeboat::aws::s3_client(aws),
+        Some(BUCKET.to_owned()),
+    );
+    Freshness::new(catalog, rds, ec2, inbox.sinks(aws))
+}
+
+#[tokio::test]
+async fn stale_and_unprotected_resources_are_alerted_once_and_measured() {
+    let emulator = Emulator::start();
+    let aws = emulator.sdk_config(REGION).await;
+    let estate = seed(&aws).await;
+    let inbox = AlertInbox::create(&aws).await;
+    let function = function(&aws, &inbox).await;
+    let payload = json!({ "plan": "nightly", "checks": [
+        { "kind": "ebs", "select": { "tags": { "backup": "nightly" } }, "max_age_hours": 26 },
+        { "kind": "pg-dump", "database": ["orders", "billing"], "max_age_hours": 26 }
+    ]});
+
+    let report = handle(&function, payload, Invocation::now())
+        .await
+        .expect("findings are not a failure");
+
+    let state = |source: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.source == source)
+            .map(|c| c.state.to_string())
+    };
+    assert_eq!(state(&estate.fresh).as_deref(), Some("ok"));
+    assert_eq!(state(&estate.stale).as_deref(), Some("stale"));
+    assert_eq!(state(&estate.none).as_deref(), Some("unprotected"));
+    assert_eq!(
+        state("orders").as_deref(),
+        Some("ok"),
+        "a dump with a manifest counts"
+    );
+    assert_eq!(
+        state("billing").as_deref(),
+        Some("unprotected"),
+        "a dump without a manifest does not"
+    );
+
+    let alerts = inbox.drain().await;
+    assert_eq!(alerts.len(), 1, "one message per run");
+    let message = alerts[0]["Message"].as_str().expect("message");
+    assert!(
+        message.contains(&estate.stale)
+            && message.contains(&estate.none)
+            && message.contains("billing"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&estate.fresh) && !message.contains("orders"),
+        "fresh resources are not listed: {message}"
+    );
+    assert!(message.contains("26 h"), "thresholds are shown: {message}");
+    assert_eq!(alerts[0]["MessageAttributes"]["unprotected"]["Value"], "2");
+
+    let age = metric(
+        &aws,
+        "BackupAgeSeconds",
+        &[("Kind", "ebs"), ("Source", &estate.fresh)],
+    )
+    .await;
+    assert!(
+        (7_000.0..7_300.0).contains(&age),
+        "the fresh volume's backup is about 2 h old: {age}"
+    );
+    assert_eq!(
+        metric(&aws, "StaleBackups", &[("Plan", "nightly")]).await,
+        1.0
+    );
+    assert_eq!(
+        metric(&aws, "UnprotectedResources", &[("Plan", "nightly")]).await,
+        2.0
+    );
+    assert_eq!(metric(&aws, "Heartbeat", &[("Plan", "nightly")]).await, 1.0);
+}
+
+#[tokio::test]
+async fn all_fresh_sends_no_message() {
+    let emulator = Emulator::start();
+    let aws = emulator.sdk_config(REGION).await;
+    let estate = seed(&aws).await;
+    let inbox = AlertInbox::create(&aws).await;
+    let function = function(&aws, &inbox).await;
+    let payload = json!({ "plan": "nightly", "checks": [
+        { "kind": "ebs", "select": { "ids": [estate.fresh] }, "max_age_hours": 26 },
+        { "kind": "ebs", "select": { "ids": [estate.stale] }, "max_age_hours": 48 },
+        { "kind": "pg-dump", "database": "orders", "max_age_hours": 26 }
+    ]});
+
+    let report = handle(&function, payload, Invocation::now())
+        .await
+        .expect("run");
+
+    assert_eq!(report.checks.len(), 3);
+    assert!(
+        report.checks.iter().all(|c| c.state.to_string() == "ok"),
+        "{:?}",
+        report.checks
+    );
+    assert!(
+        inbox.drain().await.is_empty(),
+        "no message when everything is fresh"
+    );
+    assert_eq!(
+        metric(&aws, "Heartbeat", &[("Plan", "nightly")]).await,
+        1.0,
+        "the heartbeat goes out anyway"
+    );
+}
+
+/// The maximum of a metric over the last hour.
+async fn metric(aws: &aws_config::SdkConfig, name: &str, dimensions: &[(&str, &str)]) -> f64 {
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now();
+    let mut request = aws_sdk_cloudwatch::Client::new(aws)
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name(name)
+        .start_time((now - std::time::Duration::from_secs(3600)).into())
+        .end_time((now + std::time::Duration::from_secs(60)).into())
+        .period(3600)
+        .statistics(Statistic::Maximum);
+    for (k, v) in dimensions {
+        request = request.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    let stats = request.send().await.expect("statistics");
+    stats
+        .datapoints()
+        .iter()
+        .filter_map(|d| d.maximum())
+        .fold(f64::NAN, f64::max)
+}
