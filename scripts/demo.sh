@@ -24,7 +24,7 @@ export LIFEBOAT_SNS_TOPIC_ARN=$(.venv/bin/python scripts/estate.py seed)
 export DEMO_COPY_REGIONS=eu-west-1
 echo "alert topic: $LIFEBOAT_SNS_TOPIC_ARN"
 
-step "rds-snapshot: the nightly slot, copied to eu-west-1"
+step "rds-snapshot: this minute's slot, copied to eu-west-1"
 cat events/rds-snapshot.demo.json
 show "$lifeboat" run rds-snapshot --event events/rds-snapshot.demo.json
 
@@ -68,6 +68,14 @@ show "$lifeboat" run rds-snapshot --event .state/typo.json || echo "(exit status
 step "A source that does not exist fails the run and sends one alert"
 show "$lifeboat" run rds-snapshot --event events/rds-snapshot.missing.json >/dev/null || echo "(exit status $?)"
 .venv/bin/python scripts/estate.py alerts
+
+step "freshness: every protected resource against its RPO (the EBS backups above are from 2026-11-20, older than 26 h;
+    scratch-db is listed by id but never backed up). One alert lists what is wrong"
+show "$lifeboat" run freshness --event events/freshness.demo.json | summary || true
+.venv/bin/python scripts/estate.py alerts
+
+step "lifeboat status: the same check for a person (exit status 1: something is stale or unprotected)"
+show "$lifeboat" status --event events/freshness.demo.json || echo "(exit status $?)"
 
 step "Done. The stand-ins keep running for you to explore (make down stops them):"
 scripts/stack.sh env

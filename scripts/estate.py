@@ -120,9 +120,12 @@ def ec2():
 
 def summary():
     report = json.load(sys.stdin)
-    for key in ("created", "skipped", "deleted", "kept", "failed"):
+    for key in ("created", "skipped", "deleted", "kept", "checks", "failed"):
         for item in report.get(key, []):
             detail = item.get("reason") or item.get("error") or item.get("region") or item.get("scheduled_time")
+            if "state" in item:
+                item["backup"] = item.get("newest_time") or "no backup"
+                detail = f"{item['state']} (age {item.get('age_hours', '-')} h, threshold {item['max_age_hours']} h)"
             if "reasons" in item:
                 detail = f"{item['scheduled_time']}  kept by {', '.join(item['reasons'])}"
             print(f"  {key:8} {item['kind']:12} {item['source']:22} {item.get('backup') or '':42} {detail}")
