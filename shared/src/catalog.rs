@@ -7,7 +7,7 @@ use crate::dumps::{self, MANIFEST_SUFFIX};
 use crate::ec2;
 use crate::error::Error;
 use crate::report::Kind;
-use crate::tags::{self, BackupLabel};
+use crate::tags::BackupLabel;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
@@ -87,62 +87,25 @@ impl Catalog {
     }
 
     async fn list_rds(&self, kind: Kind) -> Result<Vec<ManagedBackup>, Error> {
-        // RDS cannot filter snapshots by tag; one listing of the manual ones, filtered here.
-        let listed: Vec<(String, String, Vec<aws_sdk_rds::types::Tag>)> =
-            if kind == Kind::RdsCluster {
-                self.rds
-                    .describe_db_cluster_snapshots()
-                    .snapshot_type("manual")
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(|e| Error::aws("DescribeDBClusterSnapshots", e))?
-                    .into_iter()
-                    .map(|s| {
-                        (
-                            s.db_cluster_snapshot_identifier.unwrap_or_default(),
-                            s.status.unwrap_or_default(),
-                            s.tag_list.unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            } else {
-                self.rds
-                    .describe_db_snapshots()
-                    .snapshot_type("manual")
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-                    .await
-                    .map_err(|e| Error::aws("DescribeDBSnapshots", e))?
-                    .into_iter()
-                    .map(|s| {
-                        (
-                            s.db_snapshot_identifier.unwrap_or_default(),
-                            s.status.unwrap_or_default(),
-                            s.tag_list.unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            };
+        // RDS cannot filter snapshots by tag: one listing of the manual ones, filtered by label here.
+        let listed = crate::rds::list_manual(&self.rds, kind).await?;
         Ok(listed
             .into_iter()
-            .filter_map(|(id, status, tag_list)| {
-                let pairs: Vec<(&str, &str)> = tag_list
-                    .iter()
-                    .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
-                    .collect();
-                let label = BackupLabel::from_tags(pairs)?;
-                managed(kind, &label, id.clone(), vec![id], status == "available")
+            .filter_map(|s| {
+                let label = s.label?;
+                managed(
+                    kind,
+                    &label,
+                    s.id.clone(),
+                    vec![s.id],
+                    s.status == "available",
+                )
             })
             .collect())
     }
 
     async fn list_ebs(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
-        let filters = managed_filters(plan);
+        let filters = ec2::managed_filters(plan);
         let snapshots = ec2::list_snapshots(&self.ec2, filters).await?;
         // An instance set is one backup of several snapshots; an AMI's snapshots belong to the AMI.
         let mut sets: BTreeMap<(String, String, String), Set> = BTreeMap::new();
@@ -184,30 +147,14 @@ impl Catalog {
     }
 
     async fn list_amis(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
-        let filters = managed_filters(plan);
-        let images = self
-            .ec2
-            .describe_images()
-            .owners("self")
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::aws("DescribeImages", e))?;
+        let images = ec2::list_images(&self.ec2, plan).await?;
         Ok(images
             .into_iter()
-            .filter_map(|image| {
-                let tags = ec2::tag_map(image.tags());
-                let label =
-                    BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            .filter_map(|(image, label)| {
                 let id = image.image_id().unwrap_or_default().to_owned();
-                let snapshots = image
-                    .block_device_mappings()
-                    .iter()
-                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned));
-                let parts = std::iter::once(id.clone()).chain(snapshots).collect();
+                let parts = std::iter::once(id.clone())
+                    .chain(ec2::image_snapshot_ids(&image))
+                    .collect();
                 let available = image.state().is_some_and(|s| s.as_str() == "available");
                 managed(Kind::Ami, &label, id, parts, available)
             })
@@ -445,18 +392,6 @@ struct Set {
     parts: Vec<String>,
     volumes: Vec<String>,
     complete: bool,
-}
-
-/// EC2 filters for Lifeboat's backups, of one plan if given.
-fn managed_filters(plan: Option<&str>) -> Vec<aws_sdk_ec2::types::Filter> {
-    let mut filters = vec![ec2::filter(
-        &format!("tag:{}", tags::MANAGED_BY),
-        [tags::LIFEBOAT],
-    )];
-    if let Some(plan) = plan {
-        filters.push(ec2::filter(&format!("tag:{}", tags::PLAN), [plan]));
-    }
-    filters
 }
 
 fn managed(

@@ -45,12 +45,21 @@ pub fn tag_spec(resource: ResourceType, tags: &[(&str, String)]) -> TagSpecifica
         .build()
 }
 
+/// Filters for the backups Lifeboat manages, of one plan if given.
+pub fn managed_filters(plan: Option<&str>) -> Vec<Filter> {
+    let mut filters = vec![filter(
+        &format!("tag:{}", tags::MANAGED_BY),
+        [tags::LIFEBOAT],
+    )];
+    if let Some(plan) = plan {
+        filters.push(filter(&format!("tag:{}", tags::PLAN), [plan]));
+    }
+    filters
+}
+
 /// Filters for the backups of `plan` (and of `slot`, if given) that Lifeboat manages.
 pub fn label_filters(plan: &Plan, slot: Option<Slot>) -> Vec<Filter> {
-    let mut filters = vec![
-        filter(&format!("tag:{}", tags::MANAGED_BY), [tags::LIFEBOAT]),
-        filter(&format!("tag:{}", tags::PLAN), [plan.as_str()]),
-    ];
+    let mut filters = managed_filters(Some(plan.as_str()));
     if let Some(slot) = slot {
         filters.push(filter(
             &format!("tag:{}", tags::SCHEDULED_TIME),
@@ -58,6 +67,41 @@ pub fn label_filters(plan: &Plan, slot: Option<Slot>) -> Vec<Filter> {
         ));
     }
     filters
+}
+
+/// The account's own images that Lifeboat made (of one plan if given), with
+/// their labels: one filtered, paginated listing.
+pub async fn list_images(
+    ec2: &Client,
+    plan: Option<&str>,
+) -> Result<Vec<(aws_sdk_ec2::types::Image, BackupLabel)>, Error> {
+    let images = ec2
+        .describe_images()
+        .owners("self")
+        .set_filters(Some(managed_filters(plan)))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| Error::aws("DescribeImages", e))?;
+    Ok(images
+        .into_iter()
+        .filter_map(|image| {
+            let tags = tag_map(image.tags());
+            let label = BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            Some((image, label))
+        })
+        .collect())
+}
+
+/// The snapshot ids behind an image's block device mappings.
+pub fn image_snapshot_ids(image: &aws_sdk_ec2::types::Image) -> Vec<String> {
+    image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
+        .collect()
 }
 
 /// The listings that resolve a selection server-side: one filtered by all its

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod naming;
 pub mod payload;
+pub mod rds;
 pub mod report;
 pub mod retention;
 pub mod runtime;

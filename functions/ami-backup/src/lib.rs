@@ -89,7 +89,7 @@ impl BackupFunction for AmiBackup {
             request.slot,
             request.dry_run,
         );
-        let images = self.plan_images(&request.plan).await?;
+        let images = ec2::list_images(&self.ec2, Some(request.plan.as_str())).await?;
         let slot = request.slot.to_string();
         let done: BTreeMap<&str, &str> = images
             .iter()
@@ -146,30 +146,6 @@ impl BackupFunction for AmiBackup {
 }
 
 impl AmiBackup {
-    /// Every image of `plan` that Lifeboat made: one filtered, paginated listing.
-    async fn plan_images(&self, plan: &Plan) -> Result<Vec<(Image, BackupLabel)>, Error> {
-        let images = self
-            .ec2
-            .describe_images()
-            .owners("self")
-            .set_filters(Some(ec2::label_filters(plan, None)))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::aws("DescribeImages", e))?;
-        Ok(images
-            .into_iter()
-            .filter_map(|image| {
-                let tags = ec2::tag_map(image.tags());
-                let label =
-                    BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-                Some((image, label))
-            })
-            .collect())
-    }
-
     /// Starts every image, at most `concurrency` at once; returns the new image ids with their labels.
     async fn create_all(
         &self,
@@ -260,7 +236,7 @@ impl AmiBackup {
             .map(|(image, _)| {
                 (
                     image.image_id().unwrap_or_default().to_owned(),
-                    snapshot_ids(image),
+                    ec2::image_snapshot_ids(image),
                 )
             })
             .collect();
@@ -275,7 +251,7 @@ impl AmiBackup {
             for image in fresh.images() {
                 snapshots_of.insert(
                     image.image_id().unwrap_or_default().to_owned(),
-                    snapshot_ids(image),
+                    ec2::image_snapshot_ids(image),
                 );
             }
         }
@@ -330,14 +306,6 @@ impl AmiBackup {
         }
         Ok(())
     }
-}
-
-fn snapshot_ids(image: &Image) -> Vec<String> {
-    image
-        .block_device_mappings()
-        .iter()
-        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
-        .collect()
 }
 
 fn created(source: &str, backup: String, region: &str) -> Created {

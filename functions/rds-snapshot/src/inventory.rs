@@ -2,8 +2,8 @@
 //! paginators, and the selection applied to them.
 
 use aws_sdk_rds::Client;
-use aws_sdk_rds::types::Tag;
 use lifeboat::Error;
+use lifeboat::rds::pairs;
 use lifeboat::report::{Failed, Kind, Skipped};
 use lifeboat::selection::Selection;
 use std::collections::BTreeSet;
@@ -120,18 +120,6 @@ pub async fn list_clusters(rds: &Client) -> Result<Vec<Source>, Error> {
             tags: pairs(c.tag_list()),
         })
         .collect())
-}
-
-/// RDS tags as key/value pairs.
-pub fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// The sources a selection picks, and a failure for each listed id that does not exist.

@@ -1,25 +1,12 @@
-//! Manual snapshots: listed once per kind and region, created, and copied to
-//! other regions. Instance and cluster snapshots differ only in the API calls.
+//! Manual snapshots: created, and copied to other regions. Instance and
+//! cluster snapshots differ only in the API calls.
 
-use crate::inventory::pairs;
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
+use lifeboat::aws;
+use lifeboat::rds::snapshot;
+pub use lifeboat::rds::{Snapshot, list_manual};
 use lifeboat::report::Kind;
-use lifeboat::tags::BackupLabel;
-use lifeboat::{Error, aws};
-
-/// A manual snapshot as RDS lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Its identifier.
-    pub id: String,
-    /// Its ARN, which a cross-region copy names as its source.
-    pub arn: String,
-    /// `creating`, `available`, …
-    pub status: String,
-    /// Lifeboat's label, if the snapshot is Lifeboat's.
-    pub label: Option<BackupLabel>,
-}
 
 /// What went wrong with a create or copy call, sorted by what the run does about it.
 #[derive(Debug)]
@@ -28,63 +15,6 @@ pub enum Refusal {
     AlreadyExists,
     /// Anything else: a failure of that source, worded for the report.
     Failed(String),
-}
-
-/// Every manual snapshot of `kind` in the client's region: one paginated listing.
-pub async fn list_manual(rds: &Client, kind: Kind) -> Result<Vec<Snapshot>, Error> {
-    if kind == Kind::RdsCluster {
-        let listed = rds
-            .describe_db_cluster_snapshots()
-            .snapshot_type("manual")
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::aws("DescribeDBClusterSnapshots", e))?;
-        Ok(listed
-            .iter()
-            .map(|s| {
-                snapshot(
-                    s.db_cluster_snapshot_identifier(),
-                    s.db_cluster_snapshot_arn(),
-                    s.status(),
-                    s.tag_list(),
-                )
-            })
-            .collect())
-    } else {
-        let listed = rds
-            .describe_db_snapshots()
-            .snapshot_type("manual")
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| Error::aws("DescribeDBSnapshots", e))?;
-        Ok(listed
-            .iter()
-            .map(|s| {
-                snapshot(
-                    s.db_snapshot_identifier(),
-                    s.db_snapshot_arn(),
-                    s.status(),
-                    s.tag_list(),
-                )
-            })
-            .collect())
-    }
-}
-
-fn snapshot(id: Option<&str>, arn: Option<&str>, status: Option<&str>, tags: &[Tag]) -> Snapshot {
-    let tags = pairs(tags);
-    Snapshot {
-        id: id.unwrap_or_default().to_owned(),
-        arn: arn.unwrap_or_default().to_owned(),
-        status: status.unwrap_or_default().to_owned(),
-        label: BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    }
 }
 
 /// RDS tags from key/value pairs.
