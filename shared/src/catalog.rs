@@ -7,7 +7,7 @@ use crate::dumps::{self, MANIFEST_SUFFIX};
 use crate::ec2;
 use crate::error::Error;
 use crate::report::Kind;
-use crate::tags::BackupLabel;
+use crate::tags::{self, BackupLabel};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
@@ -36,6 +36,9 @@ pub struct ManagedBackup {
     /// The resources it protects: the source, and for EBS the volumes it holds
     /// (an instance set protects each of its volumes).
     pub covers: Vec<String>,
+    /// What else tells its group apart: for a dump, the key prefix (two
+    /// databases of one name under different prefixes are different sources).
+    pub scope: String,
 }
 
 /// What became of one deletion.
@@ -193,7 +196,9 @@ impl Catalog {
                 } else {
                     vec![key.clone()]
                 };
-                managed(Kind::PgDump, &label, key.clone(), parts, complete)
+                let mut backup = managed(Kind::PgDump, &label, key.clone(), parts, complete)?;
+                backup.scope = dumps::key_prefix(key, &backup.source).to_owned();
+                Some(backup)
             })
             .collect())
     }
@@ -298,10 +303,40 @@ impl Catalog {
             }
         };
         let mut outcomes = Vec::new();
+        // A key that looks like a dump is not proof: only a dump tagged as
+        // Lifeboat's is deleted (one tag read per deletion, never per listing).
+        let mut ours = Vec::new();
+        for dump in dumps {
+            match self
+                .s3
+                .get_object_tagging()
+                .bucket(&bucket)
+                .key(&dump.id)
+                .send()
+                .await
+            {
+                Ok(out)
+                    if out
+                        .tag_set()
+                        .iter()
+                        .any(|t| t.key() == tags::MANAGED_BY && t.value() == tags::LIFEBOAT) =>
+                {
+                    ours.push(dump)
+                }
+                Ok(_) => outcomes.push((
+                    dump,
+                    Deletion::Refused("not tagged managed-by=lifeboat: left alone".to_owned()),
+                )),
+                Err(e) => outcomes.push((
+                    dump,
+                    Deletion::Failed(format!("GetObjectTagging: {}", crate::aws::summarize(&e))),
+                )),
+            }
+        }
         // Batches of whole backups: a dump and its manifest always travel together.
         let mut batch: Vec<ManagedBackup> = Vec::new();
         let mut keys = 0;
-        for dump in dumps {
+        for dump in ours {
             if keys + dump.parts.len() > DELETE_BATCH {
                 outcomes.extend(self.delete_batch(&bucket, std::mem::take(&mut batch)).await);
                 keys = 0;
@@ -371,11 +406,6 @@ impl Catalog {
                     backup.parts.iter().filter_map(|k| errors.get(k)).collect();
                 let outcome = match failures.first() {
                     None => Deletion::Deleted,
-                    Some((code, message)) if code == "AccessDenied" || code == "ObjectLocked" => {
-                        Deletion::Refused(format!(
-                            "kept by S3 (Object Lock or a bucket policy): {code}: {message}"
-                        ))
-                    }
                     Some((code, message)) => {
                         Deletion::Failed(format!("DeleteObjects: {code}: {message}"))
                     }
@@ -414,5 +444,6 @@ fn managed(
         parts,
         complete,
         covers: vec![label.source.clone()],
+        scope: String::new(),
     })
 }

@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 
 /// How far back a run looks for backups still to copy. Older ones are left
-/// alone, so that a backup pruned in the destination is not copied again.
+/// alone, so that a copy pruned in the destination (by a `prune` running
+/// there; `prune` works in its own region only) is not copied again.
 pub const COPY_WINDOW: Duration = Duration::days(7);
 
 /// Refuses a `copy_to` entry naming the region the backups are made in.

@@ -57,6 +57,12 @@ pub fn parse_dump_key(key: &str) -> Option<DumpKey> {
     })
 }
 
+/// The prefix a dump key was written under: what stands before `<database>/<yyyy>/<mm>/<dd>/<file>`.
+pub fn key_prefix<'a>(key: &'a str, database: &str) -> &'a str {
+    let rest = key.rsplitn(5, '/').nth(4).unwrap_or_default();
+    rest.strip_suffix(database).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +77,14 @@ mod tests {
             "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dump"
         );
         let parsed = parse_dump_key(&key).expect("parses");
+        assert_eq!(key_prefix(&key, "orders"), "pg/");
+        assert_eq!(
+            key_prefix(
+                "orders/2026/11/20/orders-nightly-20261120T0200Z.dump",
+                "orders"
+            ),
+            ""
+        );
         assert_eq!(parsed.database, "orders");
         assert_eq!(parsed.plan, "nightly");
         assert_eq!(parsed.slot, slot.time());

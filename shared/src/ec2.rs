@@ -244,6 +244,15 @@ pub struct Snapshot {
     pub tags: BTreeMap<String, String>,
 }
 
+impl Snapshot {
+    /// Whether this is an EBS backup of Lifeboat's that counts for its slot:
+    /// labelled, not one of an AMI's snapshots (those belong to the AMI), and
+    /// not failed (a failed snapshot must not stop a retry).
+    pub fn is_ebs_backup(&self) -> bool {
+        self.label.is_some() && !self.tags.contains_key(tags::IMAGE) && self.state != "error"
+    }
+}
+
 /// The account's own snapshots matching `filters`: one paginated listing.
 pub async fn list_snapshots(ec2: &Client, filters: Vec<Filter>) -> Result<Vec<Snapshot>, Error> {
     let snapshots = ec2

@@ -74,6 +74,7 @@ mod tests {
             parts: vec![],
             complete,
             covers: vec![source.into()],
+            scope: String::new(),
         }
     }
 

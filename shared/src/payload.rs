@@ -394,6 +394,12 @@ impl Fields for FreshnessFields {
                     ));
                 }
             }
+            if check.plans.as_ref().is_some_and(Vec::is_empty) {
+                return Err(PayloadError::new(
+                    field("plans"),
+                    "is empty: leave it out to count backups of any plan",
+                ));
+            }
             let plans = check.plans.as_deref().unwrap_or_default();
             if let Some(bad) = plans.iter().find(|p| Plan::new(p).is_err()) {
                 return Err(PayloadError::new(

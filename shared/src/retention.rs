@@ -68,6 +68,14 @@ impl Span {
         if !number.is_empty() || seen.is_empty() {
             return Err(bad());
         }
+        // Far beyond any retention, and small enough that the calendar arithmetic cannot overflow.
+        if span.years > 1_000
+            || span.months > 12_000
+            || span.days > 366_000
+            || span.hours > 8_784_000
+        {
+            return Err(format!("`{text}` is longer than a thousand years"));
+        }
         Ok(span)
     }
 
@@ -672,7 +680,18 @@ mod tests {
             Span::parse("36h").map(|s| s.to_string()),
             Ok("36h".to_owned())
         );
-        for bad in ["", "1", "d", "1w", "1d1d", "-1d", "1.5d"] {
+        for bad in [
+            "",
+            "1",
+            "d",
+            "1w",
+            "1d1d",
+            "-1d",
+            "1.5d",
+            "2000000000d",
+            "357913940y",
+            "99999999999h",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
         // Go's AddDate: 2026-03-31 minus one month is "February 31", which rolls over to March 3.

@@ -15,6 +15,9 @@ pub const SOURCE: &str = "lifeboat:source";
 pub const SCHEDULED_TIME: &str = "lifeboat:scheduled-time";
 /// Tag key on an AMI's backing snapshots naming the image: they belong to it, not to `ebs` retention.
 pub const IMAGE: &str = "lifeboat:image";
+/// Tag key naming the run that made an EBS snapshot: the snapshots of one
+/// instance set share it, so a race between two runs is settled set by set.
+pub const RUN: &str = "lifeboat:run";
 /// Tag key on a cross-region copy naming the backup it was copied from.
 pub const COPY_OF: &str = "lifeboat:copy-of";
 

@@ -241,3 +241,17 @@ async fn metric(aws: &aws_config::SdkConfig, name: &str, dimensions: &[(&str, &s
         .filter_map(|d| d.maximum())
         .fold(f64::NAN, f64::max)
 }
+
+#[test]
+fn the_sample_payloads_are_valid() {
+    for name in ["freshness.json", "freshness.demo.json"] {
+        let request = lifeboat::Request::<lifeboat::payload::FreshnessFields>::parse(
+            lifeboat_tests::event(name),
+            Utc::now(),
+        );
+        assert!(
+            request.is_ok_and(|r| !r.fields.checks.is_empty()),
+            "events/{name}"
+        );
+    }
+}

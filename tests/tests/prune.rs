@@ -285,10 +285,12 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
     let put = |key: String| {
         let s3 = s3.clone();
         async move {
+            // As pg-dump writes them: Lifeboat's tags on every dump and manifest.
             s3.put_object()
                 .bucket(BUCKET)
                 .key(key)
                 .body(b"x".to_vec().into())
+                .tagging("managed-by=lifeboat&lifeboat%3Aplan=nightly")
                 .send()
                 .await
                 .expect("put")
@@ -305,6 +307,18 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
     let incomplete = lifeboat::dumps::dump_key("pg/", "orders", &plan, old, "dump");
     put(incomplete.clone()).await;
     put("pg/README.txt".to_owned()).await;
+    // Someone's copy at a Lifeboat-looking key, complete but untagged: never deleted.
+    let copied = lifeboat::Slot::parse("2026-02-05T02:00:00Z", Utc::now()).expect("slot");
+    let foreign = lifeboat::dumps::dump_key("pg/", "orders", &plan, copied, "dump");
+    for key in [format!("{foreign}.manifest.json"), foreign.clone()] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
 
     let report = handle(&prune, policy("pg-dump"), Invocation::now())
         .await
@@ -332,14 +346,23 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
         .count();
     assert_eq!(
         dumps.len(),
-        11 + 1,
-        "the 11 kept dumps and the incomplete one"
+        11 + 2,
+        "the 11 kept dumps, the incomplete one and the untagged one"
     );
     assert_eq!(
-        manifests, 11,
+        manifests, 12,
         "every kept dump keeps its manifest; deleted ones took theirs along"
     );
-    assert!(keys.contains(&incomplete) && keys.contains("pg/README.txt"));
+    assert!(
+        keys.contains(&incomplete) && keys.contains("pg/README.txt") && keys.contains(&foreign)
+    );
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.backup.as_deref() == Some(foreign.as_str())
+                && s.reason.contains("not tagged"))
+    );
     assert!(
         report
             .kept

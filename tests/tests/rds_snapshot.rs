@@ -317,3 +317,17 @@ async fn both_event_files_parse_to_the_same_request() {
     assert_eq!(direct.fields.select, scheduled.fields.select);
     assert_eq!(direct.fields.clusters, scheduled.fields.clusters);
 }
+
+#[test]
+fn the_other_sample_payloads_are_valid() {
+    let now = chrono::Utc::now();
+    for name in ["rds-snapshot.demo.json", "rds-snapshot.missing.json"] {
+        let parsed =
+            lifeboat::Request::<lifeboat::payload::RdsSnapshotFields>::parse(event(name), now);
+        assert!(parsed.is_ok(), "events/{name}: {parsed:?}");
+    }
+    for name in ["prune.demo.json", "prune.demo-dry-run.json"] {
+        let parsed = lifeboat::Request::<lifeboat::payload::PruneFields>::parse(event(name), now);
+        assert!(parsed.is_ok(), "events/{name}");
+    }
+}

@@ -93,7 +93,13 @@ impl BackupFunction for AmiBackup {
         let slot = request.slot.to_string();
         let done: BTreeMap<&str, &str> = images
             .iter()
-            .filter(|(_, label)| label.scheduled_time == slot)
+            // A failed image must not stop a retry of its slot.
+            .filter(|(image, label)| {
+                let failed = image.state().is_some_and(|s| {
+                    matches!(s.as_str(), "failed" | "error" | "invalid" | "deregistered")
+                });
+                label.scheduled_time == slot && !failed
+            })
             .map(|(image, label)| (label.source.as_str(), image.image_id().unwrap_or_default()))
             .collect();
 

@@ -115,6 +115,7 @@ impl BackupFunction for EbsSnapshot {
         let slot = request.slot.to_string();
         let done: BTreeMap<&str, Vec<&str>> = existing
             .iter()
+            .filter(|s| s.is_ebs_backup())
             .filter_map(|s| {
                 s.label
                     .as_ref()
@@ -228,10 +229,12 @@ impl EbsSnapshot {
         home: &str,
         report: &mut Report,
     ) -> Vec<Snapshot> {
+        let run = run_token();
+        let run = &run;
         let calls: Vec<_> = jobs
             .into_iter()
             .map(|job| async move {
-                let result = self.create(request, &job).await;
+                let result = self.create(request, &job, run).await;
                 (job, result)
             })
             .collect();
@@ -267,9 +270,11 @@ impl EbsSnapshot {
         &self,
         request: &Request<EbsSnapshotFields>,
         job: &Job,
+        run: &str,
     ) -> Result<Vec<Snapshot>, String> {
         let label = BackupLabel::new(&request.plan, job.source(), request.slot);
         let mut tags = label.tags();
+        tags.push((tags::RUN, run.to_owned()));
         if let Some(name) = job.name_tag() {
             tags.push(("Name", name.clone()));
         }
@@ -348,19 +353,35 @@ impl EbsSnapshot {
             ec2::label_filters(&request.plan, Some(request.slot)),
         )
         .await?;
-        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for s in slot {
+        // Per source, the snapshots of each run; the run holding the lowest id
+        // wins (every run picks the same one) and the others' sets go whole, so
+        // an instance set is never left mixed from two moments.
+        let mut by_source: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for s in slot.into_iter().filter(Snapshot::is_ebs_backup) {
+            let run = s.tags.get(tags::RUN).cloned().unwrap_or_default();
             let Some(label) = s.label else { continue };
-            groups
-                .entry((label.source, s.volume_id))
+            by_source
+                .entry(label.source)
+                .or_default()
+                .entry(run)
                 .or_default()
                 .push(s.id);
         }
-        for ((source, _), mut ids) in groups {
-            ids.sort();
-            for loser in ids.iter().skip(1) {
-                tracing::warn!(%source, snapshot = %loser, kept = %ids[0], "duplicate from a concurrent run; deleting it");
-                if let Err(e) = self.ec2.delete_snapshot().snapshot_id(loser).send().await {
+        for (source, mut runs) in by_source {
+            for ids in runs.values_mut() {
+                ids.sort();
+            }
+            let Some(winner) = runs
+                .iter()
+                .min_by(|a, b| a.1[0].cmp(&b.1[0]))
+                .map(|(run, _)| run.clone())
+            else {
+                continue;
+            };
+            let kept = runs.remove(&winner).unwrap_or_default().join(",");
+            for loser in runs.into_values().flatten() {
+                tracing::warn!(%source, snapshot = %loser, %kept, "duplicate from a concurrent run; deleting it");
+                if let Err(e) = self.ec2.delete_snapshot().snapshot_id(&loser).send().await {
                     report.failed.push(Failed {
                         kind: Kind::Ebs,
                         source: source.clone(),
@@ -370,13 +391,9 @@ impl EbsSnapshot {
                         ),
                     });
                 }
-                for c in report
-                    .created
-                    .iter_mut()
-                    .filter(|c| c.source == source && c.backup.contains(loser.as_str()))
-                {
-                    c.backup = c.backup.replace(loser.as_str(), &ids[0]);
-                }
+            }
+            for c in report.created.iter_mut().filter(|c| c.source == source) {
+                c.backup = kept.clone();
             }
         }
         Ok(())
@@ -492,6 +509,15 @@ where
         .code()
         .and_then(|code| ec2::snapshot_limit_message(code, &summary))
         .unwrap_or(summary)
+}
+
+/// A token naming this run, different for every invocation.
+fn run_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}-{:x}", nanos, std::process::id())
 }
 
 fn not_found(id: &str, what: &str) -> Failed {

@@ -243,3 +243,120 @@ async fn an_invalid_payload_makes_no_call_at_all() {
     );
     assert_eq!(pages[0].num_calls() + snaps.num_calls(), 0);
 }
+
+/// A snapshot of `volume` in the slot, labelled for `source`, from run `run`,
+/// optionally one of an AMI's.
+fn labelled(
+    id: &str,
+    volume: &str,
+    source: &str,
+    run: &str,
+    image: Option<&str>,
+) -> aws_sdk_ec2::types::Snapshot {
+    let mut tags = vec![
+        ("managed-by", "lifeboat"),
+        ("lifeboat:plan", "nightly"),
+        ("lifeboat:source", source),
+        ("lifeboat:scheduled-time", "2026-11-20T02:00:00Z"),
+        ("lifeboat:run", run),
+    ];
+    if let Some(image) = image {
+        tags.push(("lifeboat:image", image));
+    }
+    aws_sdk_ec2::types::Snapshot::builder()
+        .snapshot_id(id)
+        .volume_id(volume)
+        .state(SnapshotState::Completed)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn a_race_between_two_sets_keeps_one_whole_set_and_ignores_ami_snapshots() {
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::types::{
+        Instance, InstanceState, InstanceStateName, Reservation, SnapshotInfo,
+    };
+    let instances = mock!(Client::describe_instances).then_output(|| {
+        DescribeInstancesOutput::builder()
+            .reservations(
+                Reservation::builder()
+                    .instances(
+                        Instance::builder()
+                            .instance_id("i-1")
+                            .state(
+                                InstanceState::builder()
+                                    .name(InstanceStateName::Running)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    // Before: only the slot's AMI snapshot of i-1, which is not an EBS backup.
+    // After creating: our set (run "mine"), a racing run's set whose lowest id is lower, and the AMI snapshot.
+    let listing = mock!(Client::describe_snapshots)
+        .sequence()
+        .output(|| {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(labelled("snap-ami", "vol-1", "i-1", "", Some("ami-1")))
+                .build()
+        })
+        .output(|| {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(labelled("snap-m1", "vol-1", "i-1", "mine", None))
+                .snapshots(labelled("snap-m2", "vol-2", "i-1", "mine", None))
+                .snapshots(labelled("snap-0r1", "vol-1", "i-1", "racer", None))
+                .snapshots(labelled("snap-r2", "vol-2", "i-1", "racer", None))
+                .snapshots(labelled("snap-ami", "vol-1", "i-1", "", Some("ami-1")))
+                .build()
+        })
+        .build();
+    let sets = mock!(Client::create_snapshots).then_output(|| {
+        CreateSnapshotsOutput::builder()
+            .snapshots(
+                SnapshotInfo::builder()
+                    .snapshot_id("snap-m1")
+                    .volume_id("vol-1")
+                    .build(),
+            )
+            .snapshots(
+                SnapshotInfo::builder()
+                    .snapshot_id("snap-m2")
+                    .volume_id("vol-2")
+                    .build(),
+            )
+            .build()
+    });
+    let delete = mock!(Client::delete_snapshot)
+        .match_requests(|r| matches!(r.snapshot_id(), Some("snap-m1" | "snap-m2")))
+        .then_output(|| DeleteSnapshotOutput::builder().build());
+    let (function, alerts, _) = function(&[&instances, &listing, &sets, &delete]);
+    let payload = json!({ "plan": "nightly", "scheduled_time": "2026-11-20T02:00:00Z", "instances": { "ids": ["i-1"] } });
+
+    let report = handle(&function, payload, Invocation::now())
+        .await
+        .expect("run");
+
+    assert_eq!(
+        sets.num_calls(),
+        1,
+        "an AMI's snapshot does not count as this slot's set"
+    );
+    assert_eq!(
+        delete.num_calls(),
+        2,
+        "our whole set goes, the racer's whole set stays, the AMI's is untouched"
+    );
+    assert_eq!(
+        report.created[0].backup, "snap-0r1,snap-r2",
+        "the report names the set that remains"
+    );
+    assert!(alerts.sent().is_empty());
+}

@@ -108,10 +108,12 @@ impl Freshness {
                 });
             }
         }
-        checks.sort_by(|a, b| (a.kind, &a.source).cmp(&(b.kind, &b.source)));
-        checks.dedup_by(|a, b| {
-            a.kind == b.kind && a.source == b.source && a.max_age_hours == b.max_age_hours
+        checks.sort_by(|a, b| {
+            (a.kind, &a.source)
+                .cmp(&(b.kind, &b.source))
+                .then(a.state.cmp(&b.state))
         });
+        // A resource in several checks gets a verdict from each: no verdict hides another.
         Ok((checks, failed))
     }
 

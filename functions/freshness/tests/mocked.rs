@@ -33,8 +33,24 @@ fn volumes(n: usize) -> Rule {
     })
 }
 
+/// The clock of every run here, fixed so that no slot lands in the future at a minute boundary.
+fn now() -> chrono::DateTime<Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .expect("now")
+        .with_timezone(&Utc)
+}
+
+fn invocation() -> Invocation {
+    Invocation {
+        now: now(),
+        deadline: None,
+    }
+}
+
 fn snapshot(volume: &str) -> Snapshot {
-    let time = Utc::now().format("%Y-%m-%dT%H:%M:00Z").to_string();
+    let time = (now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:00Z")
+        .to_string();
     let tags = [
         ("managed-by", "lifeboat"),
         ("lifeboat:plan", "nightly"),
@@ -112,7 +128,7 @@ async fn backups_on_every_page_count_and_metrics_go_out_in_batches() {
         Arc::new(CloudWatchMetrics::new(cloudwatch, "Lifeboat")),
     );
 
-    let report = handle(&function, payload(), Invocation::now())
+    let report = handle(&function, payload(), invocation())
         .await
         .expect("run");
 
@@ -141,7 +157,7 @@ async fn a_listing_that_fails_fails_the_run_and_is_never_fresh() {
     let metrics = Arc::new(lifeboat::metrics::MemoryMetrics::default());
     let (function, alerts) = function(&[&listing, &broken], metrics.clone());
 
-    let err = handle(&function, payload(), Invocation::now())
+    let err = handle(&function, payload(), invocation())
         .await
         .expect_err("the check could not run");
 

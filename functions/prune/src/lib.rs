@@ -69,10 +69,11 @@ impl BackupFunction for Prune {
                 .list(*kind, Some(request.plan.as_str()))
                 .await?;
             tracing::info!(%kind, backups = listed.len(), "listed");
-            let mut by_source: BTreeMap<String, Vec<ManagedBackup>> = BTreeMap::new();
+            // One group per source (and, for dumps, per key prefix).
+            let mut by_source: BTreeMap<(String, String), Vec<ManagedBackup>> = BTreeMap::new();
             for backup in listed {
                 by_source
-                    .entry(backup.source.clone())
+                    .entry((backup.source.clone(), backup.scope.clone()))
                     .or_default()
                     .push(backup);
             }

@@ -25,7 +25,7 @@ use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::tags::BackupLabel;
 use lifeboat::{Error, Request, copy, tags};
 use snapshots::{Refusal, Snapshot};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How many create or copy calls run at once. RDS throttles bursts; the SDK retries throttling.
 pub const CONCURRENCY: usize = 4;
@@ -127,13 +127,28 @@ impl RdsSnapshot {
         home: &str,
         report: &mut Report,
     ) -> Vec<Snapshot> {
-        let existing: BTreeSet<&str> = existing.iter().map(|s| s.id.as_str()).collect();
+        let existing: BTreeMap<&str, &str> = existing
+            .iter()
+            .map(|s| (s.id.as_str(), s.status.as_str()))
+            .collect();
         let mut to_create = Vec::new();
         for source in sources {
             let id = rds_snapshot_id(&request.plan, &source.id, request.slot, RDS_SNAPSHOT_ID_MAX);
-            if existing.contains(id.as_str()) {
-                report.skipped.push(slot_done(kind, &source.id, id));
-                continue;
+            match existing.get(id.as_str()) {
+                // The name is taken by a snapshot that will never be a backup: say so, loudly.
+                Some(&"failed") => {
+                    report.failed.push(Failed {
+                        kind,
+                        source: source.id.clone(),
+                        error: format!("this slot's snapshot {id} is `failed`; delete it so that a rerun can take the snapshot again"),
+                    });
+                    continue;
+                }
+                Some(_) => {
+                    report.skipped.push(slot_done(kind, &source.id, id));
+                    continue;
+                }
+                None => {}
             }
             match source.readiness() {
                 Readiness::Ready => to_create.push((source, id)),
