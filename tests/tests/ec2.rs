@@ -76,6 +76,12 @@ async fn seed(ec2: &Client) -> (Vec<String>, Vec<String>) {
                 .ebs(EbsBlockDevice::builder().volume_size(5).build())
                 .build(),
         )
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/sdg")
+                .ebs(EbsBlockDevice::builder().volume_size(6).build())
+                .build(),
+        )
         .tag_specifications(spec(
             ResourceType::Instance,
             &[("backup-set", "nightly"), ("ami", "weekly")],
@@ -213,7 +219,10 @@ async fn instance_sets_cover_every_volume_once_per_slot() {
         covered.sort();
         let mut expected: Vec<&str> = attached.iter().filter_map(|v| v.volume_id()).collect();
         expected.sort();
-        assert!(!expected.is_empty());
+        assert!(
+            expected.len() >= 2,
+            "each instance has two volumes or more: {expected:?}"
+        );
         assert_eq!(covered, expected, "every volume of {instance} once");
     }
 }
@@ -326,4 +335,47 @@ async fn a_missing_volume_fails_alone_and_alerts_once() {
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
+}
+
+#[tokio::test]
+async fn completed_snapshots_are_copied_to_other_regions_once() {
+    let emulator = Emulator::start();
+    let aws = emulator.sdk_config(REGION).await;
+    let ec2 = Client::new(&aws);
+    let (tagged, _) = seed(&ec2).await;
+    let inbox = AlertInbox::create(&aws).await;
+    let function = EbsSnapshot::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let payload = serde_json::json!({
+        "plan": "nightly",
+        "scheduled_time": "2026-11-20T02:00:00Z",
+        "select": { "ids": [tagged[0]] },
+        "copy_to": [{ "region": "eu-west-1" }]
+    });
+
+    let first = handle(&function, payload.clone(), Invocation::now())
+        .await
+        .expect("first run");
+    let again = handle(&function, payload, Invocation::now())
+        .await
+        .expect("second run");
+
+    let copies: Vec<&str> = first
+        .created
+        .iter()
+        .filter(|c| c.region == "eu-west-1")
+        .filter_map(|c| c.copy_of.as_deref())
+        .collect();
+    assert_eq!(copies.len(), 1, "{:?}", first.created);
+    assert!(
+        again.created.is_empty(),
+        "nothing copied twice: {:?}",
+        again.created
+    );
+    let eu = Client::new(&emulator.sdk_config("eu-west-1").await);
+    let there = managed_snapshots(&eu).await;
+    assert_eq!(there.len(), 1);
+    let t = tag_map(there[0].tags());
+    assert_eq!(t["lifeboat:source"], tagged[0]);
+    assert_eq!(t["lifeboat:copy-of"], copies[0]);
+    assert_eq!(t.get("Name").map(String::as_str), Some("orders-data"));
 }
