@@ -171,13 +171,7 @@ pub async fn select_instances(
             );
         }
     }
-    let ids: BTreeSet<&str> = found.keys().map(String::as_str).collect();
-    let missing = selection
-        .missing_ids(&ids)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    Ok((found.into_values().collect(), missing))
+    Ok(resolved(selection, found))
 }
 
 /// An EBS volume as the listing showed it.
@@ -220,13 +214,18 @@ pub async fn select_volumes(
             );
         }
     }
+    Ok(resolved(selection, found))
+}
+
+/// What a selection resolved to: the resources found (each once, by id) and the listed ids that do not exist.
+fn resolved<T>(selection: &Selection, found: BTreeMap<String, T>) -> (Vec<T>, Vec<String>) {
     let ids: BTreeSet<&str> = found.keys().map(String::as_str).collect();
     let missing = selection
         .missing_ids(&ids)
         .into_iter()
         .map(str::to_owned)
         .collect();
-    Ok((found.into_values().collect(), missing))
+    (found.into_values().collect(), missing)
 }
 
 /// An EBS snapshot as the listing showed it.

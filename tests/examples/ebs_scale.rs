@@ -5,7 +5,7 @@
 //!     cargo run -p lifeboat-tests --example ebs_scale -- [VOLUMES] [CONCURRENCY]
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use ebs_snapshot::EbsSnapshot;
 use futures::stream::{self, StreamExt};
 use lifeboat::alert::MemoryAlerts;
@@ -95,20 +95,7 @@ async fn main() {
         }
     }
 
-    let snapshots = plain
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            Filter::builder()
-                .name("tag:managed-by")
-                .values("lifeboat")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("list")
-        .snapshots
-        .unwrap_or_default();
+    let snapshots = lifeboat_tests::managed_snapshots(&plain).await;
     let mut per_volume: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &snapshots {
         *per_volume

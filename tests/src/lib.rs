@@ -236,3 +236,48 @@ impl AlertInbox {
         }
     }
 }
+
+/// Lifeboat's EBS snapshots in the client's region (tagged `managed-by=lifeboat`).
+pub async fn managed_snapshots(ec2: &aws_sdk_ec2::Client) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    let managed = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:managed-by")
+        .values("lifeboat")
+        .build();
+    ec2.describe_snapshots()
+        .owner_ids("self")
+        .filters(managed)
+        .send()
+        .await
+        .expect("list snapshots")
+        .snapshots
+        .unwrap_or_default()
+}
+
+/// The datapoints of a `Lifeboat` metric with these dimensions over the last
+/// hour, one hour-long period, with its sum and maximum.
+pub async fn metric(
+    aws: &aws_config::SdkConfig,
+    name: &str,
+    dimensions: &[(&str, &str)],
+) -> Vec<aws_sdk_cloudwatch::types::Datapoint> {
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now();
+    let mut request = aws_sdk_cloudwatch::Client::new(aws)
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name(name)
+        .start_time((now - Duration::from_secs(3600)).into())
+        .end_time((now + Duration::from_secs(60)).into())
+        .period(3600)
+        .statistics(Statistic::Sum)
+        .statistics(Statistic::Maximum);
+    for (k, v) in dimensions {
+        request = request.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    request
+        .send()
+        .await
+        .expect("metric statistics")
+        .datapoints
+        .unwrap_or_default()
+}

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 use ebs_snapshot::EbsSnapshot;
 use lifeboat::Error;
 use lifeboat::runtime::{Invocation, handle};
-use lifeboat_tests::{AlertInbox, Emulator, event};
+use lifeboat_tests::{AlertInbox, Emulator, event, managed_snapshots};
 use std::collections::BTreeMap;
 
 const REGION: &str = "us-east-1";
@@ -95,22 +95,6 @@ async fn seed(ec2: &Client) -> (Vec<String>, Vec<String>) {
         .map(|i| i.instance_id().unwrap_or_default().to_owned())
         .collect();
     (tagged, instances)
-}
-
-async fn managed_snapshots(ec2: &Client) -> Vec<aws_sdk_ec2::types::Snapshot> {
-    ec2.describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            Filter::builder()
-                .name("tag:managed-by")
-                .values("lifeboat")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("list snapshots")
-        .snapshots
-        .unwrap_or_default()
 }
 
 #[tokio::test]

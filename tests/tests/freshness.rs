@@ -221,22 +221,8 @@ async fn all_fresh_sends_no_message() {
 
 /// The maximum of a metric over the last hour.
 async fn metric(aws: &aws_config::SdkConfig, name: &str, dimensions: &[(&str, &str)]) -> f64 {
-    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-    let now = std::time::SystemTime::now();
-    let mut request = aws_sdk_cloudwatch::Client::new(aws)
-        .get_metric_statistics()
-        .namespace("Lifeboat")
-        .metric_name(name)
-        .start_time((now - std::time::Duration::from_secs(3600)).into())
-        .end_time((now + std::time::Duration::from_secs(60)).into())
-        .period(3600)
-        .statistics(Statistic::Maximum);
-    for (k, v) in dimensions {
-        request = request.dimensions(Dimension::builder().name(*k).value(*v).build());
-    }
-    let stats = request.send().await.expect("statistics");
-    stats
-        .datapoints()
+    let points = lifeboat_tests::metric(aws, name, dimensions).await;
+    points
         .iter()
         .filter_map(|d| d.maximum())
         .fold(f64::NAN, f64::max)

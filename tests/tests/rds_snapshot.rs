@@ -167,27 +167,13 @@ async fn two_runs_of_one_slot_make_one_snapshot_per_selected_source() {
 
 /// The sum of an outcome metric of this function and plan over the last hour.
 async fn outcome_sum(aws: &aws_config::SdkConfig, metric: &str) -> f64 {
-    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-    let now = std::time::SystemTime::now();
-    let stats = aws_sdk_cloudwatch::Client::new(aws)
-        .get_metric_statistics()
-        .namespace("Lifeboat")
-        .metric_name(metric)
-        .dimensions(
-            Dimension::builder()
-                .name("Function")
-                .value("rds-snapshot")
-                .build(),
-        )
-        .dimensions(Dimension::builder().name("Plan").value("nightly").build())
-        .start_time((now - std::time::Duration::from_secs(3600)).into())
-        .end_time((now + std::time::Duration::from_secs(60)).into())
-        .period(3600)
-        .statistics(Statistic::Sum)
-        .send()
-        .await
-        .expect("metric statistics");
-    stats.datapoints().iter().filter_map(|d| d.sum()).sum()
+    let points = lifeboat_tests::metric(
+        aws,
+        metric,
+        &[("Function", "rds-snapshot"), ("Plan", "nightly")],
+    )
+    .await;
+    points.iter().filter_map(|d| d.sum()).sum()
 }
 
 #[tokio::test]
