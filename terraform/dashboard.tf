@@ -1,0 +1,72 @@
+# One dashboard: how old each resource's newest backup is, what freshness
+# found, and how each function's runs went.
+
+locals {
+  dashboard_functions = [for f in local.function_names : module.function[f].function_name]
+
+  dashboard_widgets = concat(
+    [
+      {
+        type = "metric", x = 0, y = 0, width = 24, height = 8
+        properties = {
+          title  = "Age of the newest backup per resource (hours)"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          metrics = [
+            [{ expression = "SEARCH('{${var.metric_namespace},Kind,Source} MetricName=\"BackupAgeSeconds\"', 'Maximum', 3600) / 3600", id = "age", label = "" }],
+          ]
+          yAxis = { left = { min = 0, label = "hours" } }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 8, width = 12, height = 6
+        properties = {
+          title  = "Stale and unprotected resources per plan"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Maximum"
+          metrics = [
+            [{ expression = "SEARCH('{${var.metric_namespace},Plan} MetricName=\"StaleBackups\"', 'Maximum', 3600)", id = "stale", label = "stale" }],
+            [{ expression = "SEARCH('{${var.metric_namespace},Plan} MetricName=\"UnprotectedResources\"', 'Maximum', 3600)", id = "unprotected", label = "unprotected" }],
+          ]
+        }
+      },
+      {
+        type = "alarm", x = 12, y = 8, width = 12, height = 6
+        properties = {
+          title = "Alarms"
+          alarms = concat(
+            [for a in aws_cloudwatch_metric_alarm.stale_backups : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.unprotected_resources : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.heartbeat : a.arn],
+          )
+        }
+      },
+    ],
+    [
+      for i, f in local.function_names : {
+        type = "metric", x = (i % 3) * 8, y = 14 + floor(i / 3) * 6, width = 8, height = 6
+        properties = {
+          title  = "${f}: job outcomes"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Sum"
+          metrics = [
+            [{ expression = "SEARCH('{${var.metric_namespace},Function,Plan} Function=\"${f}\" MetricName=\"BackupsCreated\"', 'Sum', 3600)", id = "created", label = "created" }],
+            [{ expression = "SEARCH('{${var.metric_namespace},Function,Plan} Function=\"${f}\" MetricName=\"BackupsFailed\"', 'Sum', 3600)", id = "failed", label = "failed" }],
+            ["AWS/Lambda", "Errors", "FunctionName", module.function[f].function_name, { label = "Lambda errors" }],
+            ["AWS/Lambda", "Throttles", "FunctionName", module.function[f].function_name, { label = "throttles" }],
+          ]
+        }
+      }
+    ],
+  )
+}
+
+resource "aws_cloudwatch_dashboard" "lifeboat" {
+  dashboard_name = trimsuffix(var.name_prefix, "-")
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}

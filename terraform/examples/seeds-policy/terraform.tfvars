@@ -1,0 +1,130 @@
+# The seeds' backup policy, complete: `make build`, put your own subnets,
+# database and secret below, then from terraform/:
+#   terraform init
+#   terraform apply -var-file=examples/seeds-policy/terraform.tfvars
+#
+# Every night at 02:00 UTC: RDS instances and Aurora clusters, EBS volumes and
+# a pg_dump of the orders database; every Sunday at 03:00 an AMI of the web
+# servers. Kept: 7 daily, 4 weekly, 12 monthly, 7 yearly. RPO 24 hours: a
+# resource whose newest backup is older than 26 hours (a 2-hour grace for a
+# slow night) raises the StaleBackups alarm; AMIs are weekly, so 8 days.
+
+region      = "us-east-1"
+name_prefix = "lifeboat-"
+
+tags = {
+  project = "lifeboat"
+  owner   = "platform"
+}
+
+alert_subscriptions = {
+  emails = ["oncall@example.com"]
+}
+
+dump_bucket = {
+  noncurrent_version_days = 30
+  object_lock = {
+    mode = "GOVERNANCE"
+    days = 7
+  }
+}
+
+pg_dump = {
+  vpc_id          = "vpc-0123456789abcdef0"
+  subnet_ids      = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  database_cidrs  = ["10.0.16.0/20"]
+  database_port   = 5432
+  timeout_seconds = 900
+  memory_mb       = 1024
+}
+
+heartbeat_hours = 26
+
+schedules = {
+  nightly-rds = {
+    function                = "rds-snapshot"
+    expression              = "cron(0 2 * * ? *)"
+    timezone                = "UTC"
+    flexible_window_minutes = 15
+    payload = {
+      plan     = "nightly"
+      select   = { tags = { backup = "nightly" } }
+      clusters = { tags = { backup = "nightly" } }
+    }
+  }
+
+  nightly-ebs = {
+    function                = "ebs-snapshot"
+    expression              = "cron(0 2 * * ? *)"
+    flexible_window_minutes = 15
+    payload = {
+      plan   = "nightly"
+      select = { tags = { backup = "nightly" } }
+    }
+  }
+
+  nightly-pg = {
+    function   = "pg-dump"
+    expression = "cron(0 2 * * ? *)"
+    payload = {
+      plan = "nightly"
+      databases = [{
+        name       = "orders"
+        host       = "orders.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com"
+        dbname     = "orders"
+        secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lifeboat/orders-AbCdEf"
+        format     = "custom"
+        sslmode    = "verify-full"
+      }]
+    }
+  }
+
+  weekly-ami = {
+    function   = "ami-backup"
+    expression = "cron(0 3 ? * SUN *)"
+    payload = {
+      plan   = "weekly"
+      select = { tags = { ami = "weekly" } }
+      reboot = false
+    }
+  }
+
+  # Pruning after the night's backups: each plan keeps its own history.
+  nightly-prune = {
+    function   = "prune"
+    expression = "cron(0 5 * * ? *)"
+    payload = {
+      plan          = "nightly"
+      kinds         = ["rds", "rds-cluster", "ebs", "pg-dump"]
+      keep          = { daily = 7, weekly = 4, monthly = 12, yearly = 7 }
+      max_deletions = 100
+    }
+  }
+
+  weekly-prune = {
+    function   = "prune"
+    expression = "cron(0 5 ? * SUN *)"
+    payload = {
+      plan          = "weekly"
+      kinds         = ["ami"]
+      keep          = { weekly = 4, monthly = 12, yearly = 7 }
+      max_deletions = 20
+    }
+  }
+
+  # Checked after the backups and before the working day.
+  freshness = {
+    function   = "freshness"
+    expression = "cron(0 6 * * ? *)"
+    payload = {
+      plan = "nightly"
+      checks = [
+        { kind = "rds", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
+        { kind = "rds-cluster", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
+        { kind = "ebs", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
+        { kind = "pg-dump", database = ["orders"], max_age_hours = 26 },
+        { kind = "ami", select = { tags = { ami = "weekly" } }, max_age_hours = 192 },
+      ]
+    }
+  }
+}

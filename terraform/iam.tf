@@ -1,0 +1,339 @@
+# Each function's policy: only the calls it makes (read from its code in
+# functions/*/src and shared/src). EC2's Describe calls and PutMetricData
+# have no resource-level permissions, so they name "*"; everything that creates is held to Lifeboat's tag in the request,
+# and everything that deletes to Lifeboat's tag on the resource, where the
+# service supports it.
+
+locals {
+  arn_prefix = "arn:${local.partition}"
+  # Copies land in other regions, so snapshots are matched in any region.
+  ec2_snapshots_anywhere = "${local.arn_prefix}:ec2:*::snapshot/*"
+  ec2_snapshots_here     = "${local.arn_prefix}:ec2:${local.region}::snapshot/*"
+  ec2_images_here        = "${local.arn_prefix}:ec2:${local.region}::image/*"
+  ec2_instances_here     = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}:instance/*"
+  ec2_volumes_here       = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}:volume/*"
+  rds_snapshots_anywhere = "${local.arn_prefix}:rds:*:${local.account_id}:snapshot:*"
+  rds_cluster_snapshots  = "${local.arn_prefix}:rds:*:${local.account_id}:cluster-snapshot:*"
+  rds_snapshots_here     = "${local.arn_prefix}:rds:${local.region}:${local.account_id}:snapshot:*"
+  rds_cluster_snaps_here = "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster-snapshot:*"
+  # RDS authorises its Describe calls per resource type; these cover the
+  # account's databases, clusters and snapshots in any region (copies).
+  rds_instances_any = "${local.arn_prefix}:rds:*:${local.account_id}:db:*"
+  rds_clusters_any  = "${local.arn_prefix}:rds:*:${local.account_id}:cluster:*"
+
+  function_policies = {
+    "rds-snapshot" = data.aws_iam_policy_document.rds_snapshot.json
+    "ebs-snapshot" = data.aws_iam_policy_document.ebs_snapshot.json
+    "ami-backup"   = data.aws_iam_policy_document.ami_backup.json
+    "pg-dump"      = data.aws_iam_policy_document.pg_dump.json
+    "prune"        = data.aws_iam_policy_document.prune.json
+    "freshness"    = data.aws_iam_policy_document.freshness.json
+  }
+}
+
+# Every function: its alert (one SNS message when anything failed) and its
+# outcome metrics.
+data "aws_iam_policy_document" "common" {
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+  statement {
+    sid       = "EncryptAlerts"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.alerts.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${local.region}.amazonaws.com"]
+    }
+  }
+  statement {
+    sid       = "PutMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metric_namespace]
+    }
+  }
+}
+
+# Copies of encrypted snapshots re-encrypt with the key copy_to names (or the
+# source's): RDS and EBS use the caller's grants on those keys.
+data "aws_iam_policy_document" "copy_keys" {
+  dynamic "statement" {
+    for_each = length(var.copy_kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "UseCopyKeys"
+      actions   = ["kms:DescribeKey", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext"]
+      resources = var.copy_kms_key_arns
+      condition {
+        test     = "StringLike"
+        variable = "kms:ViaService"
+        values   = ["rds.*.amazonaws.com", "ec2.*.amazonaws.com"]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.copy_kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "GrantCopyKeysToServices"
+      actions   = ["kms:CreateGrant"]
+      resources = var.copy_kms_key_arns
+      condition {
+        test     = "Bool"
+        variable = "kms:GrantIsForAWSResource"
+        values   = ["true"]
+      }
+    }
+  }
+}
+
+data "aws_iam_policy_document" "rds_snapshot" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.copy_keys.json]
+
+  statement {
+    sid       = "ListDatabasesAndSnapshots"
+    actions   = ["rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"]
+    resources = [local.rds_instances_any, local.rds_clusters_any, local.rds_snapshots_anywhere, local.rds_cluster_snapshots]
+  }
+  statement {
+    sid     = "SnapshotDatabasesHere"
+    actions = ["rds:CreateDBSnapshot", "rds:CreateDBClusterSnapshot"]
+    resources = [
+      "${local.arn_prefix}:rds:${local.region}:${local.account_id}:db:*",
+      "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster:*",
+    ]
+  }
+  # The snapshot side of CreateDB*Snapshot and CopyDB*Snapshot, and the tags
+  # they carry (creating with tags needs AddTagsToResource): only with
+  # managed-by=lifeboat in the request.
+  statement {
+    sid       = "MakeLifeboatSnapshots"
+    actions   = ["rds:CreateDBSnapshot", "rds:CreateDBClusterSnapshot", "rds:CopyDBSnapshot", "rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"]
+    resources = [local.rds_snapshots_anywhere, local.rds_cluster_snapshots]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "ebs_snapshot" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.copy_keys.json]
+
+  statement {
+    sid       = "ListVolumesAndSnapshots"
+    actions   = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeSnapshots"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "SnapshotVolumesHere"
+    actions   = ["ec2:CreateSnapshot", "ec2:CreateSnapshots"]
+    resources = [local.ec2_volumes_here, local.ec2_instances_here]
+  }
+  statement {
+    sid       = "MakeLifeboatSnapshots"
+    actions   = ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:CopySnapshot"]
+    resources = [local.ec2_snapshots_anywhere]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "TagWhileCreating"
+    actions   = ["ec2:CreateTags"]
+    resources = [local.ec2_snapshots_anywhere]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["CreateSnapshot", "CreateSnapshots", "CopySnapshot"]
+    }
+  }
+  # Two runs of one slot that race both create a set; the loser deletes its own.
+  statement {
+    sid       = "DeleteOwnDuplicates"
+    actions   = ["ec2:DeleteSnapshot"]
+    resources = [local.ec2_snapshots_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "ami_backup" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  statement {
+    sid       = "ListInstancesAndImages"
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ImageInstancesHere"
+    actions   = ["ec2:CreateImage"]
+    resources = [local.ec2_instances_here]
+  }
+  statement {
+    sid       = "MakeLifeboatImages"
+    actions   = ["ec2:CreateImage"]
+    resources = [local.ec2_images_here, local.ec2_snapshots_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "TagImagesWhileCreating"
+    actions   = ["ec2:CreateTags"]
+    resources = [local.ec2_images_here]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["CreateImage"]
+    }
+  }
+  # An image's snapshots are tagged after CreateImage returns (their ids are
+  # only known then). EC2 cannot tell those snapshots from others here, so a
+  # request must at least carry Lifeboat's tag; prune still deletes a snapshot
+  # only together with its image or when it is one of Lifeboat's own sets.
+  statement {
+    sid       = "TagImageSnapshots"
+    actions   = ["ec2:CreateTags"]
+    resources = [local.ec2_snapshots_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "pg_dump" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  # Only the secrets the pg-dump schedules name; a partial ARN also matches
+  # the six random characters Secrets Manager appends.
+  dynamic "statement" {
+    for_each = length(local.pg_dump_secret_arns) == 0 ? [] : [1]
+    content {
+      sid       = "ReadDatabaseSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = flatten([for arn in local.pg_dump_secret_arns : [arn, "${arn}-??????"]])
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.pg_dump.secret_kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "DecryptDatabaseSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = var.pg_dump.secret_kms_key_arns
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+  statement {
+    sid       = "ListDumps"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.dumps.arn]
+  }
+  # PutObject covers the multipart calls (create, upload part, complete);
+  # GetObject reads a manifest back to tell a finished dump from a torn one.
+  statement {
+    sid       = "WriteDumps"
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    resources = ["${aws_s3_bucket.dumps.arn}/*"]
+  }
+  statement {
+    sid       = "EncryptDumps"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.dumps.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "prune" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  statement {
+    sid       = "ListRdsSnapshots"
+    actions   = ["rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"]
+    resources = [local.rds_instances_any, local.rds_clusters_any, local.rds_snapshots_anywhere, local.rds_cluster_snapshots]
+  }
+  statement {
+    sid       = "ListEc2Backups"
+    actions   = ["ec2:DescribeSnapshots", "ec2:DescribeImages"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "DeleteLifeboatRdsSnapshots"
+    actions   = ["rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot"]
+    resources = [local.rds_snapshots_here, local.rds_cluster_snaps_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "DeleteLifeboatEc2Backups"
+    actions   = ["ec2:DeleteSnapshot", "ec2:DeregisterImage"]
+    resources = [local.ec2_snapshots_here, local.ec2_images_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "ListDumps"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.dumps.arn]
+  }
+  # S3 has no condition on an object's tags for DeleteObject
+  # (s3:ExistingObjectTag applies to reads and tag changes only), so this is
+  # held to the dump bucket instead; prune reads each dump's tags first and
+  # deletes only those tagged managed-by=lifeboat. In the versioned bucket a
+  # delete adds a marker: the dump stays recoverable (see bucket.tf).
+  statement {
+    sid       = "DeleteDumps"
+    actions   = ["s3:GetObjectTagging", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.dumps.arn}/*"]
+  }
+}
+
+data "aws_iam_policy_document" "freshness" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  statement {
+    sid       = "ListDatabasesAndSnapshots"
+    actions   = ["rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"]
+    resources = [local.rds_instances_any, local.rds_clusters_any, local.rds_snapshots_anywhere, local.rds_cluster_snapshots]
+  }
+  statement {
+    sid       = "ListVolumesInstancesAndBackups"
+    actions   = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:DescribeImages"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ListDumps"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.dumps.arn]
+  }
+}

@@ -1,0 +1,128 @@
+# Lifeboat: six backup functions, their schedules, the alert topic, the dump
+# bucket, alarms and a dashboard. Each function is one instance of
+# modules/backup-function with the policy of exactly the calls it makes (iam.tf).
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  function_names = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"]
+
+  # Relative to the repository root: terraform/ sits in it.
+  build_dir = abspath("${path.module}/../target/lambda")
+
+  # Every function: where alerts and metrics go.
+  common_environment = {
+    LIFEBOAT_SNS_TOPIC_ARN    = aws_sns_topic.alerts.arn
+    LIFEBOAT_METRIC_NAMESPACE = var.metric_namespace
+    RUST_LOG                  = var.log_level
+  }
+  environment = {
+    "rds-snapshot" = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
+    "ebs-snapshot" = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
+    "ami-backup"   = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
+    "prune"        = merge(local.common_environment, { LIFEBOAT_BUCKET = aws_s3_bucket.dumps.id })
+    "freshness"    = merge(local.common_environment, { LIFEBOAT_BUCKET = aws_s3_bucket.dumps.id })
+    "pg-dump" = merge(local.common_environment, {
+      LIFEBOAT_BUCKET          = aws_s3_bucket.dumps.id
+      LIFEBOAT_KMS_KEY_ID      = aws_kms_key.dumps.arn
+      LIFEBOAT_PART_SIZE_MIB   = tostring(var.pg_dump.part_size_mib)
+      LIFEBOAT_PARTS_IN_FLIGHT = tostring(var.pg_dump.parts_in_flight)
+      PG_DUMP_PATH             = "/opt/pgsql/bin/pg_dump"
+    })
+  }
+
+  # The payloads as the functions take them. Terraform's optional attributes
+  # are null when left out, and a payload field that is present must have a
+  # value (`"dry_run": null` is refused, like any wrong type), so every level
+  # drops its nulls.
+  payloads = {
+    for name, s in var.schedules : name => merge(
+      { for k, v in s.payload : k => v if v != null && !contains(["select", "clusters", "instances", "copy_to", "keep", "checks", "databases"], k) },
+      { for k in ["select", "clusters", "instances"] : k => { for sk, sv in s.payload[k] : sk => sv if sv != null } if s.payload[k] != null },
+      s.payload.copy_to == null ? {} : { copy_to = [for t in s.payload.copy_to : { for k, v in t : k => v if v != null }] },
+      s.payload.keep == null ? {} : { keep = { for k, v in s.payload.keep : k => v if v != null } },
+      s.payload.databases == null ? {} : { databases = [for d in s.payload.databases : { for k, v in d : k => v if v != null }] },
+      s.payload.checks == null ? {} : {
+        checks = [for c in s.payload.checks : merge(
+          { for k, v in c : k => v if v != null && k != "select" },
+          c.select == null ? {} : { select = { for k, v in c.select : k => v if v != null } },
+        )]
+      },
+      # EventBridge Scheduler replaces this placeholder with the slot's time.
+      { scheduled_time = "<aws.scheduler.scheduled-time>" },
+    )
+  }
+
+  # jsonencode escapes < and > as \u003c and \u003e, which the scheduler would
+  # not recognise as its placeholder; both are legal as they are in JSON strings.
+  schedule_inputs = {
+    for name, payload in local.payloads :
+    name => replace(replace(jsonencode(payload), "\\u003c", "<"), "\\u003e", ">")
+  }
+
+  # The secrets pg-dump may read: those its schedules name, and no other.
+  pg_dump_secret_arns = distinct(flatten([
+    for s in values(var.schedules) : [for d in coalesce(s.payload.databases, []) : d.secret_arn] if s.function == "pg-dump"
+  ]))
+
+  # The plans freshness checks, each with its own alarms.
+  freshness_plans = toset([for s in values(var.schedules) : s.payload.plan if s.function == "freshness"])
+}
+
+resource "aws_scheduler_schedule_group" "lifeboat" {
+  name = trimsuffix(var.name_prefix, "-")
+  tags = var.tags
+}
+
+resource "aws_lambda_layer_version" "pg_dump" {
+  layer_name               = "${var.name_prefix}pg-dump"
+  description              = "pg_dump and its libraries under /opt/pgsql"
+  filename                 = coalesce(var.pg_dump_layer_zip, "${local.build_dir}/pg-dump-layer.zip")
+  source_code_hash         = filebase64sha256(coalesce(var.pg_dump_layer_zip, "${local.build_dir}/pg-dump-layer.zip"))
+  compatible_runtimes      = ["provided.al2023"]
+  compatible_architectures = ["x86_64"]
+}
+
+module "function" {
+  source   = "./modules/backup-function"
+  for_each = toset(local.function_names)
+
+  name        = each.key
+  name_prefix = var.name_prefix
+  zip_path    = lookup(var.function_zips, each.key, "${local.build_dir}/${each.key}/bootstrap.zip")
+  layers      = each.key == "pg-dump" ? [aws_lambda_layer_version.pg_dump.arn] : []
+  environment = local.environment[each.key]
+  policy_json = local.function_policies[each.key]
+
+  timeout_seconds      = each.key == "pg-dump" ? var.pg_dump.timeout_seconds : try(var.functions[each.key].timeout_seconds, 300)
+  memory_mb            = each.key == "pg-dump" ? var.pg_dump.memory_mb : try(var.functions[each.key].memory_mb, 256)
+  reserved_concurrency = try(var.functions[each.key].reserved_concurrency, 4)
+
+  vpc = each.key == "pg-dump" && var.pg_dump.vpc_id != null ? {
+    subnet_ids         = var.pg_dump.subnet_ids
+    security_group_ids = [aws_security_group.pg_dump[0].id]
+  } : null
+
+  alert_topic_arn    = aws_sns_topic.alerts.arn
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = aws_kms_key.alerts.arn
+
+  schedule_group = aws_scheduler_schedule_group.lifeboat.name
+  schedules = {
+    for name, s in var.schedules : name => {
+      expression              = s.expression
+      timezone                = s.timezone
+      flexible_window_minutes = s.flexible_window_minutes
+      enabled                 = s.enabled
+      input                   = local.schedule_inputs[name]
+    } if s.function == each.key
+  }
+
+  tags = var.tags
+}

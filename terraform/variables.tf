@@ -1,0 +1,334 @@
+variable "region" {
+  description = "The AWS region Lifeboat runs in: it backs up and prunes the resources of this region (deploy it again in a region that receives copies, to prune them there)."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name, so two deployments can share an account."
+  type        = string
+  default     = "lifeboat-"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,20}-$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and dashes, at most 22 characters, ending in a dash."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource Lifeboat's Terraform creates (the backups themselves carry Lifeboat's own tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "function_zips" {
+  description = "Paths of the functions' bootstrap.zip by function name; a function left out uses `make build`'s output, target/lambda/<function>/bootstrap.zip."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for f in keys(var.function_zips) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], f)])
+    error_message = "function_zips keys must be Lifeboat function names."
+  }
+}
+
+variable "pg_dump_layer_zip" {
+  description = "Path of the pg_dump layer zip (unpacks to /opt/pgsql); default: `make build`'s target/lambda/pg-dump-layer.zip."
+  type        = string
+  default     = null
+}
+
+variable "metric_namespace" {
+  description = "The CloudWatch namespace the functions write their metrics to, and the alarms and dashboard read."
+  type        = string
+  default     = "Lifeboat"
+}
+
+variable "log_level" {
+  description = "RUST_LOG of every function."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Days to keep the functions' logs (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 365
+}
+
+variable "concurrency" {
+  description = "LIFEBOAT_CONCURRENCY of rds-snapshot, ebs-snapshot and ami-backup: creations in flight at once."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.concurrency >= 1 && var.concurrency <= 64 && floor(var.concurrency) == var.concurrency
+    error_message = "concurrency must be a whole number from 1 to 64."
+  }
+}
+
+variable "functions" {
+  description = "Timeout (seconds), memory (MiB) and reserved concurrency per function, where the defaults (300 s, 256 MiB, 4) do not fit."
+  type = map(object({
+    timeout_seconds      = optional(number, 300)
+    memory_mb            = optional(number, 256)
+    reserved_concurrency = optional(number, 4)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for f in keys(var.functions) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], f)])
+    error_message = "functions keys must be Lifeboat function names."
+  }
+}
+
+variable "pg_dump" {
+  description = <<-EOT
+    pg-dump's network and size: the VPC subnets it runs in, where its databases
+    are (CIDR blocks and/or security groups, and their port), the CIDR blocks it
+    reaches AWS APIs at over HTTPS (S3, Secrets Manager: a NAT gateway, or
+    VPC endpoints), its timeout and memory, and where it writes its dumps.
+    With `vpc_id = null` it runs outside any VPC (databases reachable publicly).
+  EOT
+  type = object({
+    vpc_id                      = optional(string)
+    subnet_ids                  = optional(list(string), [])
+    database_cidrs              = optional(list(string), [])
+    database_security_group_ids = optional(list(string), [])
+    database_port               = optional(number, 5432)
+    https_cidrs                 = optional(list(string), ["0.0.0.0/0"])
+    timeout_seconds             = optional(number, 900)
+    memory_mb                   = optional(number, 1024)
+    part_size_mib               = optional(number, 8)
+    parts_in_flight             = optional(number, 4)
+    secret_kms_key_arns         = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition     = var.pg_dump.vpc_id == null || length(var.pg_dump.subnet_ids) > 0
+    error_message = "pg_dump.subnet_ids must name at least one subnet when pg_dump.vpc_id is set."
+  }
+  validation {
+    condition     = var.pg_dump.vpc_id == null || length(var.pg_dump.database_cidrs) + length(var.pg_dump.database_security_group_ids) > 0
+    error_message = "pg_dump needs database_cidrs or database_security_group_ids: its security group lets it reach nothing else."
+  }
+  validation {
+    condition     = var.pg_dump.database_port >= 1 && var.pg_dump.database_port <= 65535
+    error_message = "pg_dump.database_port must be a TCP port."
+  }
+  validation {
+    condition     = var.pg_dump.part_size_mib >= 5 && var.pg_dump.parts_in_flight >= 1
+    error_message = "pg_dump.part_size_mib must be at least 5 (S3's smallest multipart part) and parts_in_flight at least 1."
+  }
+}
+
+variable "copy_kms_key_arns" {
+  description = "KMS keys that encrypt the sources of copies or that copy_to names (rds-snapshot, ebs-snapshot): the functions may use them for copies only. Empty: only unencrypted or AWS-managed-key copies."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_subscriptions" {
+  description = "Who hears the alerts: email addresses (each must confirm) and HTTPS endpoints (a chat or paging webhook)."
+  type = object({
+    emails = optional(list(string), [])
+    https  = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for u in var.alert_subscriptions.https : startswith(u, "https://")])
+    error_message = "alert_subscriptions.https must hold https:// URLs."
+  }
+}
+
+variable "heartbeat_hours" {
+  description = "Hours without a freshness Heartbeat before its alarm fires: longer than the freshness schedule's period, with room for a late run."
+  type        = number
+  default     = 26
+
+  validation {
+    condition     = var.heartbeat_hours >= 1 && var.heartbeat_hours <= 168 && floor(var.heartbeat_hours) == var.heartbeat_hours
+    error_message = "heartbeat_hours must be a whole number of hours from 1 to 168."
+  }
+}
+
+variable "dump_bucket" {
+  description = <<-EOT
+    The dump bucket: its name (null: a generated name), how long overwritten or
+    deleted dumps stay recoverable as noncurrent versions, and an optional
+    Object Lock default retention (mode GOVERNANCE or COMPLIANCE, and days).
+    Object Lock can only be turned on when the bucket is created.
+  EOT
+  type = object({
+    name                    = optional(string)
+    noncurrent_version_days = optional(number, 30)
+    force_destroy           = optional(bool, false)
+    object_lock = optional(object({
+      mode = string
+      days = number
+    }))
+  })
+  default = {}
+
+  validation {
+    condition     = var.dump_bucket.noncurrent_version_days >= 1
+    error_message = "dump_bucket.noncurrent_version_days must be at least 1."
+  }
+  validation {
+    condition     = var.dump_bucket.object_lock == null || try(contains(["GOVERNANCE", "COMPLIANCE"], var.dump_bucket.object_lock.mode) && var.dump_bucket.object_lock.days >= 1, false)
+    error_message = "dump_bucket.object_lock.mode must be GOVERNANCE or COMPLIANCE and days at least 1."
+  }
+}
+
+variable "schedules" {
+  description = <<-EOT
+    The backup plans, as data: one entry per schedule, by a name of your
+    choosing. Each names the function it invokes, an EventBridge Scheduler
+    expression (`cron(0 2 * * ? *)` or `rate(1 hour)`) with its time zone and
+    flexible window, and the payload fields of that function (DESIGN.md). The
+    input always carries `scheduled_time = <aws.scheduler.scheduled-time>`,
+    which names the slot and makes retries idempotent.
+  EOT
+  type = map(object({
+    function                = string
+    expression              = string
+    timezone                = optional(string, "UTC")
+    flexible_window_minutes = optional(number, 0)
+    enabled                 = optional(bool, true)
+    payload = object({
+      plan    = string
+      dry_run = optional(bool)
+      # rds-snapshot, ebs-snapshot, ami-backup
+      select = optional(object({
+        tags = optional(map(string))
+        ids  = optional(list(string))
+      }))
+      clusters = optional(object({
+        tags = optional(map(string))
+        ids  = optional(list(string))
+      }))
+      instances = optional(object({
+        tags = optional(map(string))
+        ids  = optional(list(string))
+      }))
+      exclude_root = optional(bool)
+      reboot       = optional(bool)
+      copy_to = optional(list(object({
+        region     = string
+        kms_key_id = optional(string)
+      })))
+      # prune
+      kinds = optional(list(string))
+      keep = optional(object({
+        last           = optional(number)
+        hourly         = optional(number)
+        daily          = optional(number)
+        weekly         = optional(number)
+        monthly        = optional(number)
+        yearly         = optional(number)
+        within         = optional(string)
+        within_hourly  = optional(string)
+        within_daily   = optional(string)
+        within_weekly  = optional(string)
+        within_monthly = optional(string)
+        within_yearly  = optional(string)
+      }))
+      max_deletions = optional(number)
+      # freshness
+      checks = optional(list(object({
+        kind = string
+        select = optional(object({
+          tags = optional(map(string))
+          ids  = optional(list(string))
+        }))
+        database      = optional(list(string))
+        max_age_hours = number
+        plans         = optional(list(string))
+      })))
+      # pg-dump
+      databases = optional(list(object({
+        name       = string
+        host       = string
+        port       = optional(number)
+        dbname     = string
+        secret_arn = string
+        format     = optional(string)
+        sslmode    = optional(string)
+      })))
+      prefix = optional(string)
+    })
+  }))
+
+  validation {
+    condition     = alltrue([for s in values(var.schedules) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], s.function)])
+    error_message = "Every schedule's function must be one of rds-snapshot, ebs-snapshot, ami-backup, pg-dump, prune, freshness."
+  }
+  validation {
+    condition     = alltrue([for k in keys(var.schedules) : can(regex("^[a-z0-9][a-z0-9-]{0,30}$", k))])
+    error_message = "Schedule names must match ^[a-z0-9][a-z0-9-]{0,30}$ (they become part of the schedule's name)."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.schedules) : can(regex("^[a-z0-9][a-z0-9-]{0,30}$", s.payload.plan))])
+    error_message = "Every payload.plan must match ^[a-z0-9][a-z0-9-]{0,30}$: it is tagged on every backup and names it."
+  }
+  validation {
+    # cron(minutes hours day-of-month month day-of-week year) with exactly one
+    # of the two day fields "?", as EventBridge Scheduler wants, or rate(N unit).
+    condition = alltrue([for s in values(var.schedules) :
+      can(regex("^rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)$", s.expression)) ||
+      try((regex("^cron\\((\\S+) (\\S+) (\\S+) (\\S+) (\\S+) (\\S+)\\)$", s.expression)[2] == "?") != (regex("^cron\\((\\S+) (\\S+) (\\S+) (\\S+) (\\S+) (\\S+)\\)$", s.expression)[4] == "?"), false)
+    ])
+    error_message = "Every schedule expression must be cron(minutes hours day-of-month month day-of-week year) with exactly one of day-of-month and day-of-week set to ?, or rate(N minutes|hours|days)."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.schedules) : s.flexible_window_minutes >= 0 && s.flexible_window_minutes <= 1440])
+    error_message = "flexible_window_minutes must lie between 0 (off) and 1440."
+  }
+  validation {
+    # A retention count is a whole number, -1 (unlimited) or more; 0 keeps none by that rule.
+    condition = alltrue(flatten([for s in values(var.schedules) : [
+      for n in(s.payload.keep == null ? [] : [s.payload.keep.last, s.payload.keep.hourly, s.payload.keep.daily, s.payload.keep.weekly, s.payload.keep.monthly, s.payload.keep.yearly]) :
+      n == null ? true : (n >= -1 && floor(n) == n)
+    ]]))
+    error_message = "keep counts (last, hourly, daily, weekly, monthly, yearly) must be whole numbers, -1 for unlimited."
+  }
+  validation {
+    # An empty policy would be refused at 02:00 every night; refuse it now.
+    condition = alltrue([for s in values(var.schedules) :
+      s.function != "prune" || try(length([for k, v in s.payload.keep : v if v != null && v != 0]) > 0, false)
+    ])
+    error_message = "Every prune schedule needs a keep policy with at least one non-zero rule."
+  }
+  validation {
+    condition = alltrue(flatten([for s in values(var.schedules) : [
+      for w in(s.payload.keep == null ? [] : [s.payload.keep.within, s.payload.keep.within_hourly, s.payload.keep.within_daily, s.payload.keep.within_weekly, s.payload.keep.within_monthly, s.payload.keep.within_yearly]) :
+      w == null ? true : can(regex("^([0-9]+y)?([0-9]+m)?([0-9]+d)?([0-9]+h)?$", w)) && w != ""
+    ]]))
+    error_message = "keep.within* must be durations in restic's syntax: 1y2m3d4h (m = months)."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.schedules) : s.payload.max_deletions == null ? true : (s.payload.max_deletions >= 1 && floor(s.payload.max_deletions) == s.payload.max_deletions)])
+    error_message = "max_deletions must be a whole number, at least 1."
+  }
+  validation {
+    # The recovery point objective: a stale threshold of zero or of years hides every problem.
+    condition = alltrue(flatten([for s in values(var.schedules) : [
+      for c in coalesce(s.payload.checks, []) : c.max_age_hours > 0 && c.max_age_hours <= 8784
+    ]]))
+    error_message = "checks[].max_age_hours (the RPO) must be more than 0 and at most 8784 (a year)."
+  }
+  validation {
+    condition = alltrue([for s in values(var.schedules) : alltrue([
+      for field, value in s.payload : value == null || contains(concat(["plan", "dry_run"], lookup({
+        "rds-snapshot" = ["select", "clusters", "copy_to"]
+        "ebs-snapshot" = ["select", "instances", "exclude_root", "copy_to"]
+        "ami-backup"   = ["select", "reboot"]
+        "pg-dump"      = ["databases", "prefix"]
+        "prune"        = ["kinds", "keep", "max_deletions"]
+        "freshness"    = ["checks"]
+      }, s.function, [])), field)
+    ])])
+    error_message = "A schedule's payload holds a field its function does not take (see DESIGN.md: e.g. keep belongs to prune, checks to freshness)."
+  }
+}
