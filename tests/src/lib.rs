@@ -2,6 +2,7 @@
 //! it, an alert topic read back through SNS→SQS, and the payloads in `events/`.
 
 pub mod calls;
+pub mod faults;
 
 use aws_sdk_sqs::config::Credentials;
 use lifeboat::runtime::Sinks;
@@ -73,19 +74,25 @@ impl Emulator {
 
     /// SDK configuration for `region` of the emulator, with dummy credentials.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "lifeboat-tests",
-            ))
-            .load()
-            .await
+        sdk_config_at(&self.endpoint, region).await
     }
+}
+
+/// SDK configuration for `region` at `endpoint` (the emulator, or a proxy in
+/// front of it), with dummy credentials and the SDK's default retries.
+pub async fn sdk_config_at(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "lifeboat-tests",
+        ))
+        .load()
+        .await
 }
 
 impl Drop for Emulator {
