@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 
 # The Lambda functions (crate and binary names are what cargo lambda builds).
-FUNCTIONS := rds-snapshot ebs-snapshot ami-backup prune freshness
+FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
 
 .PHONY: setup build up down test lint demo
 

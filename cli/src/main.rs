@@ -70,6 +70,7 @@ enum Function {
     RdsSnapshot,
     EbsSnapshot,
     AmiBackup,
+    PgDump,
     Prune,
     Freshness,
 }
@@ -175,6 +176,7 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
         Function::RdsSnapshot => invoke(rds_snapshot::RdsSnapshot::from_env(&aws), event).await,
         Function::EbsSnapshot => invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event).await,
         Function::AmiBackup => invoke(ami_backup::AmiBackup::from_env(&aws), event).await,
+        Function::PgDump => invoke(pg_dump::PgDump::from_env(&aws), event).await,
         Function::Prune => invoke(prune::Prune::from_env(&aws), event).await,
         Function::Freshness => invoke(freshness::Freshness::from_env(&aws), event).await,
     };

@@ -1,0 +1,583 @@
+//! Checks a dump while it streams past, without holding it: a custom-format
+//! archive's header and table of contents must read as `pg_restore --list`
+//! reads them, and every data block the table of contents promises must follow,
+//! whole; a plain dump must begin and end as `pg_dump` writes a complete one.
+//!
+//! The custom format (PostgreSQL's `pg_backup_archiver.c` and
+//! `pg_backup_custom.c`): `PGDMP`, version bytes, integer and offset sizes,
+//! format, compression, creation time, database name, server and pg_dump
+//! versions, then the table of contents, then one block per entry that has data:
+//! a type byte, the entry's id, and length-prefixed chunks ending in a zero
+//! length (large-object blocks hold such a chunk run per object, ending in oid 0).
+
+use serde::Serialize;
+
+/// The oldest archive version read (pg_dump 9.x and later write at least this).
+const MIN_VERSION: (u8, u8) = (1, 12);
+/// The largest table of contents held in memory while it is read. It is
+/// proportional to the number of objects in the database (about 40,000 tables
+/// at this size), not to the data.
+pub const MAX_TOC_BYTES: usize = 32 << 20;
+
+const BLK_DATA: u8 = 1;
+const BLK_BLOBS: u8 = 3;
+
+/// What the check learned of a complete archive, for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveSummary {
+    /// The archive format's version (`1.16.0`); absent for plain dumps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_version: Option<String>,
+    /// The server's version, as the dump records it.
+    pub server_version: Option<String>,
+    /// The version of the `pg_dump` that wrote it.
+    pub pg_dump_version: Option<String>,
+    /// Entries in the table of contents; absent for plain dumps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toc_entries: Option<u64>,
+    /// Data blocks read (each entry with data has one); absent for plain dumps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_blocks: Option<u64>,
+}
+
+/// Why a dump would not restore.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// The bytes are not what `pg_dump` writes.
+    #[error("not a readable pg_dump archive: {0}")]
+    Malformed(String),
+    /// The stream ended before the archive did.
+    #[error("the archive is incomplete: {0}")]
+    Truncated(String),
+}
+
+/// A custom-format archive checked as it streams: feed it every byte, then [`finish`](Self::finish).
+#[derive(Debug, Default)]
+pub struct CustomArchiveCheck {
+    /// Bytes not yet consumed: the table of contents while it arrives, then
+    /// the few bytes of a block header or a length split across reads.
+    pending: Vec<u8>,
+    /// Try to read the table of contents again once this many bytes are pending.
+    next_attempt: usize,
+    toc: Option<Toc>,
+    stage: Stage,
+    data_blocks: u64,
+}
+
+#[derive(Debug)]
+struct Toc {
+    int_size: usize,
+    version: (u8, u8, u8),
+    server_version: Option<String>,
+    pg_dump_version: Option<String>,
+    entries: u64,
+    entries_with_data: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Reading the header and table of contents.
+    #[default]
+    Toc,
+    /// Between blocks: the next byte starts a block or the archive has ended.
+    BlockHeader,
+    /// A chunk length of a data block (or of a large object, in a large-object block).
+    ChunkLength { in_blobs: bool },
+    /// Inside a chunk: this many bytes to pass over.
+    Chunk { left: u64, in_blobs: bool },
+    /// The next large object's oid, or 0 at the end of a large-object block.
+    BlobOid,
+}
+
+impl CustomArchiveCheck {
+    /// A check that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next bytes of the stream.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        if self.stage != Stage::Toc {
+            return self.feed_blocks(bytes);
+        }
+        self.pending.extend_from_slice(bytes);
+        // Re-read only once the buffer has doubled: reading a large table of
+        // contents stays linear in its size.
+        if self.pending.len() >= self.next_attempt {
+            self.read_toc()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the header and table of contents from the bytes so far, if they
+    /// hold them whole, and goes on to the data blocks after them.
+    fn read_toc(&mut self) -> Result<(), ArchiveError> {
+        let mut reader = Reader::new(&self.pending, 0);
+        match read_toc(&mut reader) {
+            Ok(toc) => {
+                let rest = self.pending.split_off(reader.at);
+                self.pending = Vec::new();
+                self.toc = Some(toc);
+                self.stage = Stage::BlockHeader;
+                self.feed_blocks(&rest)
+            }
+            Err(Short::Malformed(m)) => Err(ArchiveError::Malformed(m)),
+            Err(Short::NeedMore) if self.pending.len() > MAX_TOC_BYTES => {
+                Err(ArchiveError::Malformed(format!(
+                    "its table of contents is larger than {} MiB",
+                    MAX_TOC_BYTES >> 20
+                )))
+            }
+            Err(Short::NeedMore) => {
+                self.next_attempt = self.pending.len() * 2;
+                Ok(())
+            }
+        }
+    }
+
+    fn feed_blocks(&mut self, mut bytes: &[u8]) -> Result<(), ArchiveError> {
+        while !bytes.is_empty() {
+            let taken = self.feed_blocks_once(bytes)?;
+            bytes = &bytes[taken..];
+        }
+        Ok(())
+    }
+
+    /// Consumes a prefix of `bytes` (at least one byte) and returns its length.
+    fn feed_blocks_once(&mut self, bytes: &[u8]) -> Result<usize, ArchiveError> {
+        let int_size = self.toc.as_ref().map_or(4, |t| t.int_size);
+        if let Stage::Chunk { left, in_blobs } = self.stage {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+            let left = left - n as u64;
+            self.stage = if left == 0 {
+                Stage::ChunkLength { in_blobs }
+            } else {
+                Stage::Chunk { left, in_blobs }
+            };
+            return Ok(n);
+        }
+        // A fixed-size field: gather its bytes, which may arrive split across reads.
+        let need = match self.stage {
+            Stage::BlockHeader => 1 + 1 + int_size,
+            _ => 1 + int_size,
+        };
+        let want = need - self.pending.len();
+        let n = want.min(bytes.len());
+        self.pending.extend_from_slice(&bytes[..n]);
+        if self.pending.len() < need {
+            return Ok(n);
+        }
+        let field = std::mem::take(&mut self.pending);
+        let mut reader = Reader::new(&field, int_size);
+        let malformed = |_| ArchiveError::Malformed("a data block header is cut short".into());
+        self.stage = match self.stage {
+            Stage::BlockHeader => {
+                let kind = reader.byte().map_err(malformed)?;
+                let id = reader.int().map_err(malformed)?;
+                self.data_blocks += 1;
+                match kind {
+                    BLK_DATA => Stage::ChunkLength { in_blobs: false },
+                    BLK_BLOBS => Stage::BlobOid,
+                    other => {
+                        return Err(ArchiveError::Malformed(format!(
+                            "unknown block type {other} for entry {id}"
+                        )));
+                    }
+                }
+            }
+            Stage::ChunkLength { in_blobs } => match reader.int().map_err(malformed)? {
+                0 if in_blobs => Stage::BlobOid,
+                0 => Stage::BlockHeader,
+                len if len < 0 => {
+                    return Err(ArchiveError::Malformed(format!(
+                        "negative chunk length {len}"
+                    )));
+                }
+                len => Stage::Chunk {
+                    left: len as u64,
+                    in_blobs,
+                },
+            },
+            Stage::BlobOid => match reader.int().map_err(malformed)? {
+                0 => Stage::BlockHeader,
+                _ => Stage::ChunkLength { in_blobs: true },
+            },
+            Stage::Toc | Stage::Chunk { .. } => unreachable!("handled above"),
+        };
+        Ok(n)
+    }
+
+    /// Ends the check: the stream must have ended between blocks, with every
+    /// promised data block present.
+    pub fn finish(mut self) -> Result<ArchiveSummary, ArchiveError> {
+        if self.stage == Stage::Toc {
+            self.read_toc()?;
+        }
+        let Some(toc) = self.toc else {
+            return Err(ArchiveError::Truncated(
+                "it ends inside its header or table of contents".into(),
+            ));
+        };
+        if self.stage != Stage::BlockHeader || !self.pending.is_empty() {
+            return Err(ArchiveError::Truncated(format!(
+                "it ends inside data block {}",
+                self.data_blocks
+            )));
+        }
+        if self.data_blocks != toc.entries_with_data {
+            return Err(ArchiveError::Truncated(format!(
+                "{} of the {} data blocks its table of contents lists are present",
+                self.data_blocks, toc.entries_with_data
+            )));
+        }
+        let (major, minor, rev) = toc.version;
+        Ok(ArchiveSummary {
+            archive_version: Some(format!("{major}.{minor}.{rev}")),
+            server_version: toc.server_version,
+            pg_dump_version: toc.pg_dump_version,
+            toc_entries: Some(toc.entries),
+            data_blocks: Some(self.data_blocks),
+        })
+    }
+}
+
+/// Why a read stopped.
+enum Short {
+    /// The bytes so far end before the thing being read.
+    NeedMore,
+    /// The bytes cannot be an archive.
+    Malformed(String),
+}
+
+/// A cursor over the bytes of an archive, reading its integers and strings.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    int_size: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], int_size: usize) -> Self {
+        Reader {
+            bytes,
+            at: 0,
+            int_size,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Short> {
+        let end = self.at.checked_add(n).ok_or(Short::NeedMore)?;
+        let slice = self.bytes.get(self.at..end).ok_or(Short::NeedMore)?;
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn byte(&mut self) -> Result<u8, Short> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// An integer: a sign byte, then `int_size` bytes, least significant first.
+    fn int(&mut self) -> Result<i64, Short> {
+        let negative = self.byte()? != 0;
+        let digits = self.take(self.int_size)?;
+        let value = digits
+            .iter()
+            .rev()
+            .fold(0i64, |acc, b| (acc << 8) | i64::from(*b));
+        Ok(if negative { -value } else { value })
+    }
+
+    /// A string: its length as an integer (-1 for none), then its bytes.
+    fn string(&mut self) -> Result<Option<String>, Short> {
+        match self.int()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(Short::Malformed(format!("a string of length {len}"))),
+            len => {
+                let len = usize::try_from(len).map_err(|_| Short::NeedMore)?;
+                if len > MAX_TOC_BYTES {
+                    return Err(Short::Malformed(format!("a string of {len} bytes")));
+                }
+                Ok(Some(String::from_utf8_lossy(self.take(len)?).into_owned()))
+            }
+        }
+    }
+}
+
+fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
+    if r.take(5)? != b"PGDMP" {
+        return Err(Short::Malformed("it does not start with PGDMP".into()));
+    }
+    let version = (r.byte()?, r.byte()?, r.byte()?);
+    let v = (version.0, version.1);
+    if v < MIN_VERSION || version.0 != 1 {
+        return Err(Short::Malformed(format!(
+            "archive version {}.{} is not supported (1.12 or later)",
+            version.0, version.1
+        )));
+    }
+    r.int_size = usize::from(r.byte()?);
+    if !(1..=8).contains(&r.int_size) {
+        return Err(Short::Malformed(format!("integer size {}", r.int_size)));
+    }
+    let offset_size = usize::from(r.byte()?);
+    let format = r.byte()?;
+    if format != 1 {
+        return Err(Short::Malformed(format!(
+            "format {format} is not the custom format"
+        )));
+    }
+    if v >= (1, 15) {
+        r.byte()?; // compression algorithm
+    } else {
+        r.int()?; // compression level
+    }
+    for _ in 0..7 {
+        r.int()?; // creation time: second, minute, hour, day, month, year, DST
+    }
+    r.string()?; // database name
+    let server_version = r.string()?;
+    let pg_dump_version = r.string()?;
+    let entries = r.int()?;
+    if entries < 0 {
+        return Err(Short::Malformed(format!("{entries} entries")));
+    }
+    let mut entries_with_data = 0;
+    for _ in 0..entries {
+        r.int()?; // dump id
+        if r.int()? != 0 {
+            entries_with_data += 1; // had a data dumper: a data block follows
+        }
+        r.string()?; // table oid
+        r.string()?; // oid
+        r.string()?; // tag
+        r.string()?; // description
+        r.int()?; // section
+        for _ in 0..5 {
+            // definition, drop statement, copy statement, namespace, tablespace
+            r.string()?;
+        }
+        if v >= (1, 14) {
+            r.string()?; // table access method
+        }
+        if v >= (1, 16) {
+            r.int()?; // relkind
+        }
+        r.string()?; // owner
+        r.string()?; // "false": WITH OIDS, long gone
+        while r.string()?.is_some() {} // dependencies, ending in a null string
+        r.byte()?; // data offset: its state, then its bytes
+        r.take(offset_size)?;
+    }
+    Ok(Toc {
+        int_size: r.int_size,
+        version,
+        server_version,
+        pg_dump_version,
+        entries: entries as u64,
+        entries_with_data,
+    })
+}
+
+/// A plain (SQL) dump checked as it streams: it must open with pg_dump's
+/// header and close with its "dump complete" trailer.
+#[derive(Debug, Default)]
+pub struct PlainDumpCheck {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+const PLAIN_HEAD: usize = 4096;
+const PLAIN_TAIL: usize = 4096;
+
+impl PlainDumpCheck {
+    /// A check that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next bytes of the stream.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.head.len() < PLAIN_HEAD {
+            let n = (PLAIN_HEAD - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+        }
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 2 * PLAIN_TAIL {
+            self.tail.drain(..self.tail.len() - PLAIN_TAIL);
+        }
+    }
+
+    /// Ends the check.
+    pub fn finish(self) -> Result<ArchiveSummary, ArchiveError> {
+        let head = String::from_utf8_lossy(&self.head);
+        if !head.starts_with("--\n-- PostgreSQL database dump\n--\n") {
+            return Err(ArchiveError::Malformed(
+                "it does not start with pg_dump's header".into(),
+            ));
+        }
+        let tail = String::from_utf8_lossy(&self.tail);
+        if !tail.contains("\n-- PostgreSQL database dump complete\n") {
+            return Err(ArchiveError::Truncated(
+                "it lacks pg_dump's \"dump complete\" trailer".into(),
+            ));
+        }
+        let version = |label: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(label))
+                .map(|v| v.trim().to_owned())
+        };
+        Ok(ArchiveSummary {
+            archive_version: None,
+            server_version: version("-- Dumped from database version "),
+            pg_dump_version: version("-- Dumped by pg_dump version "),
+            toc_entries: None,
+            data_blocks: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An integer as the archive writes it (4-byte integers).
+    fn int(v: i64) -> Vec<u8> {
+        let mut out = vec![u8::from(v < 0)];
+        out.extend_from_slice(&(v.unsigned_abs() as u32).to_le_bytes());
+        out
+    }
+
+    fn string(s: Option<&str>) -> Vec<u8> {
+        match s {
+            None => int(-1),
+            Some(s) => [int(s.len() as i64), s.as_bytes().to_vec()].concat(),
+        }
+    }
+
+    /// A version 1.16 archive with two entries, one with data, and that data
+    /// block in two chunks, plus a large-object block with two objects.
+    fn archive() -> Vec<u8> {
+        let mut a = b"PGDMP".to_vec();
+        a.extend([1, 16, 0, 4, 8, 1, 1]);
+        for t in [25, 54, 18, 22, 10, 126, 0] {
+            a.extend(int(t));
+        }
+        a.extend(string(Some("orders")));
+        a.extend(string(Some("18.6")));
+        a.extend(string(Some("18.6")));
+        a.extend(int(3));
+        for (id, data, tag) in [(1, 0, "ENCODING"), (2, 1, "t"), (3, 1, "BLOBS")] {
+            a.extend(int(id));
+            a.extend(int(data));
+            a.extend(string(Some("0")));
+            a.extend(string(Some("0")));
+            a.extend(string(Some(tag)));
+            a.extend(string(Some("TABLE DATA")));
+            a.extend(int(2));
+            for s in [Some("CREATE"), None, None, Some("public"), None, None] {
+                a.extend(string(s));
+            }
+            a.extend(int(114));
+            a.extend(string(Some("postgres")));
+            a.extend(string(Some("false")));
+            a.extend(string(Some("1")));
+            a.extend(string(None));
+            a.extend([2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        a.push(BLK_DATA);
+        a.extend(int(2));
+        for chunk in [&b"hello"[..], &b" world"[..]] {
+            a.extend(int(chunk.len() as i64));
+            a.extend_from_slice(chunk);
+        }
+        a.extend(int(0));
+        a.push(BLK_BLOBS);
+        a.extend(int(3));
+        for oid in [16398, 16399] {
+            a.extend(int(oid));
+            a.extend(int(2));
+            a.extend_from_slice(b"lo");
+            a.extend(int(0));
+        }
+        a.extend(int(0));
+        a
+    }
+
+    fn check_in_pieces(bytes: &[u8], piece: usize) -> Result<ArchiveSummary, ArchiveError> {
+        let mut check = CustomArchiveCheck::new();
+        for chunk in bytes.chunks(piece) {
+            check.feed(chunk)?;
+        }
+        check.finish()
+    }
+
+    #[test]
+    fn a_whole_archive_reads_however_it_is_split() {
+        let bytes = archive();
+        for piece in [1, 2, 3, 7, 64, bytes.len()] {
+            let summary = check_in_pieces(&bytes, piece).expect("complete");
+            assert_eq!(summary.toc_entries, Some(3), "piece {piece}");
+            assert_eq!(summary.data_blocks, Some(2));
+            assert_eq!(summary.server_version.as_deref(), Some("18.6"));
+            assert_eq!(summary.archive_version.as_deref(), Some("1.16.0"));
+        }
+    }
+
+    #[test]
+    fn an_archive_cut_anywhere_is_incomplete() {
+        let bytes = archive();
+        for cut in 0..bytes.len() {
+            let result = check_in_pieces(&bytes[..cut], 5);
+            assert!(
+                matches!(result, Err(ArchiveError::Truncated(_))),
+                "cut at {cut}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_an_archive_are_refused() {
+        let mut other = archive();
+        other[0] = b'X';
+        assert!(matches!(
+            check_in_pieces(&other, 16),
+            Err(ArchiveError::Malformed(_))
+        ));
+        let mut plain_format = archive();
+        plain_format[10] = 0; // the format byte
+        assert!(matches!(
+            check_in_pieces(&plain_format, 16),
+            Err(ArchiveError::Malformed(_))
+        ));
+        let mut unknown_block = archive();
+        // The large-object block: a type byte, its id, two objects of oid,
+        // one chunk and an end, then the closing oid 0.
+        let at = unknown_block.len() - (1 + 5 + 2 * (5 + 5 + 2 + 5) + 5);
+        assert_eq!(unknown_block[at], BLK_BLOBS);
+        unknown_block[at] = 9;
+        assert!(matches!(
+            check_in_pieces(&unknown_block, 16),
+            Err(ArchiveError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn plain_dumps_need_their_header_and_trailer() {
+        let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\n-- Dumped from database version 15.18\n-- Dumped by pg_dump version 18.6\n\nSET x = 0;\n".to_owned()
+            + &"INSERT INTO t VALUES (1);\n".repeat(1000)
+            + "\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n";
+        let mut check = PlainDumpCheck::new();
+        for chunk in dump.as_bytes().chunks(100) {
+            check.feed(chunk);
+        }
+        let summary = check.finish().expect("complete");
+        assert_eq!(summary.server_version.as_deref(), Some("15.18"));
+        assert_eq!(summary.pg_dump_version.as_deref(), Some("18.6"));
+        let mut cut = PlainDumpCheck::new();
+        cut.feed(&dump.as_bytes()[..dump.len() - 80]);
+        assert!(matches!(cut.finish(), Err(ArchiveError::Truncated(_))));
+        let mut other = PlainDumpCheck::new();
+        other.feed(b"hello");
+        assert!(matches!(other.finish(), Err(ArchiveError::Malformed(_))));
+    }
+}

@@ -1,0 +1,482 @@
+//! `pg-dump`: `pg_dump` of PostgreSQL databases streamed straight into S3, in
+//! one pass, and checked while it streams.
+//!
+//! For each database: skip it if its slot's manifest exists (idempotency);
+//! read its login from Secrets Manager; run `pg_dump` with the password in its
+//! environment only; stream its output into a multipart upload while hashing
+//! it and reading the archive's structure; then, only if `pg_dump` succeeded
+//! and the archive is whole, complete the upload and write the manifest last.
+//! Any failure aborts the upload: a dump without a manifest never counts.
+
+pub mod archive;
+pub mod manifest;
+pub mod secret;
+pub mod tool;
+pub mod upload;
+
+use crate::archive::{ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck};
+use crate::manifest::Manifest;
+use crate::tool::PgDumpTool;
+use crate::upload::{PartPlan, StreamingUpload, Target, UploadError};
+use chrono::Utc;
+use lifeboat::dumps::{self, MANIFEST_SUFFIX};
+use lifeboat::payload::{Database, DumpFormat, PgDumpFields};
+use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
+use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
+use lifeboat::{Error, Request, tags};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncReadExt;
+
+/// Time kept back before Lambda's deadline to abort the upload, alert and report.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+/// How often a long dump logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Multipart uploads of a slot's key older than this belong to a run that
+/// died (Lambda runs 15 minutes at most) and are aborted by the next run.
+const STALE_UPLOAD: chrono::Duration = chrono::Duration::minutes(20);
+
+/// The function's configuration, read once from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `pg_dump` to run (`PG_DUMP_PATH`, default the layer's).
+    pub pg_dump: PathBuf,
+    /// The default bucket (`LIFEBOAT_BUCKET`).
+    pub bucket: Option<String>,
+    /// The KMS key for SSE-KMS (`LIFEBOAT_KMS_KEY_ID`); the bucket's default encryption otherwise.
+    pub kms_key_id: Option<String>,
+    /// Part size and parallelism of the upload (`LIFEBOAT_PART_SIZE_MIB`, `LIFEBOAT_PARTS_IN_FLIGHT`).
+    pub parts: PartPlan,
+}
+
+impl Settings {
+    /// Reads the environment; a malformed value is an error that names the variable.
+    pub fn from_env() -> Result<Self, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let number = |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+            var(name).map_or(Ok(default), |text| {
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "{name} must be a whole number from {} to {}, not `{text}`",
+                            range.start(),
+                            range.end()
+                        ))
+                    })
+            })
+        };
+        let min_mib = upload::MIN_PART_SIZE >> 20;
+        let max_mib = upload::MAX_PART_SIZE >> 20;
+        Ok(Settings {
+            pg_dump: var("PG_DUMP_PATH")
+                .map_or_else(|| PathBuf::from(tool::DEFAULT_PATH), PathBuf::from),
+            bucket: var("LIFEBOAT_BUCKET"),
+            kms_key_id: var("LIFEBOAT_KMS_KEY_ID"),
+            parts: PartPlan {
+                part_size: number("LIFEBOAT_PART_SIZE_MIB", 8, min_mib..=max_mib)? << 20,
+                parts_in_flight: number("LIFEBOAT_PARTS_IN_FLIGHT", 4, 1..=16)?,
+            },
+        })
+    }
+}
+
+/// The `pg-dump` function with its clients.
+pub struct PgDump {
+    s3: aws_sdk_s3::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    settings: Settings,
+    sinks: Sinks,
+}
+
+/// Why one database's dump failed.
+#[derive(Debug, thiserror::Error)]
+enum DumpError {
+    #[error("{0}")]
+    Secret(String),
+    #[error("cannot start pg_dump: {0}")]
+    Spawn(std::io::Error),
+    #[error("reading pg_dump's output: {0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    PgDump(String),
+    #[error("the dump would not restore: {0}")]
+    Archive(#[from] ArchiveError),
+    #[error("S3 {0}")]
+    Upload(#[from] UploadError),
+    #[error("stopped {margin} s before the Lambda deadline after {0} bytes; the upload was aborted", margin = DEADLINE_MARGIN.as_secs())]
+    Deadline(u64),
+}
+
+impl PgDump {
+    /// The function over these clients, settings and sinks.
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        settings: Settings,
+        sinks: Sinks,
+    ) -> Self {
+        PgDump {
+            s3,
+            secrets,
+            settings,
+            sinks,
+        }
+    }
+
+    /// The function as configured by the environment.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
+        Ok(Self::new(
+            lifeboat::aws::s3_client(aws),
+            aws_sdk_secretsmanager::Client::new(aws),
+            Settings::from_env()?,
+            Sinks::from_env(aws)?,
+        ))
+    }
+
+    async fn manifest_exists(&self, bucket: &str, key: &str) -> Result<bool, String> {
+        match self.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(e) => Err(format!(
+                "HeadObject {key}: {}",
+                lifeboat::aws::summarize(&e)
+            )),
+        }
+    }
+
+    /// Aborts the slot's multipart uploads left by runs that died; a live
+    /// run's upload is younger and is left alone.
+    async fn abort_stale_uploads(&self, bucket: &str, key: &str) {
+        let listed = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(key)
+            .send()
+            .await;
+        let uploads = match listed {
+            Ok(out) => out.uploads.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(key, error = %lifeboat::aws::summarize(&e), "cannot list earlier uploads");
+                return;
+            }
+        };
+        let stale_before = SystemTime::from(Utc::now() - STALE_UPLOAD);
+        for upload in uploads {
+            let initiated = upload
+                .initiated
+                .and_then(|t| SystemTime::try_from(t).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            if upload.key.as_deref() != Some(key) || initiated > stale_before {
+                continue;
+            }
+            let aborted = self
+                .s3
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload.upload_id.unwrap_or_default())
+                .send()
+                .await;
+            match aborted {
+                Ok(_) => tracing::info!(key, "aborted an upload left by an earlier run"),
+                Err(e) => {
+                    tracing::warn!(key, error = %lifeboat::aws::summarize(&e), "cannot abort an earlier upload")
+                }
+            }
+        }
+    }
+
+    /// Dumps one database into `target`, then writes its manifest.
+    async fn dump(
+        &self,
+        db: &Database,
+        tool: &PgDumpTool,
+        target: Target,
+        request: &Request<PgDumpFields>,
+        stop_at: Option<tokio::time::Instant>,
+    ) -> Result<Manifest, DumpError> {
+        let login = secret::credentials(&self.secrets, &db.secret_arn)
+            .await
+            .map_err(DumpError::Secret)?;
+        self.abort_stale_uploads(&target.bucket, &target.key).await;
+        let started = Utc::now();
+        let clock = Instant::now();
+        tracing::info!(database = %db.name, host = %db.host, dbname = %db.dbname, key = %target.key, pg_dump = %tool.version, "dump started");
+        let mut child = tool.command(db, &login).spawn().map_err(DumpError::Spawn)?;
+        drop(login);
+        let stdout = child.stdout.take();
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(tool::read_tail(s)));
+        let mut upload = StreamingUpload::new(self.s3.clone(), target.clone(), self.settings.parts);
+        let mut streamed = Streamed::new(db.format);
+        let work = async {
+            if let Some(mut stdout) = stdout {
+                streamed.pump(&mut stdout, &mut upload, &db.name).await?;
+            }
+            let status = child.wait().await.map_err(DumpError::Read)?;
+            let stderr = match stderr {
+                Some(task) => task.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            if !status.success() {
+                return Err(DumpError::PgDump(tool.explain(status, &stderr)));
+            }
+            let summary = streamed.check.finish()?;
+            let parts = upload.finish().await?;
+            Ok((summary, parts))
+        };
+        let outcome = match stop_at {
+            Some(at) => tokio::time::timeout_at(at, work)
+                .await
+                .unwrap_or(Err(DumpError::Deadline(streamed.size))),
+            None => work.await,
+        };
+        let (summary, parts) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = child.start_kill();
+                upload.abort().await;
+                return Err(e);
+            }
+        };
+        let finished = Utc::now();
+        let manifest = Manifest {
+            key: target.key.clone(),
+            bucket: target.bucket.clone(),
+            database: db.name.clone(),
+            host: db.host.clone(),
+            dbname: db.dbname.clone(),
+            plan: request.plan.to_string(),
+            scheduled_time: request.slot.to_string(),
+            format: db.format,
+            size_bytes: streamed.size,
+            sha256: hex(&streamed.hasher.finalize()),
+            parts,
+            pg_dump_version: tool.version.clone(),
+            archive: summary,
+            started_at: started,
+            finished_at: finished,
+            duration_seconds: clock.elapsed().as_secs_f64(),
+        };
+        let manifest_target = Target {
+            key: format!("{}{MANIFEST_SUFFIX}", target.key),
+            ..target.clone()
+        };
+        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        if let Err(e) = upload::put_object(&self.s3, &manifest_target, body.into()).await {
+            // A dump without a manifest is incomplete: remove it rather than leave it.
+            let _ = self
+                .s3
+                .delete_object()
+                .bucket(&target.bucket)
+                .key(&target.key)
+                .send()
+                .await;
+            return Err(e.into());
+        }
+        tracing::info!(
+            database = %db.name,
+            key = %target.key,
+            bytes = manifest.size_bytes,
+            sha256 = %manifest.sha256,
+            seconds = manifest.duration_seconds,
+            toc_entries = ?manifest.archive.toc_entries,
+            "dump complete"
+        );
+        Ok(manifest)
+    }
+}
+
+/// The running totals of a dump as it streams: size, hash, structure check, progress.
+struct Streamed {
+    size: u64,
+    hasher: Sha256,
+    check: Check,
+}
+
+enum Check {
+    Custom(CustomArchiveCheck),
+    Plain(PlainDumpCheck),
+}
+
+impl Check {
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        match self {
+            Check::Custom(c) => c.feed(bytes),
+            Check::Plain(c) => {
+                c.feed(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<ArchiveSummary, ArchiveError> {
+        match std::mem::replace(self, Check::Plain(PlainDumpCheck::new())) {
+            Check::Custom(c) => c.finish(),
+            Check::Plain(c) => c.finish(),
+        }
+    }
+}
+
+impl Streamed {
+    fn new(format: DumpFormat) -> Self {
+        Streamed {
+            size: 0,
+            hasher: Sha256::new(),
+            check: match format {
+                DumpFormat::Custom => Check::Custom(CustomArchiveCheck::new()),
+                DumpFormat::Plain => Check::Plain(PlainDumpCheck::new()),
+            },
+        }
+    }
+
+    /// Moves `pg_dump`'s output into the upload until it ends, checking it on the way.
+    async fn pump(
+        &mut self,
+        stdout: &mut tokio::process::ChildStdout,
+        upload: &mut StreamingUpload,
+        database: &str,
+    ) -> Result<(), DumpError> {
+        let mut buffer = vec![0u8; 256 << 10];
+        let started = Instant::now();
+        let mut next_report = started + PROGRESS_EVERY;
+        loop {
+            let n = stdout.read(&mut buffer).await.map_err(DumpError::Read)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let bytes = &buffer[..n];
+            self.hasher.update(bytes);
+            self.check.feed(bytes)?;
+            upload.write(bytes).await?;
+            self.size += n as u64;
+            if Instant::now() >= next_report {
+                next_report += PROGRESS_EVERY;
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    database,
+                    bytes = self.size,
+                    mb_per_s = format!("{:.1}", self.size as f64 / 1e6 / seconds),
+                    "dumping"
+                );
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BackupFunction for PgDump {
+    const NAME: &'static str = "pg-dump";
+    type Fields = PgDumpFields;
+
+    fn sinks(&self) -> &Sinks {
+        &self.sinks
+    }
+
+    async fn run(
+        &self,
+        request: &Request<PgDumpFields>,
+        invocation: &Invocation,
+    ) -> Result<Report, Error> {
+        let fields = &request.fields;
+        let bucket = fields
+            .bucket
+            .clone()
+            .or_else(|| self.settings.bucket.clone())
+            .ok_or_else(|| {
+                Error::Config(
+                    "no dump bucket: give `bucket` in the payload or set LIFEBOAT_BUCKET".into(),
+                )
+            })?;
+        let tool = PgDumpTool::probe(&self.settings.pg_dump)
+            .await
+            .map_err(Error::Config)?;
+        let stop_at = invocation.deadline.map(|deadline| {
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN);
+            tokio::time::Instant::now() + left
+        });
+        let mut report = Report::new(
+            Self::NAME,
+            request.plan.clone(),
+            request.slot,
+            request.dry_run,
+        );
+        let prefix = fields.key_prefix();
+        let region = self
+            .s3
+            .config()
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for db in &fields.databases {
+            let key = dumps::dump_key(
+                &prefix,
+                &db.name,
+                &request.plan,
+                request.slot,
+                db.format.extension(),
+            );
+            let failed = |error: String| Failed {
+                kind: Kind::PgDump,
+                source: db.name.clone(),
+                error,
+            };
+            match self
+                .manifest_exists(&bucket, &format!("{key}{MANIFEST_SUFFIX}"))
+                .await
+            {
+                Ok(true) => {
+                    report.skipped.push(Skipped {
+                        kind: Kind::PgDump,
+                        source: db.name.clone(),
+                        backup: Some(key),
+                        reason: "already dumped for this slot (its manifest exists)".into(),
+                    });
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    report.failed.push(failed(e));
+                    continue;
+                }
+            }
+            let created = Created {
+                kind: Kind::PgDump,
+                source: db.name.clone(),
+                backup: key.clone(),
+                region: region.clone(),
+                copy_of: None,
+            };
+            if request.dry_run {
+                report.created.push(created);
+                continue;
+            }
+            let target = Target {
+                bucket: bucket.clone(),
+                key,
+                tagging: upload::tagging(&tags::backup_tags(&request.plan, &db.name, request.slot)),
+                kms_key_id: self.settings.kms_key_id.clone(),
+            };
+            match self.dump(db, &tool, target, request, stop_at).await {
+                Ok(_) => report.created.push(created),
+                Err(e) => {
+                    tracing::error!(database = %db.name, error = %e, "dump failed");
+                    report.failed.push(failed(e.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+}

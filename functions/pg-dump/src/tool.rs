@@ -1,0 +1,219 @@
+//! The `pg_dump` program: finding its version, starting it with the password in
+//! its environment only, and saying in words why it failed.
+
+use crate::secret::Credentials;
+use lifeboat::payload::{Database, DumpFormat};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStderr, Command};
+
+/// Where the Lambda layer puts `pg_dump` (its libraries are in `../lib`).
+pub const DEFAULT_PATH: &str = "/opt/pgsql/bin/pg_dump";
+
+/// How much of `pg_dump`'s standard error is kept for the report.
+const STDERR_TAIL: usize = 8 << 10;
+
+/// A `pg_dump` binary and the version it reports.
+#[derive(Debug, Clone)]
+pub struct PgDumpTool {
+    path: PathBuf,
+    /// Its version, as it prints it (`18.6`).
+    pub version: String,
+    /// Its major version (`18`).
+    pub major: u32,
+}
+
+impl PgDumpTool {
+    /// Runs `pg_dump --version`; the error says what to fix.
+    pub async fn probe(path: &Path) -> Result<Self, String> {
+        let out = Command::new(path)
+            .arg("--version")
+            .env_clear()
+            .envs(library_path(path))
+            .output()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot run pg_dump at {} (PG_DUMP_PATH): {e}",
+                    path.display()
+                )
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (major, version) = parse_version(&text).ok_or_else(|| {
+            format!(
+                "{} (PG_DUMP_PATH) printed no pg_dump version: {:?}",
+                path.display(),
+                text.trim()
+            )
+        })?;
+        Ok(PgDumpTool {
+            path: path.to_owned(),
+            version,
+            major,
+        })
+    }
+
+    /// The command that dumps `db` to standard output. Connection settings
+    /// and the password go in the child's environment, which starts empty:
+    /// nothing on the command line, where `ps` would show it.
+    pub fn command(&self, db: &Database, login: &Credentials) -> Command {
+        let mut command = Command::new(&self.path);
+        command
+            .arg(match db.format {
+                DumpFormat::Custom => "--format=custom",
+                DumpFormat::Plain => "--format=plain",
+            })
+            .arg("--no-password")
+            .env_clear()
+            .envs(library_path(&self.path))
+            .env("PGHOST", &db.host)
+            .env("PGPORT", db.port.to_string())
+            .env("PGDATABASE", &db.dbname)
+            .env("PGUSER", &login.username)
+            .env("PGPASSWORD", &login.password)
+            .env("PGSSLMODE", db.sslmode().as_str())
+            .env("PGCONNECT_TIMEOUT", "15")
+            .env("PGAPPNAME", "lifeboat-pg-dump")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // A CA bundle for sslmode=verify-ca/verify-full, as the deployment sets it.
+        if let Some(root) = std::env::var_os("PGSSLROOTCERT") {
+            command.env("PGSSLROOTCERT", root);
+        }
+        command
+    }
+
+    /// Why a run of this `pg_dump` failed, in words: its last lines of
+    /// standard error, or, when the server is newer, both versions.
+    pub fn explain(&self, status: ExitStatus, stderr: &str) -> String {
+        if let Some(server) = mismatched_server(stderr) {
+            return format!(
+                "the server runs PostgreSQL {server}, newer than pg_dump {} (PG_DUMP_PATH): a pg_dump can only dump servers up to its own major version; deploy the layer with pg_dump {} or later",
+                self.version,
+                server.split('.').next().unwrap_or(&server)
+            );
+        }
+        let how = match (status.code(), signal(status)) {
+            (Some(code), _) => format!("pg_dump exited with status {code}"),
+            (None, Some(sig)) => format!("pg_dump was killed by signal {sig}"),
+            (None, None) => "pg_dump ended abnormally".to_owned(),
+        };
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let last = &lines[lines.len().saturating_sub(3)..];
+        if last.is_empty() {
+            how
+        } else {
+            format!("{how}: {}", last.join(" / "))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn signal(status: ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+#[cfg(not(unix))]
+fn signal(_: ExitStatus) -> Option<i32> {
+    None
+}
+
+/// `LD_LIBRARY_PATH` for a `pg_dump` whose libraries lie in `../lib` beside it
+/// (the layer's layout); libraries its own libraries need are found there too.
+fn library_path(path: &Path) -> Option<(&'static str, PathBuf)> {
+    let lib = path.parent()?.parent()?.join("lib");
+    lib.is_dir().then_some(("LD_LIBRARY_PATH", lib))
+}
+
+/// `pg_dump (PostgreSQL) 18.6` or `… 15.18 (Debian 15.18-0+deb12u1)` → (18, "18.6").
+pub fn parse_version(text: &str) -> Option<(u32, String)> {
+    let rest = text.trim().strip_prefix("pg_dump (PostgreSQL) ")?;
+    let version = rest.split_whitespace().next()?;
+    let major = version.split('.').next()?.parse().ok()?;
+    Some((major, version.to_owned()))
+}
+
+/// The server version in pg_dump's "server version mismatch" refusal.
+fn mismatched_server(stderr: &str) -> Option<String> {
+    if !stderr.contains("server version mismatch") {
+        return None;
+    }
+    let at = stderr.find("server version: ")? + "server version: ".len();
+    let version = stderr[at..].split([';', '\n']).next()?.trim();
+    Some(version.to_owned())
+}
+
+/// Reads a child's standard error to its end, keeping the last few KiB.
+pub async fn read_tail(mut stderr: ChildStderr) -> String {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buffer[..n]);
+        if kept.len() > 2 * STDERR_TAIL {
+            kept.drain(..kept.len() - STDERR_TAIL);
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn tool() -> PgDumpTool {
+        PgDumpTool {
+            path: PathBuf::from("/opt/pgsql/bin/pg_dump"),
+            version: "15.18".into(),
+            major: 15,
+        }
+    }
+
+    #[test]
+    fn versions_read_from_pg_dump() {
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 18.6\n"),
+            Some((18, "18.6".into()))
+        );
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some((15, "15.18".into()))
+        );
+        assert_eq!(parse_version("psql (PostgreSQL) 15.18"), None);
+    }
+
+    #[test]
+    fn a_newer_server_is_explained_with_both_versions() {
+        let stderr = "pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 18.6; pg_dump version: 15.18 (Debian 15.18-0+deb12u1)\n";
+        let message = tool().explain(ExitStatus::from_raw(1 << 8), stderr);
+        assert!(message.contains("PostgreSQL 18.6"), "{message}");
+        assert!(message.contains("pg_dump 15.18"), "{message}");
+        assert!(message.contains("pg_dump 18 or later"), "{message}");
+    }
+
+    #[test]
+    fn other_failures_keep_the_last_lines() {
+        let stderr = "pg_dump: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n";
+        let message = tool().explain(ExitStatus::from_raw(1 << 8), stderr);
+        assert!(
+            message.starts_with("pg_dump exited with status 1: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("Connection refused / Is the server running"),
+            "{message}"
+        );
+        let killed = tool().explain(ExitStatus::from_raw(9), "");
+        assert_eq!(killed, "pg_dump was killed by signal 9");
+    }
+}
