@@ -7,7 +7,7 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
 
-.PHONY: setup build up down test lint demo
+.PHONY: setup build up down test lint tf-check demo
 
 ## setup: install everything the project needs (idempotent)
 setup:
@@ -29,8 +29,18 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## test: every check (unit, SDK-level mocks, emulator integration)
-test: setup lint
+## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified beside it)
+# The example is a tfvars for the root module: tests/tests/terraform.rs plans,
+# applies and destroys it against the emulator, and checkov reads it here.
+tf-check: setup
+	terraform fmt -check -recursive terraform/
+	terraform -chdir=terraform init -backend=false -input=false -no-color >/dev/null
+	terraform -chdir=terraform validate -no-color
+	checkov --directory terraform --framework terraform --skip-download --quiet --compact \
+	  --var-file terraform/examples/seeds-policy/terraform.tfvars
+
+## test: every check (unit, SDK-level mocks, emulator integration, Terraform)
+test: setup lint tf-check
 	cargo test --workspace
 
 ## demo: a full backup cycle against the local stand-ins, shown step by step

@@ -1,0 +1,559 @@
+//! The Terraform in `terraform/`, end to end against the emulator: the
+//! seeds-policy example applies, a second plan shows no change, and it
+//! destroys; every schedule's input, as Terraform renders it, passes its
+//! function's own payload validation; and no role policy grants `*` actions
+//! or deletes backups without Lifeboat's tag (a check proven to fail on
+//! policies that do).
+//!
+//! Formatting, `validate` and checkov run from `make tf-check`; this test
+//! needs only `terraform` and the provider mirror that `make setup` configures.
+
+use lifeboat::Request;
+use lifeboat::payload::{
+    AmiBackupFields, EbsSnapshotFields, FreshnessFields, PgDumpFields, PruneFields,
+    RdsSnapshotFields,
+};
+use lifeboat_tests::{Emulator, TempDir, repo_root};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The example's schedules: two prunes, one per plan, and one of every other function.
+const EXAMPLE_SCHEDULES: usize = 7;
+
+/// What EventBridge Scheduler replaces with the slot's time.
+const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+
+/// The example applies to the emulator, plans again with no change, renders
+/// valid payloads and least-privilege policies, and destroys.
+#[tokio::test(flavor = "multi_thread")]
+async fn seeds_policy_example_applies_plans_clean_and_destroys() {
+    let emulator = Emulator::start();
+    let work = TempDir::new("terraform");
+    let module = work.path.join("terraform");
+    copy_module(&repo_root().join("terraform"), &module);
+    std::fs::write(
+        module.join("emulator_override.tf"),
+        provider_override(&emulator.endpoint),
+    )
+    .expect("write the provider override");
+    let emulator_vars = work.path.join("emulator.tfvars");
+    std::fs::write(&emulator_vars, emulator_tfvars(&emulator, &work.path).await)
+        .expect("write the emulator's variables");
+    let example = repo_root().join("terraform/examples/seeds-policy/terraform.tfvars");
+    let var_files = [
+        format!("-var-file={}", example.display()),
+        format!("-var-file={}", emulator_vars.display()),
+    ];
+    let tf = Terraform { dir: module };
+
+    tf.run(&["init", "-input=false", "-backend=false"], &[0]);
+    tf.run(&["validate"], &[0]);
+    let applied = tf.run_with(
+        &["apply", "-auto-approve", "-input=false"],
+        &var_files,
+        &[0, 1],
+    );
+    // Destroy whatever an apply left behind before failing on it.
+    if applied.0 != 0 {
+        tf.run_with(
+            &["destroy", "-auto-approve", "-input=false"],
+            &var_files,
+            &[0, 1],
+        );
+        panic!("terraform apply failed:\n{}", applied.1);
+    }
+
+    let (code, output) = tf.run_with(
+        &[
+            "plan",
+            "-input=false",
+            "-detailed-exitcode",
+            "-out=second.tfplan",
+        ],
+        &var_files,
+        &[0, 1, 2],
+    );
+    let (_, shown) = tf.run(&["show", "-json", "second.tfplan"], &[0]);
+    tf.run_with(
+        &["destroy", "-auto-approve", "-input=false"],
+        &var_files,
+        &[0],
+    );
+    assert_eq!(code, 0, "the second plan must show no changes:\n{output}");
+
+    let plan: Value = serde_json::from_str(&shown).expect("terraform show -json");
+    let resources = resources(&plan["planned_values"]["root_module"]);
+
+    let schedules: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["type"] == "aws_scheduler_schedule")
+        .copied()
+        .collect();
+    assert_eq!(
+        schedules.len(),
+        EXAMPLE_SCHEDULES,
+        "one schedule per example entry"
+    );
+    for schedule in schedules {
+        let function = function_of(schedule);
+        let input = schedule["values"]["target"][0]["input"]
+            .as_str()
+            .expect("a schedule's input");
+        check_schedule_input(&function, input)
+            .unwrap_or_else(|e| panic!("{}: {e}", schedule["address"]));
+    }
+
+    let policies = role_policies(&resources);
+    assert!(
+        policies.len() >= 12,
+        "every function's and scheduler's role has a policy"
+    );
+    for (address, policy) in &policies {
+        let violations = policy_violations(policy);
+        assert!(violations.is_empty(), "{address}: {violations:#?}");
+    }
+
+    // The check sees the faults it exists for on the real policies: prune's
+    // deletions without their tag condition, and a wildcard action.
+    let (_, prune) = policies
+        .iter()
+        .find(|(address, _)| {
+            address.starts_with("module.function[\"prune\"].aws_iam_role_policy.function")
+        })
+        .expect("prune's policy");
+    let mut untagged = prune.clone();
+    for statement in untagged["Statement"].as_array_mut().expect("statements") {
+        statement
+            .as_object_mut()
+            .expect("a statement")
+            .remove("Condition");
+    }
+    let found = policy_violations(&untagged);
+    for action in [
+        "rds:DeleteDBSnapshot",
+        "ec2:DeleteSnapshot",
+        "ec2:DeregisterImage",
+    ] {
+        assert!(
+            found.iter().any(|v| v.contains(action)),
+            "{action} without a tag condition must be refused: {found:#?}"
+        );
+    }
+    let mut wildcard = prune.clone();
+    wildcard["Statement"][0]["Action"] = json!("s3:*");
+    assert!(
+        !policy_violations(&wildcard).is_empty(),
+        "s3:* must be refused"
+    );
+}
+
+/// Payloads as the scheduler sends them: the placeholder filled in with a slot.
+fn check_schedule_input(function: &str, input: &str) -> Result<(), String> {
+    if !input.contains(SCHEDULED_TIME) {
+        return Err(format!(
+            "the input does not carry {SCHEDULED_TIME}: {input}"
+        ));
+    }
+    let now = chrono::Utc::now();
+    let slot = now.format("%Y-%m-%dT%H:%M:00Z").to_string();
+    let payload: Value = serde_json::from_str(&input.replace(SCHEDULED_TIME, &slot))
+        .map_err(|e| format!("not JSON once filled in: {e}: {input}"))?;
+    if payload["scheduled_time"] != json!(slot) {
+        return Err(format!("scheduled_time is not the slot: {payload}"));
+    }
+    let parsed = match function {
+        "rds-snapshot" => Request::<RdsSnapshotFields>::parse(payload, now).map(drop),
+        "ebs-snapshot" => Request::<EbsSnapshotFields>::parse(payload, now).map(drop),
+        "ami-backup" => Request::<AmiBackupFields>::parse(payload, now).map(drop),
+        "pg-dump" => Request::<PgDumpFields>::parse(payload, now).map(drop),
+        "prune" => Request::<PruneFields>::parse(payload, now).map(drop),
+        "freshness" => Request::<FreshnessFields>::parse(payload, now).map(drop),
+        other => return Err(format!("a schedule of an unknown function {other}")),
+    };
+    parsed.map_err(|e| format!("{function} refuses its input: {e:?}: {input}"))
+}
+
+#[test]
+fn schedule_inputs_are_checked_by_their_function() {
+    let rds = r#"{"plan":"nightly","scheduled_time":"<aws.scheduler.scheduled-time>","select":{"tags":{"backup":"nightly"}}}"#;
+    assert_eq!(check_schedule_input("rds-snapshot", rds), Ok(()));
+    // A field of another function, a null Terraform left in, no placeholder, a bad plan.
+    for (function, input) in [
+        ("prune", rds),
+        (
+            "ami-backup",
+            r#"{"plan":"weekly","scheduled_time":"<aws.scheduler.scheduled-time>","select":{"ids":["i-1"]},"reboot":null}"#,
+        ),
+        (
+            "rds-snapshot",
+            r#"{"plan":"nightly","select":{"tags":{"backup":"nightly"}}}"#,
+        ),
+        (
+            "rds-snapshot",
+            r#"{"plan":"Nightly","scheduled_time":"<aws.scheduler.scheduled-time>","select":{"ids":["a"]}}"#,
+        ),
+    ] {
+        assert!(
+            check_schedule_input(function, input).is_err(),
+            "{function} must refuse {input}"
+        );
+    }
+}
+
+/// The actions whose grant deletes a backup: each must carry Lifeboat's tag condition.
+const BACKUP_DELETIONS: [&str; 4] = [
+    "rds:DeleteDBSnapshot",
+    "rds:DeleteDBClusterSnapshot",
+    "ec2:DeleteSnapshot",
+    "ec2:DeregisterImage",
+];
+
+/// Condition keys that hold a deletion to the resource's `managed-by` tag.
+const TAG_CONDITION_KEYS: [&str; 5] = [
+    "aws:resourcetag/managed-by",
+    "ec2:resourcetag/managed-by",
+    "rds:snapshot-tag/managed-by",
+    "rds:cluster-snapshot-tag/managed-by",
+    "s3:existingobjecttag/managed-by",
+];
+
+/// What is wrong with an identity policy, one line per fault: an Allow of `*`
+/// or `service:*` (or NotAction), a deletion on `*` without a tag condition,
+/// and a backup deletion anywhere without one.
+fn policy_violations(policy: &Value) -> Vec<String> {
+    let statements = match &policy["Statement"] {
+        Value::Array(list) => list.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => return vec!["no Statement".to_owned()],
+    };
+    let mut violations = Vec::new();
+    for (i, statement) in statements.iter().enumerate() {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        let sid = statement["Sid"].as_str().unwrap_or("").to_owned();
+        let at = format!("statement {i} {sid}");
+        if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
+            violations.push(format!("{at}: Allow with NotAction/NotResource"));
+        }
+        let actions = strings(&statement["Action"]);
+        let resources = strings(&statement["Resource"]);
+        let tagged = has_tag_condition(&statement["Condition"]);
+        for action in &actions {
+            let name = action.split_once(':').map_or(action.as_str(), |(_, n)| n);
+            if action == "*" || name == "*" {
+                violations.push(format!("{at}: grants every action: {action}"));
+                continue;
+            }
+            // A name, or a pattern that matches some Delete*/Deregister* action.
+            let deletes = ["Delete", "Deregister"]
+                .iter()
+                .any(|d| name.starts_with(d) || glob(name, &format!("{d}X")));
+            if deletes && resources.iter().any(|r| r == "*") && !tagged {
+                violations.push(format!("{at}: {action} on \"*\" without a tag condition"));
+            }
+            let backup = BACKUP_DELETIONS
+                .iter()
+                .any(|d| glob(&action.to_ascii_lowercase(), &d.to_ascii_lowercase()));
+            if backup && !tagged {
+                violations.push(format!(
+                    "{at}: {action} without the managed-by=lifeboat condition"
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// Whether a Condition block holds the resource's `managed-by` tag to `lifeboat`.
+fn has_tag_condition(condition: &Value) -> bool {
+    let Some(operators) = condition.as_object() else {
+        return false;
+    };
+    operators.iter().any(|(operator, keys)| {
+        operator.starts_with("String")
+            && !operator.contains("Not")
+            && keys.as_object().is_some_and(|keys| {
+                keys.iter().any(|(key, values)| {
+                    TAG_CONDITION_KEYS.contains(&key.to_ascii_lowercase().as_str())
+                        && strings(values) == ["lifeboat"]
+                })
+            })
+    })
+}
+
+/// IAM's wildcard match: `*` any run, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .any(|i| glob(&pattern[1..], &text[i..])),
+        Some(p) => text.chars().next().is_some_and(|t| {
+            (p == '?' || p == t) && glob(&pattern[p.len_utf8()..], &text[t.len_utf8()..])
+        }),
+    }
+}
+
+#[test]
+fn the_policy_check_refuses_wildcards_and_untagged_deletions() {
+    let allowed = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:DescribeSnapshots"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": "arn:aws:ec2:us-east-1::snapshot/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "lifeboat"}}},
+        {"Effect": "Deny", "Action": "*", "Resource": "*"},
+    ]});
+    assert_eq!(policy_violations(&allowed), Vec::<String>::new());
+    for bad in [
+        json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
+        json!({"Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:aws:s3:::b/*"}]}),
+        json!({"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}),
+        json!({"Statement": [{"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "*"}]}),
+        json!({"Statement": [{"Effect": "Allow", "Action": "ec2:Delete*", "Resource": "*"}]}),
+        json!({"Statement": [{"Effect": "Allow", "Action": "ec2:DeregisterImage", "Resource": "arn:aws:ec2:*::image/*"}]}),
+        json!({"Statement": [{"Effect": "Allow", "Action": "rds:DeleteDBSnapshot", "Resource": "*",
+               "Condition": {"StringNotEquals": {"aws:ResourceTag/managed-by": "lifeboat"}}}]}),
+        json!({"Statement": [{"Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": "*",
+               "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": ["lifeboat", "anyone"]}}}]}),
+    ] {
+        assert!(
+            !policy_violations(&bad).is_empty(),
+            "must be refused: {bad}"
+        );
+    }
+}
+
+/// A string or a list of strings, as IAM writes both.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every resource of a module in `show -json`'s planned values, its children's included.
+fn resources(module: &Value) -> Vec<&Value> {
+    let mut all: Vec<&Value> = module["resources"]
+        .as_array()
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    for child in module["child_modules"].as_array().into_iter().flatten() {
+        all.extend(resources(child));
+    }
+    all
+}
+
+/// The Lifeboat function a resource of `module.function["<name>"]` belongs to.
+fn function_of(resource: &Value) -> String {
+    let address = resource["address"].as_str().unwrap_or_default();
+    address
+        .strip_prefix("module.function[\"")
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(name, _)| name.to_owned())
+        .unwrap_or_else(|| panic!("{address} is not in a function module"))
+}
+
+/// Every inline role policy, by address, parsed.
+fn role_policies(resources: &[&Value]) -> Vec<(String, Value)> {
+    resources
+        .iter()
+        .filter(|r| r["type"] == "aws_iam_role_policy")
+        .map(|r| {
+            let text = r["values"]["policy"].as_str().expect("a rendered policy");
+            let address = r["address"].as_str().unwrap_or_default().to_owned();
+            (address, serde_json::from_str(text).expect("policy JSON"))
+        })
+        .collect()
+}
+
+/// The module without local state, so a developer's `terraform init` there does not leak in.
+fn copy_module(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create module copy");
+    for entry in std::fs::read_dir(from).expect("read terraform/") {
+        let entry = entry.expect("a directory entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ".terraform" || name.contains(".tfstate") || name.ends_with(".tfplan") {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_module(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy a module file");
+        }
+    }
+}
+
+/// The provider pointed at the emulator. Terraform merges an `_override.tf`
+/// file into the module, so the real module stays free of test settings.
+fn provider_override(endpoint: &str) -> String {
+    let services = [
+        "cloudwatch",
+        "ec2",
+        "iam",
+        "kms",
+        "lambda",
+        "logs",
+        "s3",
+        "scheduler",
+        "sns",
+        "sts",
+    ];
+    let endpoints: String = services
+        .iter()
+        .map(|s| format!("    {s} = \"{endpoint}\"\n"))
+        .collect();
+    format!(
+        r#"provider "aws" {{
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  s3_use_path_style           = true
+  endpoints {{
+{endpoints}  }}
+}}
+"#
+    )
+}
+
+/// Stand-in zips instead of `make build`'s (the emulator stores functions but
+/// cannot run them), and the emulator's default VPC for pg-dump.
+async fn emulator_tfvars(emulator: &Emulator, dir: &Path) -> String {
+    let zips = dir.join("zips");
+    std::fs::create_dir_all(zips.join("pgsql/bin")).expect("create zips dir");
+    std::fs::write(zips.join("bootstrap"), "#!/bin/sh\nexit 1\n").expect("write bootstrap");
+    std::fs::write(zips.join("pgsql/bin/pg_dump"), "#!/bin/sh\nexit 1\n").expect("write pg_dump");
+    let function_zip = zip(&zips, "bootstrap.zip", "bootstrap");
+    let layer_zip = zip(&zips, "layer.zip", "pgsql");
+
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config("us-east-1").await);
+    let default_vpc = aws_sdk_ec2::types::Filter::builder()
+        .name("isDefault")
+        .values("true")
+        .build();
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(default_vpc)
+        .send()
+        .await
+        .expect("describe VPCs")
+        .vpcs()[0]
+        .vpc_id()
+        .expect("the default VPC's id")
+        .to_owned();
+    let in_vpc = aws_sdk_ec2::types::Filter::builder()
+        .name("vpc-id")
+        .values(&vpc)
+        .build();
+    let subnets: Vec<String> = ec2
+        .describe_subnets()
+        .filters(in_vpc)
+        .send()
+        .await
+        .expect("describe subnets")
+        .subnets()
+        .iter()
+        .filter_map(|s| s.subnet_id().map(str::to_owned))
+        .take(2)
+        .collect();
+
+    let functions = [
+        "rds-snapshot",
+        "ebs-snapshot",
+        "ami-backup",
+        "pg-dump",
+        "prune",
+        "freshness",
+    ];
+    let zips: serde_json::Map<String, Value> = functions
+        .iter()
+        .map(|f| (f.to_string(), json!(function_zip)))
+        .collect();
+    // HCL reads JSON's objects, lists and strings as they are.
+    format!(
+        "function_zips = {}\npg_dump_layer_zip = {}\npg_dump = {}\n",
+        Value::Object(zips),
+        json!(layer_zip),
+        json!({
+            "vpc_id": vpc,
+            "subnet_ids": subnets,
+            "database_cidrs": ["10.0.16.0/20"],
+            "timeout_seconds": 900,
+            "memory_mb": 1024,
+        }),
+    )
+}
+
+/// `entry` (a file or a folder in `dir`) zipped into `dir/name`, with Python's zipfile.
+fn zip(dir: &Path, name: &str, entry: &str) -> String {
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-c", name, entry])
+        .current_dir(dir)
+        .status()
+        .expect("run python3 -m zipfile");
+    assert!(status.success(), "zip {entry}");
+    dir.join(name).display().to_string()
+}
+
+/// `terraform` in one module folder, offline from the provider mirror.
+struct Terraform {
+    dir: PathBuf,
+}
+
+impl Terraform {
+    fn run(&self, args: &[&str], ok: &[i32]) -> (i32, String) {
+        self.run_with(args, &[], ok)
+    }
+
+    /// Runs a command; its exit code must be one of `ok`. Returns the code and stdout + stderr.
+    fn run_with(&self, args: &[&str], var_files: &[String], ok: &[i32]) -> (i32, String) {
+        let started = std::time::Instant::now();
+        let output = Command::new(terraform())
+            .arg(format!("-chdir={}", self.dir.display()))
+            .args(args)
+            .args(var_files)
+            .arg("-no-color")
+            .env("TF_CLI_CONFIG_FILE", repo_root().join(".state/terraformrc"))
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("run terraform: is it installed? (make setup)");
+        let code = output.status.code().unwrap_or(-1);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!(
+            "terraform {} -> {code} in {:.1?}",
+            args[0],
+            started.elapsed()
+        );
+        assert!(
+            ok.contains(&code),
+            "terraform {args:?} exited {code}:\n{text}"
+        );
+        (
+            code,
+            if args[0] == "show" {
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            } else {
+                text
+            },
+        )
+    }
+}
+
+fn terraform() -> PathBuf {
+    std::env::var_os("LIFEBOAT_TERRAFORM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("terraform"))
+}
