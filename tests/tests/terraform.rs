@@ -49,6 +49,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
 
     tf.run(&["init", "-input=false", "-backend=false"], &[0]);
     tf.run(&["validate"], &[0]);
+    refuses_dangerous_values(&tf, &work.path, &var_files);
     let applied = tf.run_with(
         &["apply", "-auto-approve", "-input=false"],
         &var_files,
@@ -146,6 +147,60 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
         !policy_violations(&wildcard).is_empty(),
         "s3:* must be refused"
     );
+}
+
+/// Values that would lose backups or alert nobody stop the plan, before any
+/// change: each mistake below must be named by its validation block.
+fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
+    let bad = dir.join("dangerous.tfvars");
+    std::fs::write(
+        &bad,
+        r#"schedules = {
+  bad-cron = {
+    function   = "rds-snapshot"
+    expression = "cron(0 2 * * *)"
+    payload    = { plan = "nightly", select = { ids = ["db"] } }
+  }
+  bad-keep = {
+    function   = "prune"
+    expression = "cron(0 5 * * ? *)"
+    payload    = { plan = "nightly", kinds = ["rds"], keep = { daily = -2 } }
+  }
+  bad-plan = {
+    function   = "ebs-snapshot"
+    expression = "rate(1 day)"
+    payload    = { plan = "Nightly", select = { ids = ["vol-1"] } }
+  }
+  bad-rpo = {
+    function   = "freshness"
+    expression = "rate(1 hour)"
+    payload    = { plan = "nightly", checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 0 }] }
+  }
+  bad-field = {
+    function   = "freshness"
+    expression = "rate(1 hour)"
+    payload    = { plan = "nightly", keep = { daily = 7 }, checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 26 }] }
+  }
+}
+"#,
+    )
+    .expect("write dangerous.tfvars");
+    let mut files = var_files.to_vec();
+    files.push(format!("-var-file={}", bad.display()));
+    let (_, output) = tf.run_with(&["plan", "-input=false"], &files, &[1]);
+    let output = output.split_whitespace().collect::<Vec<_>>().join(" ");
+    for refusal in [
+        "Every schedule expression must be cron(",
+        "keep counts (last, hourly, daily, weekly, monthly, yearly) must be whole numbers",
+        "Every payload.plan must match",
+        "checks[].max_age_hours (the RPO) must be more than 0",
+        "holds a field its function does not take",
+    ] {
+        assert!(
+            output.contains(refusal),
+            "the plan must refuse with {refusal:?}:\n{output}"
+        );
+    }
 }
 
 /// Payloads as the scheduler sends them: the placeholder filled in with a slot.
