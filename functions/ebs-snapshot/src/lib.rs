@@ -9,6 +9,7 @@
 //! in every run), so the race converges on one backup.
 
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType};
 use futures::stream::{self, StreamExt};
 use lifeboat::ec2::{self, Instance, Snapshot, Volume};
@@ -113,6 +114,14 @@ impl BackupFunction for EbsSnapshot {
         let mut existing =
             ec2::list_snapshots(&self.ec2, ec2::label_filters(&request.plan, window)).await?;
         let slot = request.slot.to_string();
+        let mut slot_backups = existing.iter().filter(|s| {
+            s.is_ebs_backup() && s.label.as_ref().is_some_and(|l| l.scheduled_time == slot)
+        });
+        // Two snapshots of one volume in this slot: left by a run that could
+        // not finish its clean-up; this run finishes it.
+        let mut volumes = BTreeSet::new();
+        let doubled = slot_backups
+            .any(|s| !volumes.insert((s.label.as_ref().map(|l| &l.source), &s.volume_id)));
         let done: BTreeMap<&str, Vec<&str>> = existing
             .iter()
             .filter(|s| s.is_ebs_backup())
@@ -174,7 +183,7 @@ impl BackupFunction for EbsSnapshot {
                     None,
                 )
             }));
-        } else if !ready.is_empty() {
+        } else if !ready.is_empty() || doubled {
             let made = self.create_all(request, ready, &home, &mut report).await;
             self.remove_duplicates(request, &mut report).await?;
             existing.extend(made);
@@ -355,8 +364,11 @@ impl EbsSnapshot {
         .await?;
         // Per source, the snapshots of each run; the run holding the lowest id
         // wins (every run picks the same one) and the others' sets go whole, so
-        // an instance set is never left mixed from two moments.
-        let mut by_source: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        // an instance set is never left mixed from two moments. Within the
+        // winning run, one snapshot per volume: a create call that was retried
+        // after AWS had done it (a dropped response) made a second one.
+        let mut by_source: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
+            BTreeMap::new();
         for s in slot.into_iter().filter(Snapshot::is_ebs_backup) {
             let run = s.tags.get(tags::RUN).cloned().unwrap_or_default();
             let Some(label) = s.label else { continue };
@@ -365,11 +377,11 @@ impl EbsSnapshot {
                 .or_default()
                 .entry(run)
                 .or_default()
-                .push(s.id);
+                .push((s.id, s.volume_id));
         }
         for (source, mut runs) in by_source {
-            for ids in runs.values_mut() {
-                ids.sort();
+            for snapshots in runs.values_mut() {
+                snapshots.sort();
             }
             let Some(winner) = runs
                 .iter()
@@ -378,18 +390,34 @@ impl EbsSnapshot {
             else {
                 continue;
             };
-            let kept = runs.remove(&winner).unwrap_or_default().join(",");
-            for loser in runs.into_values().flatten() {
-                tracing::warn!(%source, snapshot = %loser, %kept, "duplicate from a concurrent run; deleting it");
-                if let Err(e) = self.ec2.delete_snapshot().snapshot_id(&loser).send().await {
-                    report.failed.push(Failed {
-                        kind: Kind::Ebs,
-                        source: source.clone(),
-                        error: format!(
-                            "duplicate snapshot {loser} could not be deleted: {}",
-                            aws::summarize(&e)
-                        ),
-                    });
+            let mut volumes = BTreeSet::new();
+            let (kept, retried): (Vec<_>, Vec<_>) = runs
+                .remove(&winner)
+                .unwrap_or_default()
+                .into_iter()
+                .partition(|(_, volume)| volumes.insert(volume.clone()));
+            let kept = kept
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+                .join(",");
+            let losers = runs.into_values().flatten().chain(retried);
+            for (loser, _) in losers {
+                tracing::warn!(%source, snapshot = %loser, %kept, "duplicate from a concurrent run or a retried call; deleting it");
+                match self.ec2.delete_snapshot().snapshot_id(&loser).send().await {
+                    Ok(_) => {}
+                    // Gone already: a concurrent delivery deleted the same duplicate.
+                    Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {}
+                    Err(e) => {
+                        report.failed.push(Failed {
+                            kind: Kind::Ebs,
+                            source: source.clone(),
+                            error: format!(
+                                "duplicate snapshot {loser} could not be deleted: {}",
+                                aws::summarize(&e)
+                            ),
+                        });
+                    }
                 }
             }
             for c in report.created.iter_mut().filter(|c| c.source == source) {
