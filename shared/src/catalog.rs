@@ -232,6 +232,13 @@ impl Catalog {
                 .await
             {
                 Ok(_) => Deletion::Deleted,
+                // Gone already: a retried call whose first attempt AWS had done.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_snapshot_not_found_fault()) =>
+                {
+                    Deletion::Deleted
+                }
                 Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
             },
             Kind::RdsCluster => match self
@@ -242,22 +249,37 @@ impl Catalog {
                 .await
             {
                 Ok(_) => Deletion::Deleted,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_cluster_snapshot_not_found_fault()) =>
+                {
+                    Deletion::Deleted
+                }
                 Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
             },
             Kind::Ebs => self.delete_snapshots(&backup.parts).await,
             Kind::Ami => {
                 // Deregister first: a registered image's snapshots cannot be deleted.
-                if let Err(e) = self
+                match self
                     .ec2
                     .deregister_image()
                     .image_id(&backup.id)
                     .send()
                     .await
                 {
-                    return Deletion::Failed(format!(
-                        "DeregisterImage: {}",
-                        crate::aws::summarize(&e)
-                    ));
+                    Ok(_) => {}
+                    // Gone already (a retried call): its snapshots are still to delete.
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+                        ) => {}
+                    Err(e) => {
+                        return Deletion::Failed(format!(
+                            "DeregisterImage: {}",
+                            crate::aws::summarize(&e)
+                        ));
+                    }
                 }
                 self.delete_snapshots(&backup.parts[1..]).await
             }
