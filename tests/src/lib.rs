@@ -52,6 +52,8 @@ impl Emulator {
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_AMIS_PATH", &amis)
+            // tests/moto/sitecustomize.py: AMI names unique, as on AWS.
+            .env("PYTHONPATH", repo_root().join("tests/moto"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
