@@ -244,16 +244,22 @@ data "aws_iam_policy_document" "pg_dump" {
       }
     }
   }
+  # ListBucket makes HeadObject of a missing manifest answer 404 rather than
+  # 403 (a slot not yet dumped); ListBucketMultipartUploads finds the uploads
+  # an earlier run left behind, to abort them.
   statement {
-    sid       = "ListDumps"
-    actions   = ["s3:ListBucket"]
+    sid       = "ListDumpsAndUploads"
+    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
     resources = [aws_s3_bucket.dumps.arn]
   }
-  # PutObject covers the multipart calls (create, upload part, complete);
-  # GetObject reads a manifest back to tell a finished dump from a torn one.
+  # PutObject covers the multipart calls (create, upload part, complete),
+  # PutObjectTagging the tags sent with them, GetObject the HeadObject that
+  # tells a finished dump (its manifest exists) from a torn one. DeleteObject
+  # removes the run's own dump when its manifest could not be written (S3 has
+  # no tag condition for it; in the versioned bucket it only adds a marker).
   statement {
     sid       = "WriteDumps"
-    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.dumps.arn}/*"]
   }
   statement {

@@ -117,8 +117,8 @@ variable "pg_dump" {
     error_message = "pg_dump.database_port must be a TCP port."
   }
   validation {
-    condition     = var.pg_dump.part_size_mib >= 5 && var.pg_dump.parts_in_flight >= 1
-    error_message = "pg_dump.part_size_mib must be at least 5 (S3's smallest multipart part) and parts_in_flight at least 1."
+    condition     = var.pg_dump.part_size_mib >= 5 && var.pg_dump.part_size_mib <= 5120 && var.pg_dump.parts_in_flight >= 1 && var.pg_dump.parts_in_flight <= 16
+    error_message = "pg_dump.part_size_mib must lie between 5 and 5120 (S3's multipart part sizes) and parts_in_flight between 1 and 16."
   }
 }
 
