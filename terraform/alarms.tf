@@ -16,8 +16,10 @@ resource "aws_cloudwatch_metric_alarm" "stale_backups" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
-  # Silence is the heartbeat alarm's to report.
-  treat_missing_data = "notBreaching"
+  # freshness reports once a run: between runs the alarm keeps the state the
+  # last run set (it stays in ALARM until a run finds nothing stale), and
+  # silence is the heartbeat alarm's to report.
+  treat_missing_data = "ignore"
   alarm_actions      = [aws_sns_topic.alerts.arn]
   ok_actions         = [aws_sns_topic.alerts.arn]
   tags               = var.tags
@@ -36,7 +38,7 @@ resource "aws_cloudwatch_metric_alarm" "unprotected_resources" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
-  treat_missing_data  = "notBreaching"
+  treat_missing_data  = "ignore"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
   tags                = var.tags
