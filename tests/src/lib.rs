@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod faults;
+pub mod postgres;
 
 use aws_sdk_sqs::config::Credentials;
 use lifeboat::runtime::Sinks;
@@ -116,7 +117,7 @@ fn moto_server() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

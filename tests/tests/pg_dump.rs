@@ -1,0 +1,318 @@
+//! `pg-dump` against real PostgreSQL servers (Debian's 15 and the newest
+//! major from `make setup`) and the emulator's S3 and Secrets Manager: dumps
+//! restore exactly, failures leave nothing behind and alert once, the
+//! password is never written anywhere, and a too-old pg_dump says so.
+
+use aws_sdk_s3::Client as S3;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+mod pg_dump_common;
+
+use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::TempDir;
+use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
+use pg_dump_common::{BUCKET, PARTS, Setup, assert_nothing_left, payload, pg_dump_of};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Dumps a generated database of about 50 MiB through the function, fetches
+/// the archive, checks it against its manifest, restores it into a fresh
+/// database with the newest pg_restore, and compares every table and large object.
+async fn dump_and_restore(server_bin: PathBuf) {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&server_bin);
+    generate(&server, "shop", 50);
+    let before = server.fingerprint("shop");
+    let arn = setup.secret("shop", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let event = payload("nightly", server.port, "shop", &arn);
+
+    let report = handle(&function, event.clone(), Invocation::now())
+        .await
+        .unwrap_or_else(|e| panic!("dump of PostgreSQL {}: {e}", server.version()));
+    assert_eq!(report.created.len(), 1, "{report:?}");
+    let key = report.created[0].backup.clone();
+    assert_eq!(
+        key,
+        "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dump"
+    );
+
+    let dump = setup.get(&key).await;
+    let manifest: Value =
+        serde_json::from_slice(&setup.get(&format!("{key}.manifest.json")).await).expect("json");
+    assert_eq!(manifest["size_bytes"], json!(dump.len()));
+    let sha: String = Sha256::digest(&dump)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(manifest["sha256"], json!(sha));
+    let recorded = manifest["archive"]["server_version"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(recorded.starts_with(&server.version()), "{recorded}");
+    assert!(manifest["parts"].as_i64().unwrap_or(0) > 1, "{manifest}");
+    assert!(
+        dump.len() > 5 << 20,
+        "a multipart-sized dump: {}",
+        dump.len()
+    );
+
+    let dir = TempDir::new("restore");
+    let file = dir.path.join("shop.dump");
+    std::fs::write(&file, &dump).expect("write dump");
+    let list = server
+        .client_with(&newest_bin(), "pg_restore")
+        .arg("--list")
+        .arg(&file)
+        .output()
+        .expect("pg_restore --list");
+    let listing = String::from_utf8_lossy(&list.stdout);
+    let toc = format!("TOC Entries: {}", manifest["archive"]["toc_entries"]);
+    assert!(listing.contains(&toc), "{toc} not in:\n{listing}");
+
+    // Restored where such a dump is restored: on a server of pg_dump's own
+    // major (pg_restore 18 writes settings that a 15 server does not know).
+    let newer;
+    let target = if server_bin == newest_bin() {
+        &server
+    } else {
+        newer = PgServer::start(&newest_bin());
+        &newer
+    };
+    target.sql("postgres", "CREATE DATABASE shop_restored");
+    let restored = target
+        .client("pg_restore")
+        .args(["--exit-on-error", "-d", "shop_restored"])
+        .arg(&file)
+        .output()
+        .expect("pg_restore");
+    assert!(
+        restored.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(target.fingerprint("shop_restored"), before);
+    assert!(before.len() >= 4, "tables and large objects: {before:?}");
+
+    let tags = setup
+        .s3
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("tags")
+        .tag_set;
+    let tags: Vec<(String, String)> = tags.into_iter().map(|t| (t.key, t.value)).collect();
+    for expected in [
+        ("managed-by", "lifeboat"),
+        ("lifeboat:plan", "nightly"),
+        ("lifeboat:source", "orders"),
+        ("lifeboat:scheduled-time", "2026-11-20T02:00:00Z"),
+    ] {
+        assert!(
+            tags.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} not in {tags:?}"
+        );
+    }
+
+    // The same slot again: skipped, nothing new written.
+    let again = handle(&function, event, Invocation::now())
+        .await
+        .expect("second run");
+    assert!(again.created.is_empty(), "{again:?}");
+    assert_eq!(again.skipped.len(), 1);
+    assert_eq!(setup.keys().await.len(), 2);
+    assert!(
+        setup.inbox.drain().await.is_empty(),
+        "no alert for a good run"
+    );
+}
+
+#[tokio::test]
+async fn a_postgres_15_database_restores_exactly() {
+    dump_and_restore(pg15_bin()).await;
+}
+
+#[tokio::test]
+async fn a_database_of_the_newest_major_restores_exactly() {
+    dump_and_restore(newest_bin()).await;
+}
+
+/// Refuses S3 `UploadPart` calls from part `from` on, as S3 refusing parts half-way.
+#[derive(Debug)]
+struct RefuseParts {
+    from: u32,
+}
+
+impl Intercept for RefuseParts {
+    fn name(&self) -> &'static str {
+        "RefuseParts"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
+        let part = uri
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("partNumber="))
+            .and_then(|n| n.parse::<u32>().ok());
+        match part {
+            Some(n) if n >= self.from => Err(format!("injected: S3 refused part {n}").into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A `pg_dump` that is killed after writing `bytes` bytes: a shell script
+/// around the real one (the function starts it with an empty environment).
+fn killed_pg_dump(dir: &Path, real: &Path, bytes: u64) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(format!("pg_dump-killed-at-{bytes}"));
+    let real = real.display();
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n{real} \"$@\" | /usr/bin/head -c {bytes}\nkill -KILL $$\n"
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// A seeded generator for the kill points; the seed is printed, so a run repeats.
+fn kill_points(size: u64, n: usize) -> Vec<u64> {
+    let seed = std::env::var("LIFEBOAT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("kill points: LIFEBOAT_TEST_SEED={seed}");
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            1 + state % (size - 1)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn failures_leave_nothing_behind_and_alert_once() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 15);
+    let newest = pg_dump_of(&newest_bin());
+    let function = setup.function(&newest, setup.s3.clone());
+    let good = setup.secret("good", &server.password).await;
+    let bad = setup.secret("bad", "not-the-password").await;
+
+    let wrong_password = payload("wrong-password", server.port, "shop", &bad);
+    let outcome = handle(&function, wrong_password, Invocation::now()).await;
+    assert_nothing_left(&setup, outcome, "password authentication failed").await;
+
+    let closed_port = lifeboat_tests::postgres::closed_port();
+    let unreachable = payload("unreachable", closed_port, "shop", &good);
+    let outcome = handle(&function, unreachable, Invocation::now()).await;
+    assert_nothing_left(&setup, outcome, "Connection refused").await;
+
+    let missing = payload("missing-db", server.port, "no_such_db", &good);
+    let outcome = handle(&function, missing, Invocation::now()).await;
+    assert_nothing_left(&setup, outcome, "does not exist").await;
+
+    // S3 refuses the third part and every part after it.
+    let refusing = aws_sdk_s3::config::Builder::from(&setup.aws)
+        .force_path_style(true)
+        .interceptor(RefuseParts { from: 3 })
+        .build();
+    let function_s3_fails = setup.function(&newest, S3::from_conf(refusing));
+    let outcome = handle(
+        &function_s3_fails,
+        payload("s3-fails", server.port, "shop", &good),
+        Invocation::now(),
+    )
+    .await;
+    assert_nothing_left(&setup, outcome, "S3 UploadPart").await;
+
+    // pg_dump killed at random bytes of its output.
+    let size = server
+        .client_with(&newest_bin(), "pg_dump")
+        .args(["-Fc", "-d", "shop"])
+        .output()
+        .expect("pg_dump")
+        .stdout
+        .len() as u64;
+    assert!(size > 2 * PARTS.part_size as u64, "dump of {size} bytes");
+    let dir = TempDir::new("killed");
+    for bytes in kill_points(size, 3) {
+        let killed = setup.function(&killed_pg_dump(&dir.path, &newest, bytes), setup.s3.clone());
+        let outcome = handle(
+            &killed,
+            payload("killed", server.port, "shop", &good),
+            Invocation::now(),
+        )
+        .await;
+        assert_nothing_left(&setup, outcome, "killed by signal 9").await;
+    }
+
+    // And after all that, the same function dumps the database.
+    let report = handle(
+        &function,
+        payload("killed", server.port, "shop", &good),
+        Invocation::now(),
+    )
+    .await
+    .expect("a good run");
+    assert_eq!(report.created.len(), 1);
+}
+
+#[tokio::test]
+async fn a_pg_dump_older_than_the_server_says_both_versions() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&pg15_bin()), setup.s3.clone());
+    let outcome = handle(
+        &function,
+        payload("nightly", server.port, "postgres", &arn),
+        Invocation::now(),
+    )
+    .await;
+    let version = server.version();
+    assert_nothing_left(
+        &setup,
+        outcome,
+        &format!("PostgreSQL {version}, newer than pg_dump 15."),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let mut event = payload("nightly", server.port, "postgres", &arn);
+    event["dry_run"] = json!(true);
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("dry run");
+    assert_eq!(report.created.len(), 1);
+    assert!(setup.keys().await.is_empty());
+    assert_eq!(setup.open_uploads().await, 0);
+}

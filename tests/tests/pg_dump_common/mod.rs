@@ -1,0 +1,165 @@
+//! What the `pg-dump` test binaries share: an emulator with a dump bucket,
+//! secrets and an alert inbox, the function over it, and the sample payload
+//! pointed at a test server.
+
+#![allow(dead_code)]
+
+use aws_sdk_s3::Client as S3;
+use lifeboat_tests::{AlertInbox, Emulator, event};
+use pg_dump::upload::PartPlan;
+use pg_dump::{PgDump, Settings};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+pub const BUCKET: &str = "lifeboat-dumps";
+/// Small parts, so that a test dump of a few MiB is a real multipart upload.
+pub const PARTS: PartPlan = PartPlan {
+    part_size: 5 << 20,
+    parts_in_flight: 2,
+};
+
+pub struct Setup {
+    _emulator: Emulator,
+    pub aws: aws_config::SdkConfig,
+    pub inbox: AlertInbox,
+    pub s3: S3,
+}
+
+impl Setup {
+    pub async fn new() -> Self {
+        let emulator = Emulator::start();
+        let aws = emulator.sdk_config("us-east-1").await;
+        let s3 = lifeboat::aws::s3_client(&aws);
+        s3.create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("bucket");
+        let inbox = AlertInbox::create(&aws).await;
+        Setup {
+            _emulator: emulator,
+            aws,
+            inbox,
+            s3,
+        }
+    }
+
+    /// A Secrets Manager secret in the RDS format; returns its ARN.
+    pub async fn secret(&self, name: &str, password: &str) -> String {
+        aws_sdk_secretsmanager::Client::new(&self.aws)
+            .create_secret()
+            .name(name)
+            .secret_string(
+                json!({"engine": "postgres", "username": "postgres", "password": password})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .expect("secret")
+            .arn
+            .expect("arn")
+    }
+
+    pub fn function(&self, pg_dump: &Path, s3: S3) -> PgDump {
+        let settings = Settings {
+            pg_dump: pg_dump.to_owned(),
+            bucket: Some(BUCKET.into()),
+            kms_key_id: None,
+            parts: PARTS,
+        };
+        PgDump::new(
+            s3,
+            aws_sdk_secretsmanager::Client::new(&self.aws),
+            settings,
+            self.inbox.sinks(&self.aws),
+        )
+    }
+
+    pub async fn keys(&self) -> Vec<String> {
+        self.s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list")
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| o.key)
+            .collect()
+    }
+
+    pub async fn open_uploads(&self) -> usize {
+        self.s3
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("uploads")
+            .uploads
+            .unwrap_or_default()
+            .len()
+    }
+
+    pub async fn get(&self, key: &str) -> Vec<u8> {
+        self.s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .to_vec()
+    }
+}
+
+/// The sample payload from `events/`, pointed at this server and secret.
+pub fn payload(plan: &str, server_port: u16, dbname: &str, secret_arn: &str) -> Value {
+    let mut payload = event("pg-dump.json");
+    payload["plan"] = json!(plan);
+    let db = &mut payload["databases"][0];
+    db["host"] = json!("127.0.0.1");
+    db["port"] = json!(server_port);
+    db["dbname"] = json!(dbname);
+    db["secret_arn"] = json!(secret_arn);
+    payload
+}
+
+pub fn pg_dump_of(bin: &Path) -> PathBuf {
+    bin.join("pg_dump")
+}
+
+/// After a failed run: the run failed, nothing is in the bucket, no
+/// multipart upload is open, and exactly one alert went out.
+pub async fn assert_nothing_left(
+    setup: &Setup,
+    outcome: Result<lifeboat::Report, lifeboat::Error>,
+    expect: &str,
+) {
+    let report = match outcome {
+        Err(lifeboat::Error::RunFailed { report }) => report,
+        other => panic!("expected a failed run ({expect}), got {other:?}"),
+    };
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].error.contains(expect),
+        "`{expect}` not in `{}`",
+        report.failed[0].error
+    );
+    assert_eq!(setup.keys().await, Vec::<String>::new(), "{expect}");
+    assert_eq!(setup.open_uploads().await, 0, "{expect}");
+    let alerts = setup.inbox.drain().await;
+    assert_eq!(alerts.len(), 1, "{expect}: {alerts:?}");
+    assert!(
+        alerts[0]["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("orders"),
+        "{:?}",
+        alerts[0]
+    );
+}
