@@ -7,16 +7,22 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
 
-.PHONY: setup build up down test lint tf-check demo
+.PHONY: setup build layer up down test lint tf-check demo
 
 ## setup: install everything the project needs (idempotent)
 setup:
 	@scripts/setup.sh
 
-## build: release Lambda zips in target/lambda/<function>/bootstrap.zip
-build: setup
+## build: release Lambda zips in target/lambda/<function>/bootstrap.zip, and pg_dump's layer
+build: setup layer
 	cargo lambda build --release --output-format zip $(addprefix -p ,$(FUNCTIONS))
-	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip) target/lambda/pg-dump-layer.zip
+
+## layer: target/lambda/pg-dump-layer.zip (pg_dump 18 and its libraries), checked:
+## glibc <= 2.34 for every ELF file, and pg_dump runs from it with only its own libraries
+layer: setup
+	@scripts/pg-layer.sh build
+	@scripts/pg-layer.sh check
 
 ## up / down: start / stop the local stand-ins (moto server, PostgreSQL) on 127.0.0.1
 up: setup
@@ -40,7 +46,7 @@ tf-check: setup
 	  --var-file terraform/examples/seeds-policy/terraform.tfvars
 
 ## test: every check (unit, SDK-level mocks, emulator integration, Terraform)
-test: setup lint tf-check
+test: setup lint layer tf-check
 	cargo test --workspace
 
 ## demo: a full backup cycle against the local stand-ins, shown step by step
