@@ -6,6 +6,9 @@
     estate.py history     sixty earlier nightly snapshots of one volume, for prune to thin out
     estate.py summary     a function's JSON report (stdin), one line per item
     estate.py alerts      the alerts delivered to the inbox since the last look
+    estate.py pg-setup    the dump bucket, the database's secret, and pg-dump's payload (written to .state/)
+    estate.py dumps       the dumps in the bucket with their tags, and the newest one's manifest
+    estate.py fetch KEY   download a dump to .state/restore.dump
 """
 import json
 import os
@@ -144,5 +147,49 @@ def alerts():
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
 
 
+BUCKET = "lifeboat-dumps"
+
+
+def pg_setup():
+    """The bucket, a Secrets Manager secret in the RDS format, and the payload naming it."""
+    client("s3").create_bucket(Bucket=BUCKET)
+    with open(".state/pg-password") as f:
+        password = f.read().strip()
+    arn = client("secretsmanager").create_secret(
+        Name="lifeboat/demo-shop",
+        SecretString=json.dumps({"engine": "postgres", "username": "postgres", "password": password}),
+    )["ARN"]
+    with open("events/pg-dump.json") as f:
+        payload = json.load(f)
+    payload.pop("scheduled_time")  # this minute's slot
+    payload["databases"][0].update(
+        {"name": "shop", "host": "127.0.0.1", "port": int(os.environ["LIFEBOAT_PG_PORT"]), "dbname": "shop", "secret_arn": arn}
+    )
+    with open(".state/pg-dump.demo.json", "w") as f:
+        json.dump(payload, f, indent=2)
+    print(json.dumps(payload, indent=2))
+
+
+def dumps():
+    s3 = client("s3")
+    rows, newest = [], None
+    for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        t = {x["Key"]: x["Value"] for x in s3.get_object_tagging(Bucket=BUCKET, Key=o["Key"])["TagSet"]}
+        rows.append((o["Key"], str(o["Size"]), t.get("managed-by"), t.get("lifeboat:plan"), t.get("lifeboat:source"),
+                     t.get("lifeboat:scheduled-time")))
+        if o["Key"].endswith(".manifest.json"):
+            newest = o["Key"]
+    print(f"s3://{BUCKET}")
+    table(["key", "bytes", "managed-by", "plan", "source", "slot"], sorted(rows))
+    if newest:
+        print(f"\n{newest}:")
+        print(s3.get_object(Bucket=BUCKET, Key=newest)["Body"].read().decode())
+
+
+def fetch():
+    client("s3").download_file(BUCKET, sys.argv[2], ".state/restore.dump")
+
+
 if __name__ == "__main__":
-    {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history}[sys.argv[1]]()
+    {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history,
+     "pg-setup": pg_setup, "dumps": dumps, "fetch": fetch}[sys.argv[1]]()
