@@ -1,7 +1,7 @@
 //! The Terraform in `terraform/`, end to end against the emulator: the
 //! seeds-policy example applies, a second plan shows no change, and it
 //! destroys; every schedule's input, as Terraform renders it, passes its
-//! function's own payload validation; and no role policy grants `*` actions
+//! function's own payload validation; and no policy it renders grants `*` actions
 //! or deletes backups without Lifeboat's tag (a check proven to fail on
 //! policies that do).
 //!
@@ -105,9 +105,13 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
             .unwrap_or_else(|e| panic!("{}: {e}", schedule["address"]));
     }
 
-    let policies = role_policies(&resources);
+    let policies = rendered_policies(&resources);
+    let roles = policies
+        .iter()
+        .filter(|(address, _)| address.contains("aws_iam_role_policy."))
+        .count();
     assert!(
-        policies.len() >= 12,
+        roles >= 12,
         "every function's and scheduler's role has a policy"
     );
     for (address, policy) in &policies {
@@ -413,17 +417,44 @@ fn function_of(resource: &Value) -> String {
         .unwrap_or_else(|| panic!("{address} is not in a function module"))
 }
 
-/// Every inline role policy, by address, parsed.
-fn role_policies(resources: &[&Value]) -> Vec<(String, Value)> {
-    resources
-        .iter()
-        .filter(|r| r["type"] == "aws_iam_role_policy")
-        .map(|r| {
-            let text = r["values"]["policy"].as_str().expect("a rendered policy");
-            let address = r["address"].as_str().unwrap_or_default().to_owned();
-            (address, serde_json::from_str(text).expect("policy JSON"))
-        })
-        .collect()
+/// Every policy document Terraform renders, by address, parsed: the roles'
+/// policies and trust policies, and the key, topic and bucket policies.
+///
+/// One statement is left out: a key policy's grant of `kms:*` to the
+/// account root. It is how a key hands its administration to the account's
+/// IAM policies (AWS's default key policy), and its `*` resource is the key.
+fn rendered_policies(resources: &[&Value]) -> Vec<(String, Value)> {
+    let documents = [
+        ("aws_iam_role_policy", "policy"),
+        ("aws_iam_role", "assume_role_policy"),
+        ("aws_kms_key", "policy"),
+        ("aws_sns_topic_policy", "policy"),
+        ("aws_s3_bucket_policy", "policy"),
+    ];
+    let mut policies = Vec::new();
+    for resource in resources {
+        for (kind, attribute) in documents {
+            if resource["type"] != kind {
+                continue;
+            }
+            let text = resource["values"][attribute]
+                .as_str()
+                .expect("a rendered policy");
+            let mut policy: Value = serde_json::from_str(text).expect("policy JSON");
+            if kind == "aws_kms_key" {
+                let statements = policy["Statement"].as_array_mut().expect("statements");
+                statements.retain(|s| {
+                    !(strings(&s["Action"]) == ["kms:*"]
+                        && strings(&s["Principal"]["AWS"])
+                            .iter()
+                            .all(|p| p.ends_with(":root")))
+                });
+            }
+            let address = resource["address"].as_str().unwrap_or_default();
+            policies.push((format!("{address} {attribute}"), policy));
+        }
+    }
+    policies
 }
 
 /// The module without local state, so a developer's `terraform init` there does not leak in.
