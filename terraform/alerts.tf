@@ -58,8 +58,9 @@ resource "aws_sns_topic_subscription" "email" {
 resource "aws_sns_topic_subscription" "https" {
   for_each = toset(var.alert_subscriptions.https)
 
-  topic_arn              = aws_sns_topic.alerts.arn
-  protocol               = "https"
-  endpoint               = each.value
-  endpoint_auto_confirms = true
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "https"
+  endpoint  = each.value
+  # The endpoint confirms when SNS calls it (pagers do so on their own); until
+  # then the subscription stays pending and Terraform does not wait for it.
 }
