@@ -67,7 +67,7 @@ variable "concurrency" {
 }
 
 variable "functions" {
-  description = "Timeout (seconds), memory (MiB) and reserved concurrency per function, where the defaults (300 s, 256 MiB, 4) do not fit."
+  description = "Timeout (seconds), memory (MiB) and reserved concurrency per function, where the defaults (300 s, 256 MiB, 4) do not fit; pg-dump's timeout and memory are set in var.pg_dump."
   type = map(object({
     timeout_seconds      = optional(number, 300)
     memory_mb            = optional(number, 256)
