@@ -13,6 +13,11 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Added to a failed deletion's error when the look afterwards failed too:
+/// the delete call may have done its work before its response was lost.
+pub const UNCHECKED: &str =
+    " (whether it is gone could not be checked: the next run's listing will tell)";
+
 /// DeleteObjects takes at most this many keys a call.
 const DELETE_BATCH: usize = 1000;
 
@@ -149,6 +154,38 @@ impl Catalog {
             .collect())
     }
 
+    /// The snapshots of `plan`'s images whose image is gone, one backup per
+    /// former image: a deregistration whose snapshot deletions then failed
+    /// left them, and nothing else would ever find them again. Snapshots are
+    /// listed before images, so an image made meanwhile is never taken for gone.
+    pub async fn leftover_image_snapshots(&self, plan: &str) -> Result<Vec<ManagedBackup>, Error> {
+        let snapshots = ec2::list_snapshots(&self.ec2, ec2::managed_filters(Some(plan))).await?;
+        let images: BTreeSet<String> = ec2::list_images(&self.ec2, None)
+            .await?
+            .into_iter()
+            .filter_map(|(image, _)| image.image_id)
+            .collect();
+        let mut left: BTreeMap<String, (BackupLabel, Vec<String>)> = BTreeMap::new();
+        for s in snapshots {
+            let (Some(label), Some(image)) = (s.label, s.tags.get(tags::IMAGE)) else {
+                continue;
+            };
+            if !images.contains(image) {
+                left.entry(image.clone())
+                    .or_insert_with(|| (label, Vec::new()))
+                    .1
+                    .push(s.id);
+            }
+        }
+        Ok(left
+            .into_iter()
+            .filter_map(|(image, (label, snapshots))| {
+                let parts = std::iter::once(image.clone()).chain(snapshots).collect();
+                managed(Kind::Ami, &label, image, parts, true)
+            })
+            .collect())
+    }
+
     async fn list_amis(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
         let images = ec2::list_images(&self.ec2, plan).await?;
         Ok(images
@@ -219,7 +256,91 @@ impl Catalog {
             outcomes.push((backup, outcome));
         }
         outcomes.extend(self.delete_dumps(dumps).await);
+        // A delete call can fail after AWS did the work (a dropped response,
+        // then retries that fail): look before reporting a failure, so the
+        // report says what is really gone.
+        for (backup, outcome) in &mut outcomes {
+            let Deletion::Failed(error) = outcome else {
+                continue;
+            };
+            match self.is_gone(backup).await {
+                Some(true) => {
+                    tracing::info!(kind = %backup.kind, backup = %backup.id, "the failed delete had done its work");
+                    *outcome = Deletion::Deleted;
+                }
+                Some(false) => {}
+                None => error.push_str(UNCHECKED),
+            }
+        }
         outcomes
+    }
+
+    /// Whether `backup` is gone; `None` when the look itself failed.
+    async fn is_gone(&self, backup: &ManagedBackup) -> Option<bool> {
+        match backup.kind {
+            Kind::Rds => match self
+                .rds
+                .describe_db_snapshots()
+                .db_snapshot_identifier(&backup.id)
+                .send()
+                .await
+            {
+                Ok(out) => Some(out.db_snapshots().is_empty()),
+                Err(e) => e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_db_snapshot_not_found_fault())
+                    .then_some(true),
+            },
+            Kind::RdsCluster => match self
+                .rds
+                .describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier(&backup.id)
+                .send()
+                .await
+            {
+                Ok(out) => Some(out.db_cluster_snapshots().is_empty()),
+                Err(e) => e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_db_cluster_snapshot_not_found_fault())
+                    .then_some(true),
+            },
+            Kind::Ebs => self
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(ec2::filter("snapshot-id", backup.parts.clone()))
+                .send()
+                .await
+                .ok()
+                .map(|out| out.snapshots().is_empty()),
+            // The image is the backup: once it is deregistered, it cannot be restored.
+            Kind::Ami => self
+                .ec2
+                .describe_images()
+                .owners("self")
+                .filters(ec2::filter("image-id", [backup.id.clone()]))
+                .send()
+                .await
+                .ok()
+                .map(|out| out.images().is_empty()),
+            Kind::PgDump => {
+                let bucket = self.bucket().ok()?;
+                match self
+                    .s3
+                    .head_object()
+                    .bucket(bucket)
+                    .key(&backup.id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Some(false),
+                    Err(e) => e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_not_found())
+                        .then_some(true),
+                }
+            }
+        }
     }
 
     async fn delete_one(&self, backup: &ManagedBackup) -> Deletion {

@@ -12,7 +12,7 @@ use lifeboat::payload::PruneFields;
 use lifeboat::report::{Deleted, Failed, Kept, Report, Skipped};
 use lifeboat::retention::{self, Backup};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::{Error, Request};
+use lifeboat::{Error, Kind, Request};
 use std::collections::BTreeMap;
 
 /// The `prune` function with its clients.
@@ -106,6 +106,14 @@ impl BackupFunction for Prune {
                         .filter_map(|d| by_id.remove(&d.id))
                         .map(|b| (b.slot, b)),
                 );
+            }
+            if *kind == Kind::Ami {
+                // What an earlier run's deregistration left: deleted as the rest of that backup.
+                let left = self
+                    .catalog
+                    .leftover_image_snapshots(request.plan.as_str())
+                    .await?;
+                surplus.extend(left.into_iter().map(|b| (b.slot, b)));
             }
         }
 
