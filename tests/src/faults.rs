@@ -147,6 +147,15 @@ impl Stats {
         self.injected.values().sum()
     }
 
+    /// Faults injected after the emulator did the work.
+    pub fn faults_after(&self) -> usize {
+        self.injected
+            .iter()
+            .filter(|((_, phase), _)| *phase == Phase::After)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The counts of one operation (zero if it was never called).
     pub fn operation(&self, name: &str) -> OperationStats {
         self.operations.get(name).copied().unwrap_or_default()

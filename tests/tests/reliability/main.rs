@@ -54,30 +54,51 @@ async fn ami_backup_delivered_100_times_makes_one_image_per_instance() {
     duplicates(Subject::Ami).await;
 }
 
-async fn faults(subject: Subject) {
-    let config = FaultConfig::mixed(seed(), 0.2);
+/// 20 % of requests faulted; at 40 % (a storm) runs fail outright, which
+/// proves that the failure paths (report, alert, rerun) were taken.
+async fn faults(subject: Subject, rate: f64) {
+    let config = FaultConfig::mixed(seed(), rate);
     let (figures, broken) = scenarios::faults_scenario(subject, &Sizes::test(), config).await;
     // The faults did happen, or the scenario proves nothing.
     assert!(
-        figures.runs > figures.slots || figures.proxy.contains("/after"),
+        figures.faults > 0 && figures.faults_after > 0,
         "{figures:?}"
     );
-    assert_held("20 % faults", &figures, &broken);
+    if rate >= 0.4 {
+        assert!(figures.runs > figures.slots, "no run failed: {figures:?}");
+        assert!(figures.alerts + figures.alerts_lost > 0, "{figures:?}");
+    }
+    assert_held(&format!("{:.0} % faults", rate * 100.0), &figures, &broken);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rds_snapshot_under_20_percent_faults_backs_up_or_alerts_and_reruns_finish() {
-    faults(Subject::Rds).await;
+    faults(Subject::Rds, 0.2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ebs_snapshot_under_20_percent_faults_backs_up_or_alerts_and_reruns_finish() {
-    faults(Subject::Ebs).await;
+    faults(Subject::Ebs, 0.2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ami_backup_under_20_percent_faults_backs_up_or_alerts_and_reruns_finish() {
-    faults(Subject::Ami).await;
+    faults(Subject::Ami, 0.2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_snapshot_in_a_40_percent_storm_fails_loudly_and_reruns_finish() {
+    faults(Subject::Rds, 0.4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebs_snapshot_in_a_40_percent_storm_fails_loudly_and_reruns_finish() {
+    faults(Subject::Ebs, 0.4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ami_backup_in_a_40_percent_storm_fails_loudly_and_reruns_finish() {
+    faults(Subject::Ami, 0.4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,14 +106,29 @@ async fn prune_under_faults_deletes_only_its_plan_within_the_cap_and_reports_the
     let config = FaultConfig::mixed(seed(), 0.2);
     let (figures, broken) = scenarios::prune_scenario(&Sizes::test(), config).await;
     assert!(figures.planned > figures.max_deletions, "{figures:?}");
+    assert!(figures.faults_after > 0, "{figures:?}");
     assert_held("prune under faults", &figures, &broken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_in_a_40_percent_storm_still_deletes_only_its_plan_and_reports_the_truth() {
+    let config = FaultConfig::mixed(seed(), 0.4);
+    let (figures, broken) = scenarios::prune_scenario(&Sizes::test(), config).await;
+    assert!(
+        figures.failed_deletions + figures.runs_refused > 0,
+        "nothing failed: {figures:?}"
+    );
+    assert_held("prune in a storm", &figures, &broken);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_under_faults_never_reports_a_check_that_could_not_run_as_fresh() {
     let config = FaultConfig::mixed(seed(), 0.2);
     let (figures, broken) = scenarios::freshness_scenario(&Sizes::test(), config).await;
-    assert!(figures.runs_reported > 0, "{figures:?}");
+    assert!(
+        figures.runs_reported > 0 && figures.runs_failed > 0,
+        "{figures:?}"
+    );
     assert_held("freshness under faults", &figures, &broken);
 }
 
