@@ -84,8 +84,8 @@ impl Sizes {
             instances: 10,
             slots: 10,
             max_reruns: 10,
-            days: 60,
-            max_deletions: 40,
+            days: 40,
+            max_deletions: 100,
             freshness_runs: 100,
         }
     }
