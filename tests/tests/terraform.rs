@@ -105,6 +105,8 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
             .unwrap_or_else(|e| panic!("{}: {e}", schedule["address"]));
     }
 
+    check_functions_and_alarms(&resources);
+
     let policies = rendered_policies(&resources);
     let roles = policies
         .iter()
@@ -205,6 +207,89 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
             "the plan must refuse with {refusal:?}:\n{output}"
         );
     }
+}
+
+/// The contract with the functions (DESIGN.md): runtime, handler, the
+/// environment each reads, pg-dump's layer and VPC; failed asynchronous runs
+/// and every alarm reach the alert topic; freshness's three alarms per plan.
+fn check_functions_and_alarms(resources: &[&Value]) {
+    let of_type = |kind: &str| -> Vec<&Value> {
+        resources
+            .iter()
+            .filter(|r| r["type"] == kind)
+            .map(|r| &r["values"])
+            .collect()
+    };
+    let topic = of_type("aws_sns_topic")[0]["arn"].clone();
+    let functions: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["type"] == "aws_lambda_function")
+        .copied()
+        .collect();
+    assert_eq!(functions.len(), 6, "six functions");
+    for resource in functions {
+        let function = function_of(resource);
+        let values = &resource["values"];
+        assert_eq!(values["runtime"], "provided.al2023", "{function}");
+        assert_eq!(values["handler"], "bootstrap", "{function}");
+        assert_eq!(values["architectures"], json!(["x86_64"]), "{function}");
+        let env = &values["environment"][0]["variables"];
+        assert_eq!(env["LIFEBOAT_SNS_TOPIC_ARN"], topic, "{function}");
+        assert_eq!(env["LIFEBOAT_METRIC_NAMESPACE"], "Lifeboat", "{function}");
+        let reads_bucket = ["pg-dump", "prune", "freshness"].contains(&function.as_str());
+        assert_eq!(
+            env["LIFEBOAT_BUCKET"].is_string(),
+            reads_bucket,
+            "{function}"
+        );
+        let creates = ["rds-snapshot", "ebs-snapshot", "ami-backup"].contains(&function.as_str());
+        assert_eq!(
+            env["LIFEBOAT_CONCURRENCY"].is_string(),
+            creates,
+            "{function}"
+        );
+        let pg_dump = function == "pg-dump";
+        assert_eq!(
+            values["layers"].as_array().map_or(0, Vec::len),
+            usize::from(pg_dump),
+            "{function}"
+        );
+        assert_eq!(
+            values["vpc_config"].as_array().map_or(0, Vec::len),
+            usize::from(pg_dump),
+            "{function}"
+        );
+        if pg_dump {
+            assert_eq!(env["PG_DUMP_PATH"], "/opt/pgsql/bin/pg_dump");
+            assert!(env["LIFEBOAT_KMS_KEY_ID"].is_string(), "pg-dump's dump key");
+        }
+    }
+    for invoke in of_type("aws_lambda_function_event_invoke_config") {
+        assert_eq!(
+            invoke["destination_config"][0]["on_failure"][0]["destination"],
+            topic
+        );
+    }
+    let alarms = of_type("aws_cloudwatch_metric_alarm");
+    assert_eq!(
+        alarms.len(),
+        6 * 3 + 3,
+        "three per function, three for the plan freshness checks"
+    );
+    for alarm in &alarms {
+        assert_eq!(
+            alarm["alarm_actions"],
+            json!([topic]),
+            "{}",
+            alarm["alarm_name"]
+        );
+    }
+    let heartbeat = alarms
+        .iter()
+        .find(|a| a["metric_name"] == "Heartbeat")
+        .expect("a heartbeat alarm");
+    assert_eq!(heartbeat["treat_missing_data"], "breaching");
+    assert_eq!(heartbeat["dimensions"], json!({"Plan": "nightly"}));
 }
 
 /// Payloads as the scheduler sends them: the placeholder filled in with a slot.
