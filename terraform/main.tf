@@ -13,7 +13,7 @@ locals {
 
   function_names = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"]
 
-  # Relative to the repository root: terraform/ sits in it.
+  # Where `make build` puts the zips: terraform/ sits beside target/.
   build_dir = abspath("${path.module}/../target/lambda")
 
   # Every function: where alerts and metrics go.
@@ -39,8 +39,8 @@ locals {
 
   # The payloads as the functions take them. Terraform's optional attributes
   # are null when left out, and a payload field that is present must have a
-  # value (`"dry_run": null` is refused, like any wrong type), so every level
-  # drops its nulls.
+  # value of its type (`"reboot": null` is refused, like any wrong type), so
+  # every level drops its nulls.
   payloads = {
     for name, s in var.schedules : name => merge(
       { for k, v in s.payload : k => v if v != null && !contains(["select", "clusters", "instances", "copy_to", "keep", "checks", "databases"], k) },
