@@ -317,9 +317,11 @@ data "aws_iam_policy_document" "prune" {
   # held to the dump bucket instead; prune reads each dump's tags first and
   # deletes only those tagged managed-by=lifeboat. In the versioned bucket a
   # delete adds a marker: the dump stays recoverable (see bucket.tf).
+  # GetObject is HeadObject's permission: after a failed delete, prune looks
+  # whether the dump is gone before it reports a failure.
   statement {
     sid       = "DeleteDumps"
-    actions   = ["s3:GetObjectTagging", "s3:DeleteObject"]
+    actions   = ["s3:GetObjectTagging", "s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.dumps.arn}/*"]
   }
 }
