@@ -360,3 +360,90 @@ async fn a_race_between_two_sets_keeps_one_whole_set_and_ignores_ami_snapshots()
     );
     assert!(alerts.sent().is_empty());
 }
+
+#[tokio::test]
+async fn a_duplicate_that_a_racing_delivery_already_deleted_is_no_failure() {
+    let volumes = volume_pages(&[&["vol-a"]]);
+    let mine = || labelled("snap-m1", "vol-a", "vol-a", "mine", None);
+    let racer = || labelled("snap-0r1", "vol-a", "vol-a", "racer", None);
+    let listing = mock!(Client::describe_snapshots)
+        .sequence()
+        .output(|| DescribeSnapshotsOutput::builder().build())
+        .output(move || {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(mine())
+                .snapshots(racer())
+                .build()
+        })
+        .build();
+    let create = mock!(Client::create_snapshot).then_output(|| {
+        CreateSnapshotOutput::builder()
+            .snapshot_id("snap-m1")
+            .volume_id("vol-a")
+            .build()
+    });
+    // The racing delivery saw the same two snapshots and deleted ours first.
+    let delete = mock!(Client::delete_snapshot).then_error(|| {
+        aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotError::generic(
+            ErrorMetadata::builder()
+                .code("InvalidSnapshot.NotFound")
+                .build(),
+        )
+    });
+    let (function, alerts, _) = function(&[&volumes[0], &listing, &create, &delete]);
+
+    let report = handle(&function, payload(json!({})), Invocation::now())
+        .await
+        .expect("a duplicate already gone is no failure");
+
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(report.created[0].backup, "snap-0r1");
+    assert!(alerts.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_create_that_made_two_snapshots_keeps_one() {
+    let volumes = volume_pages(&[&["vol-a"]]);
+    // The run's token is made inside the run: the listing echoes what was created.
+    let run = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = run.clone();
+    let create = mock!(Client::create_snapshot).then_compute_output(move |r| {
+        let token = r
+            .tag_specifications()
+            .iter()
+            .flat_map(|s| s.tags())
+            .find(|t| t.key() == Some("lifeboat:run"))
+            .and_then(|t| t.value())
+            .unwrap_or_default()
+            .to_owned();
+        *seen.lock().expect("lock") = token;
+        CreateSnapshotOutput::builder()
+            .snapshot_id("snap-2")
+            .volume_id("vol-a")
+            .build()
+    });
+    let listing = mock!(Client::describe_snapshots)
+        .sequence()
+        .output(|| DescribeSnapshotsOutput::builder().build())
+        .output(move || {
+            let token = run.lock().expect("lock").clone();
+            // The first attempt's snapshot (its response lost) and the retry's.
+            DescribeSnapshotsOutput::builder()
+                .snapshots(labelled("snap-1", "vol-a", "vol-a", &token, None))
+                .snapshots(labelled("snap-2", "vol-a", "vol-a", &token, None))
+                .build()
+        })
+        .build();
+    let delete = mock!(Client::delete_snapshot)
+        .match_requests(|r| r.snapshot_id() == Some("snap-2"))
+        .then_output(|| DeleteSnapshotOutput::builder().build());
+    let (function, alerts, _) = function(&[&volumes[0], &listing, &create, &delete]);
+
+    let report = handle(&function, payload(json!({})), Invocation::now())
+        .await
+        .expect("run");
+
+    assert_eq!(delete.num_calls(), 1, "the second snapshot of vol-a goes");
+    assert_eq!(report.created[0].backup, "snap-1");
+    assert!(alerts.sent().is_empty());
+}

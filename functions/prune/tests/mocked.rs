@@ -143,3 +143,84 @@ async fn a_deletion_failing_half_way_is_reported_and_the_rest_goes_on() {
     );
     assert_eq!(alerts.sent().len(), 1);
 }
+
+/// DeleteSnapshot of `snap-04` fails every time, the others succeed.
+fn delete_failing_on_day_4() -> Rule {
+    mock!(aws_sdk_ec2::Client::delete_snapshot).then_compute_response(|r| {
+        if r.snapshot_id() == Some("snap-04") {
+            MockResponse::Error(DeleteSnapshotError::generic(
+                aws_sdk_ec2::error::ErrorMetadata::builder()
+                    .code("ServiceUnavailable")
+                    .message("the response was lost")
+                    .build(),
+            ))
+        } else {
+            MockResponse::Output(DeleteSnapshotOutput::builder().build())
+        }
+    })
+}
+
+/// Whether a DescribeSnapshots request is the look at one snapshot by id.
+fn looks_by_id(r: &aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsInput) -> bool {
+    r.filters().iter().any(|f| f.name() == Some("snapshot-id"))
+}
+
+#[tokio::test]
+async fn a_failed_delete_that_had_done_its_work_is_reported_deleted() {
+    let look = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .match_requests(looks_by_id)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let pages = pages();
+    let delete = delete_failing_on_day_4();
+    let rules: Vec<&Rule> = [&look]
+        .into_iter()
+        .chain(pages.iter())
+        .chain([&delete])
+        .collect();
+    let (prune, alerts) = prune(&rules);
+
+    let report = handle(&prune, payload(false), Invocation::now())
+        .await
+        .expect("nothing failed: snap-04 is gone");
+
+    assert_eq!(look.num_calls(), 1, "one look, at the failed deletion only");
+    assert_eq!(report.deleted.len(), 7);
+    assert!(report.deleted.iter().any(|d| d.backup == "snap-04"));
+    assert!(alerts.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_delete_whose_look_fails_too_says_it_could_not_check() {
+    let look = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .match_requests(looks_by_id)
+        .then_error(|| {
+            aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError::generic(
+                aws_sdk_ec2::error::ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .build(),
+            )
+        });
+    let pages = pages();
+    let delete = delete_failing_on_day_4();
+    let rules: Vec<&Rule> = [&look]
+        .into_iter()
+        .chain(pages.iter())
+        .chain([&delete])
+        .collect();
+    let (prune, alerts) = prune(&rules);
+
+    let Err(Error::RunFailed { report }) = handle(&prune, payload(false), Invocation::now()).await
+    else {
+        panic!("an unverified failed deletion fails the run");
+    };
+
+    assert_eq!(report.deleted.len(), 6);
+    assert!(
+        report.failed[0]
+            .error
+            .ends_with(lifeboat::catalog::UNCHECKED),
+        "{}",
+        report.failed[0].error
+    );
+    assert_eq!(alerts.sent().len(), 1);
+}
