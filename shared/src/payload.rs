@@ -348,6 +348,9 @@ pub struct Database {
     pub format: DumpFormat,
     /// libpq's `sslmode` (default `require`, or `prefer` for a loopback host).
     pub sslmode: Option<SslMode>,
+    /// pg_dump's `--compress`: `zstd`, `gzip`, `lz4` or `none`, with an
+    /// optional `:level` (default: `zstd` for the custom format, `none` for plain).
+    pub compression: Option<String>,
 }
 
 fn default_pg_port() -> u16 {
@@ -355,6 +358,17 @@ fn default_pg_port() -> u16 {
 }
 
 impl Database {
+    /// The compression given, or the format's default: `zstd` (faster than
+    /// gzip and smaller; archives of pg_dump 18 need pg_restore 17 or later
+    /// anyway, and those read zstd), `none` for plain SQL.
+    pub fn compression(&self) -> &str {
+        match (&self.compression, self.format) {
+            (Some(c), _) => c,
+            (None, DumpFormat::Custom) => "zstd",
+            (None, DumpFormat::Plain) => "none",
+        }
+    }
+
     /// The `sslmode` in force: as given, else `require` off this machine and `prefer` on loopback.
     pub fn sslmode(&self) -> SslMode {
         self.sslmode.unwrap_or(if is_loopback(&self.host) {
@@ -455,6 +469,15 @@ impl Fields for PgDumpFields {
                     return Err(PayloadError::new(field(name), "is empty"));
                 }
             }
+            if let Some(spec) = &db.compression {
+                check_compression(spec).map_err(|m| PayloadError::new(field("compression"), m))?;
+                if db.format == DumpFormat::Plain && spec != "none" {
+                    return Err(PayloadError::new(
+                        field("compression"),
+                        "plain dumps are written as SQL text; use the custom format to compress",
+                    ));
+                }
+            }
             if db.port == 0 {
                 return Err(PayloadError::new(field("port"), "must be 1 to 65535"));
             }
@@ -480,6 +503,34 @@ impl Fields for PgDumpFields {
             ));
         }
         Ok(())
+    }
+}
+
+/// `zstd`, `zstd:19`, `gzip:9`, `lz4`, `none`, with each method's level range.
+fn check_compression(spec: &str) -> Result<(), String> {
+    let (method, level) = match spec.split_once(':') {
+        Some((m, l)) => (m, Some(l)),
+        None => (spec, None),
+    };
+    let range = match method {
+        "zstd" => 1..=22,
+        "gzip" => 1..=9,
+        "lz4" => 1..=12,
+        "none" if level.is_none() => return Ok(()),
+        _ => {
+            return Err(format!(
+                "`{spec}` is not a compression: zstd, gzip, lz4 or none, with an optional :level"
+            ));
+        }
+    };
+    match level.map(str::parse::<u8>) {
+        None => Ok(()),
+        Some(Ok(l)) if range.contains(&l) => Ok(()),
+        Some(_) => Err(format!(
+            "`{spec}`: a {method} level is {} to {}",
+            range.start(),
+            range.end()
+        )),
     }
 }
 
@@ -890,6 +941,10 @@ mod tests {
         assert_eq!(remote.sslmode(), SslMode::Require);
         assert_eq!(local.sslmode(), SslMode::Prefer);
         assert_eq!(local.format.extension(), "sql");
+        assert_eq!(
+            (remote.compression(), local.compression()),
+            ("zstd", "none")
+        );
         assert_eq!(ok.fields.key_prefix(), "pg/");
         let db = |extra: Value| {
             let mut d = json!({"name": "orders", "host": "h", "dbname": "d", "secret_arn": secret});
@@ -906,6 +961,10 @@ mod tests {
                 .sslmode(),
             SslMode::VerifyFull
         );
+        for good in ["zstd:19", "gzip", "gzip:9", "lz4:1", "none"] {
+            let r = pg(db(json!({"compression": good}))).expect(good);
+            assert_eq!(r.fields.databases[0].compression(), good);
+        }
         for (payload, field) in [
             (json!({"plan": "p"}), "databases"),
             (json!({"plan": "p", "databases": []}), "databases"),
@@ -921,6 +980,22 @@ mod tests {
             ),
             (db(json!({"format": "tar"})), "databases[0].format"),
             (db(json!({"sslmode": "always"})), "databases[0].sslmode"),
+            (
+                db(json!({"compression": "brotli"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "gzip:10"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "none:1"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "gzip", "format": "plain"})),
+                "databases[0].compression",
+            ),
             (db(json!({"password": "hunter2"})), "databases[0].password"),
             (
                 json!({"plan": "p", "databases": [{"name": "orders", "host": "h", "secret_arn": secret}]}),

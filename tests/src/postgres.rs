@@ -218,7 +218,7 @@ impl Drop for PgServer {
 pub fn generate(server: &PgServer, dbname: &str, mib: u32) {
     // About 300 bytes a row in sales.orders, 100 in audit.events; the
     // receipts are hashes, so a compressed dump stays large.
-    let orders = mib * 2600;
+    let orders = mib * 1700;
     server.sql("postgres", &format!("CREATE DATABASE {dbname}"));
     server.sql(
         dbname,

@@ -22,14 +22,17 @@ use std::path::{Path, PathBuf};
 /// Dumps a generated database of about 50 MiB through the function, fetches
 /// the archive, checks it against its manifest, restores it into a fresh
 /// database with the newest pg_restore, and compares every table and large object.
-async fn dump_and_restore(server_bin: PathBuf) {
+async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     let setup = Setup::new().await;
     let server = PgServer::start(&server_bin);
     generate(&server, "shop", 50);
     let before = server.fingerprint("shop");
     let arn = setup.secret("shop", &server.password).await;
     let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
-    let event = payload("nightly", server.port, "shop", &arn);
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    if let Some(compression) = compression {
+        event["databases"][0]["compression"] = json!(compression);
+    }
 
     let report = handle(&function, event.clone(), Invocation::now())
         .await
@@ -55,6 +58,8 @@ async fn dump_and_restore(server_bin: PathBuf) {
         .unwrap_or_default();
     assert!(recorded.starts_with(&server.version()), "{recorded}");
     assert!(manifest["parts"].as_i64().unwrap_or(0) > 1, "{manifest}");
+    let method = compression.unwrap_or("zstd").split(':').next();
+    assert_eq!(manifest["archive"]["compression"].as_str(), method);
     assert!(
         dump.len() > 5 << 20,
         "a multipart-sized dump: {}",
@@ -135,12 +140,12 @@ async fn dump_and_restore(server_bin: PathBuf) {
 
 #[tokio::test]
 async fn a_postgres_15_database_restores_exactly() {
-    dump_and_restore(pg15_bin()).await;
+    dump_and_restore(pg15_bin(), Some("gzip:6")).await;
 }
 
 #[tokio::test]
 async fn a_database_of_the_newest_major_restores_exactly() {
-    dump_and_restore(newest_bin()).await;
+    dump_and_restore(newest_bin(), None).await;
 }
 
 /// Refuses S3 `UploadPart` calls from part `from` on, as S3 refusing parts half-way.
@@ -169,6 +174,47 @@ impl Intercept for RefuseParts {
             Some(n) if n >= self.from => Err(format!("injected: S3 refused part {n}").into()),
             _ => Ok(()),
         }
+    }
+}
+
+/// Drops pg_dump's database connection mid-stream: when the upload of part
+/// `at` starts, the server terminates the backend of `lifeboat-pg-dump`.
+#[derive(Debug)]
+struct DropConnectionAt {
+    at: u32,
+    psql: std::sync::Mutex<std::process::Command>,
+}
+
+impl Intercept for DropConnectionAt {
+    fn name(&self) -> &'static str {
+        "DropConnectionAt"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
+        let part = uri
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("partNumber="))
+            .and_then(|n| n.parse::<u32>().ok());
+        if part == Some(self.at) {
+            let out = self
+                .psql
+                .lock()
+                .map_err(|_| "psql lock")?
+                .output()
+                .map_err(|e| format!("psql: {e}"))?;
+            let killed = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                killed.contains('t'),
+                "no pg_dump backend to terminate: {killed}"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -215,7 +261,7 @@ fn kill_points(size: u64, n: usize) -> Vec<u64> {
 async fn failures_leave_nothing_behind_and_alert_once() {
     let setup = Setup::new().await;
     let server = PgServer::start(&newest_bin());
-    generate(&server, "shop", 15);
+    generate(&server, "shop", 40);
     let newest = pg_dump_of(&newest_bin());
     let function = setup.function(&newest, setup.s3.clone());
     let good = setup.secret("good", &server.password).await;
@@ -248,6 +294,27 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     .await;
     assert_nothing_left(&setup, outcome, "S3 UploadPart").await;
 
+    // The database connection dropped mid-stream, while part 2 goes up.
+    let mut psql = server.client("psql");
+    psql.args(["-X", "-t", "-A", "-d", "postgres", "-c"]).arg(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lifeboat-pg-dump'",
+    );
+    let dropping = aws_sdk_s3::config::Builder::from(&setup.aws)
+        .force_path_style(true)
+        .interceptor(DropConnectionAt {
+            at: 2,
+            psql: std::sync::Mutex::new(psql),
+        })
+        .build();
+    let function_connection_drops = setup.function(&newest, S3::from_conf(dropping));
+    let outcome = handle(
+        &function_connection_drops,
+        payload("connection-drops", server.port, "shop", &good),
+        Invocation::now(),
+    )
+    .await;
+    assert_nothing_left(&setup, outcome, "pg_dump exited with status 1").await;
+
     // pg_dump killed at random bytes of its output.
     let size = server
         .client_with(&newest_bin(), "pg_dump")
@@ -268,6 +335,34 @@ async fn failures_leave_nothing_behind_and_alert_once() {
         .await;
         assert_nothing_left(&setup, outcome, "killed by signal 9").await;
     }
+
+    // Lambda's deadline comes near while pg_dump stalls after two parts' worth of output.
+    let stalling = dir.path.join("pg_dump-stalling");
+    std::fs::write(
+        &stalling,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n{real} \"$@\" | {{ /usr/bin/head -c 12000000; /usr/bin/sleep 6; /usr/bin/cat; }}\n",
+            real = newest.display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(
+        &stalling,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let near_deadline = Invocation {
+        now: chrono::Utc::now(),
+        // The function stops 30 s before the deadline: here, after 3 s.
+        deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(33)),
+    };
+    let outcome = handle(
+        &setup.function(&stalling, setup.s3.clone()),
+        payload("deadline", server.port, "shop", &good),
+        near_deadline,
+    )
+    .await;
+    assert_nothing_left(&setup, outcome, "before the Lambda deadline").await;
 
     // And after all that, the same function dumps the database.
     let report = handle(

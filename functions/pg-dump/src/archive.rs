@@ -28,6 +28,9 @@ pub struct ArchiveSummary {
     /// The archive format's version (`1.16.0`); absent for plain dumps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_version: Option<String>,
+    /// The compression of its data, as its header records it (`zstd`, `gzip`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
     /// The server's version, as the dump records it.
     pub server_version: Option<String>,
     /// The version of the `pg_dump` that wrote it.
@@ -68,6 +71,7 @@ pub struct CustomArchiveCheck {
 struct Toc {
     int_size: usize,
     version: (u8, u8, u8),
+    compression: String,
     server_version: Option<String>,
     pg_dump_version: Option<String>,
     entries: u64,
@@ -233,6 +237,7 @@ impl CustomArchiveCheck {
         let (major, minor, rev) = toc.version;
         Ok(ArchiveSummary {
             archive_version: Some(format!("{major}.{minor}.{rev}")),
+            compression: Some(toc.compression),
             server_version: toc.server_version,
             pg_dump_version: toc.pg_dump_version,
             toc_entries: Some(toc.entries),
@@ -326,11 +331,20 @@ fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
             "format {format} is not the custom format"
         )));
     }
-    if v >= (1, 15) {
-        r.byte()?; // compression algorithm
+    let compression = if v >= (1, 15) {
+        match r.byte()? {
+            0 => "none".to_owned(),
+            1 => "gzip".to_owned(),
+            2 => "lz4".to_owned(),
+            3 => "zstd".to_owned(),
+            other => return Err(Short::Malformed(format!("compression algorithm {other}"))),
+        }
     } else {
-        r.int()?; // compression level
-    }
+        match r.int()? {
+            0 => "none".to_owned(),
+            _ => "gzip".to_owned(),
+        }
+    };
     for _ in 0..7 {
         r.int()?; // creation time: second, minute, hour, day, month, year, DST
     }
@@ -371,6 +385,7 @@ fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
     Ok(Toc {
         int_size: r.int_size,
         version,
+        compression,
         server_version,
         pg_dump_version,
         entries: entries as u64,
@@ -428,6 +443,7 @@ impl PlainDumpCheck {
         };
         Ok(ArchiveSummary {
             archive_version: None,
+            compression: None,
             server_version: version("-- Dumped from database version "),
             pg_dump_version: version("-- Dumped by pg_dump version "),
             toc_entries: None,
@@ -520,6 +536,7 @@ mod tests {
             assert_eq!(summary.data_blocks, Some(2));
             assert_eq!(summary.server_version.as_deref(), Some("18.6"));
             assert_eq!(summary.archive_version.as_deref(), Some("1.16.0"));
+            assert_eq!(summary.compression.as_deref(), Some("gzip"));
         }
     }
 

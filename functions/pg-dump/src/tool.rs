@@ -65,6 +65,7 @@ impl PgDumpTool {
                 DumpFormat::Plain => "--format=plain",
             })
             .arg("--no-password")
+            .args(self.compress_flag(db))
             .env_clear()
             .envs(library_path(&self.path))
             .env("PGHOST", &db.host)
@@ -84,6 +85,13 @@ impl PgDumpTool {
             command.env("PGSSLROOTCERT", root);
         }
         command
+    }
+
+    /// `--compress=…`, unless the payload left it to a `pg_dump` older than
+    /// 16, which knows only gzip levels and compresses with gzip by default.
+    fn compress_flag(&self, db: &Database) -> Option<String> {
+        (db.compression.is_some() || self.major >= 16)
+            .then(|| format!("--compress={}", db.compression()))
     }
 
     /// Why a run of this `pg_dump` failed, in words: its last lines of
