@@ -10,6 +10,7 @@
     estate.py dumps       the dumps in the bucket with their tags, and the newest one's manifest
     estate.py fetch KEY   download a dump to .state/restore.dump
 """
+import datetime
 import json
 import os
 import sys
@@ -161,7 +162,8 @@ def pg_setup():
     )["ARN"]
     with open("events/pg-dump.json") as f:
         payload = json.load(f)
-    payload.pop("scheduled_time")  # this minute's slot
+    # This minute's slot, written down: a rerun a minute later is still the same slot.
+    payload["scheduled_time"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:00Z")
     payload["databases"][0].update(
         {"name": "shop", "host": "127.0.0.1", "port": int(os.environ["LIFEBOAT_PG_PORT"]), "dbname": "shop", "secret_arn": arn}
     )
