@@ -114,10 +114,8 @@ async fn prune_under_faults_deletes_only_its_plan_within_the_cap_and_reports_the
 async fn prune_in_a_40_percent_storm_still_deletes_only_its_plan_and_reports_the_truth() {
     let config = FaultConfig::mixed(seed(), 0.4);
     let (figures, broken) = scenarios::prune_scenario(&Sizes::test(), config).await;
-    assert!(
-        figures.failed_deletions + figures.runs_refused > 0,
-        "nothing failed: {figures:?}"
-    );
+    // Deletions whose first attempt AWS did and whose response was lost.
+    assert!(figures.faults_after > 0, "{figures:?}");
     assert_held("prune in a storm", &figures, &broken);
 }
 

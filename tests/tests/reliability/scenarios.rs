@@ -55,6 +55,9 @@ pub struct Sizes {
     pub max_deletions: usize,
     /// Freshness runs under faults.
     pub freshness_runs: usize,
+    /// Go on (up to four times as long) until at least one run has failed,
+    /// so that a small test takes the failure paths whatever the seed.
+    pub until_failure: bool,
 }
 
 impl Sizes {
@@ -71,6 +74,7 @@ impl Sizes {
             days: 21,
             max_deletions: 10,
             freshness_runs: 15,
+            until_failure: true,
         }
     }
 
@@ -87,6 +91,7 @@ impl Sizes {
             days: 40,
             max_deletions: 100,
             freshness_runs: 100,
+            until_failure: false,
         }
     }
 }
@@ -613,10 +618,14 @@ pub async fn faults_scenario(
         .with_ymd_and_hms(2026, 11, 1, 2, 0, 0)
         .single()
         .expect("time");
-    for s in 0..sizes.slots {
+    let mut s = 0;
+    // Every slot so far done by one run each: nothing has failed yet.
+    while s < sizes.slots || (sizes.until_failure && figures.runs == s && s < sizes.slots * 4) {
         let slot = (first + Duration::days(s as i64))
             .format("%Y-%m-%dT%H:%M:00Z")
             .to_string();
+        s += 1;
+        figures.slots = s;
         let mut runs = 0;
         loop {
             runs += 1;
@@ -671,7 +680,7 @@ pub async fn faults_scenario(
     figures.faults_after = stats.faults_after();
     // Without faults, a last delivery of every slot finds nothing left to do.
     world.proxy.set_config(FaultConfig::none(faults.seed));
-    for s in 0..sizes.slots {
+    for s in 0..figures.slots {
         let slot = (first + Duration::days(s as i64))
             .format("%Y-%m-%dT%H:%M:00Z")
             .to_string();
@@ -1281,7 +1290,11 @@ pub async fn freshness_scenario(
     );
     world.proxy.set_config(faults);
     let started = Instant::now();
-    for run in 1..=sizes.freshness_runs {
+    let mut run = 0;
+    while run < sizes.freshness_runs
+        || (sizes.until_failure && figures.runs_failed == 0 && run < sizes.freshness_runs * 4)
+    {
+        run += 1;
         figures.runs += 1;
         let stats = world.proxy.stats();
         let outcome = Outcome::from(handle(&function, payload.clone(), Invocation::now()).await);
