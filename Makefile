@@ -7,7 +7,7 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
 
-.PHONY: setup build layer up down test lint tf-check demo
+.PHONY: setup build layer up down test lint tf-check demo reliability
 
 ## setup: install everything the project needs (idempotent)
 setup:
@@ -48,6 +48,10 @@ tf-check: setup
 ## test: every check (unit, SDK-level mocks, emulator integration, Terraform)
 test: setup lint layer tf-check
 	cargo test --workspace
+
+## reliability: the reliability scenarios at full size, as in docs/reliability.md (about half an hour)
+reliability: setup
+	cargo run -p lifeboat-tests --example reliability -- --seed 7
 
 ## demo: a full backup cycle against the local stand-ins, shown step by step
 demo: setup
