@@ -178,6 +178,12 @@ async fn an_invalid_payload_makes_no_aws_call() {
         aws_sdk_ec2::Client::new(aws),
         sinks(),
     );
+    let pg_dump = pg_dump::PgDump::new(
+        lifeboat::aws::s3_client(aws),
+        aws_sdk_secretsmanager::Client::new(aws),
+        pg_dump::Settings::from_env().expect("pg-dump settings"),
+        sinks(),
+    );
     let mut refused = 0;
     macro_rules! refuse_all {
         ($function:expr, $event:expr, $extra:expr) => {{
@@ -235,8 +241,17 @@ async fn an_invalid_payload_makes_no_aws_call() {
             json!({ "plan": "nightly", "checks": [{ "kind": "ebs", "max_age_hours": 26 }] }),
         ]
     );
+    refuse_all!(
+        pg_dump,
+        "pg-dump.json",
+        [
+            json!({ "plan": "nightly", "databases": [] }),
+            json!({ "plan": "nightly", "databases": [{ "name": "orders", "host": "db", "dbname": "orders", "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "password": "hunter2" }] }),
+            json!({ "plan": "nightly", "databases": [{ "name": "orders", "host": "db", "dbname": "orders" }] }),
+        ]
+    );
     let stats = world.proxy.stats();
-    assert!(refused >= 50, "{refused}");
+    assert!(refused >= 60, "{refused}");
     assert_eq!(
         stats.requests, 0,
         "{refused} invalid payloads, yet AWS was called: {:?}",
