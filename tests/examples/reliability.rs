@@ -71,7 +71,12 @@ async fn main() {
     let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|w| w == name);
     let started = Instant::now();
     let mut broken: Vec<String> = Vec::new();
+    // Broken promises also go to stderr at once, so a long run that is cut short still shows them.
     let mut note = |scenario: &str, b: Vec<String>| {
+        eprintln!("{scenario}: {} broken promise(s)", b.len());
+        for b in &b {
+            eprintln!("- {scenario}: {b}");
+        }
         broken.extend(b.into_iter().map(|b| format!("{scenario}: {b}")));
     };
     println!(
