@@ -72,6 +72,10 @@ check() {
     head -c 4 "$file" | grep -q $'\x7fELF' || continue
     elves=$((elves + 1))
     need=$(objdump -T "$file" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+    # Needs that are no symbol version (GLIBC_ABI_DT_RELR: glibc 2.36) show in the version references.
+    if objdump -p "$file" | grep -q 'GLIBC_ABI_'; then
+      echo "FAIL ${file#"$root"/} needs $(objdump -p "$file" | grep -o 'GLIBC_ABI_[A-Z_]*' | head -n 1)"; failed=1
+    fi
     if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$MAX_GLIBC" | sort -V | tail -n 1)" != "$MAX_GLIBC" ]; then
       echo "FAIL ${file#"$root"/} needs GLIBC_$need (Amazon Linux 2023 has $MAX_GLIBC)"; failed=1
     else

@@ -42,6 +42,24 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// CPU seconds (user and system) the server has used so far, from
+    /// `/proc` (clock ticks of 1/100 s, as Linux reports them on x86_64).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command's `(name)`: utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
         let dir = TempDir::new("moto");

@@ -6,7 +6,10 @@
 use aws_sdk_s3::Client as S3;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 mod pg_dump_common;
@@ -148,6 +151,16 @@ async fn a_database_of_the_newest_major_restores_exactly() {
     dump_and_restore(newest_bin(), None).await;
 }
 
+/// The part number of an `UploadPart` request.
+fn part_number(context: &BeforeTransmitInterceptorContextRef<'_>) -> Option<u32> {
+    context
+        .request()
+        .uri()
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("partNumber="))
+        .and_then(|n| n.parse().ok())
+}
+
 /// Refuses S3 `UploadPart` calls from part `from` on, as S3 refusing parts half-way.
 #[derive(Debug)]
 struct RefuseParts {
@@ -165,12 +178,7 @@ impl Intercept for RefuseParts {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let uri = context.request().uri();
-        let part = uri
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("partNumber="))
-            .and_then(|n| n.parse::<u32>().ok());
-        match part {
+        match part_number(context) {
             Some(n) if n >= self.from => Err(format!("injected: S3 refused part {n}").into()),
             _ => Ok(()),
         }
@@ -196,12 +204,7 @@ impl Intercept for DropConnectionAt {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let uri = context.request().uri();
-        let part = uri
-            .split(['?', '&'])
-            .find_map(|p| p.strip_prefix("partNumber="))
-            .and_then(|n| n.parse::<u32>().ok());
-        if part == Some(self.at) {
+        if part_number(context) == Some(self.at) {
             let out = self
                 .psql
                 .lock()
@@ -218,16 +221,40 @@ impl Intercept for DropConnectionAt {
     }
 }
 
-/// A `pg_dump` that is killed after writing `bytes` bytes: a shell script
-/// around the real one (the function starts it with an empty environment).
-fn killed_pg_dump(dir: &Path, real: &Path, bytes: u64) -> PathBuf {
+/// Loses S3's answer to `CompleteMultipartUpload`: S3 made the object, the
+/// function sees an error.
+#[derive(Debug)]
+struct LoseCompleteAnswer;
+
+impl Intercept for LoseCompleteAnswer {
+    fn name(&self) -> &'static str {
+        "LoseCompleteAnswer"
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<Metadata>().map(Metadata::name) {
+            Some("CompleteMultipartUpload") => Err("injected: the answer was lost".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stand-in `pg_dump`: a shell script that answers `--version` as the
+/// real one and otherwise runs `real` through `pipeline` (the function
+/// starts it with an empty environment, hence the full paths).
+fn wrapped_pg_dump(dir: &Path, name: &str, real: &Path, pipeline: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(format!("pg_dump-killed-at-{bytes}"));
+    let path = dir.join(name);
     let real = real.display();
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n{real} \"$@\" | /usr/bin/head -c {bytes}\nkill -KILL $$\n"
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n{real} \"$@\" | {pipeline}\n"
         ),
     )
     .expect("write wrapper");
@@ -294,6 +321,19 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     .await;
     assert_nothing_left(&setup, outcome, "S3 UploadPart").await;
 
+    // S3 completed the upload but its answer was lost: the object is removed again.
+    let losing = aws_sdk_s3::config::Builder::from(&setup.aws)
+        .force_path_style(true)
+        .interceptor(LoseCompleteAnswer)
+        .build();
+    let outcome = handle(
+        &setup.function(&newest, S3::from_conf(losing)),
+        payload("answer-lost", server.port, "shop", &good),
+        Invocation::now(),
+    )
+    .await;
+    assert_nothing_left(&setup, outcome, "the answer was lost").await;
+
     // The database connection dropped mid-stream, while part 2 goes up.
     let mut psql = server.client("psql");
     psql.args(["-X", "-t", "-A", "-d", "postgres", "-c"]).arg(
@@ -316,41 +356,48 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     assert_nothing_left(&setup, outcome, "pg_dump exited with status 1").await;
 
     // pg_dump killed at random bytes of its output.
+    // pg_dump killed at random bytes of its output, and pg_dump's output cut
+    // short at random bytes while it exits 0: the archive check catches that.
     let size = server
         .client_with(&newest_bin(), "pg_dump")
-        .args(["-Fc", "-d", "shop"])
+        .args(["-Fc", "--compress=zstd", "-d", "shop"])
         .output()
         .expect("pg_dump")
         .stdout
         .len() as u64;
     assert!(size > 2 * PARTS.part_size as u64, "dump of {size} bytes");
     let dir = TempDir::new("killed");
-    for bytes in kill_points(size, 3) {
-        let killed = setup.function(&killed_pg_dump(&dir.path, &newest, bytes), setup.s3.clone());
+    // Ten kills (issue 8's scenario), then four cuts.
+    let points = kill_points(size, 14);
+    for (i, bytes) in points.into_iter().enumerate() {
+        let (pipeline, expect) = if i < 10 {
+            (
+                format!("/usr/bin/head -c {bytes}\nkill -KILL $$"),
+                "killed by signal 9",
+            )
+        } else {
+            (
+                format!("/usr/bin/head -c {bytes}\nexit 0"),
+                "the archive is incomplete",
+            )
+        };
+        let wrapper = wrapped_pg_dump(&dir.path, &format!("pg_dump-{i}"), &newest, &pipeline);
         let outcome = handle(
-            &killed,
+            &setup.function(&wrapper, setup.s3.clone()),
             payload("killed", server.port, "shop", &good),
             Invocation::now(),
         )
         .await;
-        assert_nothing_left(&setup, outcome, "killed by signal 9").await;
+        assert_nothing_left(&setup, outcome, expect).await;
     }
 
     // Lambda's deadline comes near while pg_dump stalls after two parts' worth of output.
-    let stalling = dir.path.join("pg_dump-stalling");
-    std::fs::write(
-        &stalling,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n{real} \"$@\" | {{ /usr/bin/head -c 12000000; /usr/bin/sleep 6; /usr/bin/cat; }}\n",
-            real = newest.display()
-        ),
-    )
-    .expect("write wrapper");
-    std::fs::set_permissions(
-        &stalling,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let stalling = wrapped_pg_dump(
+        &dir.path,
+        "pg_dump-stalling",
+        &newest,
+        "{ /usr/bin/head -c 12000000; /usr/bin/sleep 6; /usr/bin/cat; }",
+    );
     let near_deadline = Invocation {
         now: chrono::Utc::now(),
         // The function stops 30 s before the deadline: here, after 3 s.
@@ -410,4 +457,47 @@ async fn a_dry_run_writes_nothing() {
     assert_eq!(report.created.len(), 1);
     assert!(setup.keys().await.is_empty());
     assert_eq!(setup.open_uploads().await, 0);
+}
+
+#[tokio::test]
+async fn a_configured_kms_key_encrypts_the_dump_and_its_manifest() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let key = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    let settings = pg_dump::Settings {
+        pg_dump: pg_dump_of(&newest_bin()),
+        bucket: Some(BUCKET.into()),
+        kms_key_id: Some(key.into()),
+        parts: PARTS,
+    };
+    let function = setup.function_with(settings, setup.s3.clone());
+    // An empty database: a dump smaller than one part, written with one PutObject.
+    let report = handle(
+        &function,
+        payload("nightly", server.port, "postgres", &arn),
+        Invocation::now(),
+    )
+    .await
+    .expect("dump");
+    let dump = report.created[0].backup.clone();
+    for object in [dump.clone(), format!("{dump}.manifest.json")] {
+        let head = setup
+            .s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(&object)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms),
+            "{object}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(key), "{object}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&setup.get(&format!("{dump}.manifest.json")).await).expect("json");
+    assert_eq!(manifest["parts"], json!(1));
 }

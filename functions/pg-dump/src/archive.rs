@@ -14,6 +14,8 @@ use serde::Serialize;
 
 /// The oldest archive version read (pg_dump 9.x and later write at least this).
 const MIN_VERSION: (u8, u8) = (1, 12);
+/// The newest archive version this check knows (pg_dump 17 and 18 write it).
+const MAX_VERSION: (u8, u8) = (1, 16);
 /// The largest table of contents held in memory while it is read. It is
 /// proportional to the number of objects in the database (about 40,000 tables
 /// at this size), not to the data.
@@ -314,9 +316,9 @@ fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
     }
     let version = (r.byte()?, r.byte()?, r.byte()?);
     let v = (version.0, version.1);
-    if v < MIN_VERSION || version.0 != 1 {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&v) {
         return Err(Short::Malformed(format!(
-            "archive version {}.{} is not supported (1.12 or later)",
+            "archive version {}.{} is not one this check reads (1.12 to 1.16): a pg_dump newer than Lifeboat knows?",
             version.0, version.1
         )));
     }

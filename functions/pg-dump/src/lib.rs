@@ -190,6 +190,32 @@ impl PgDump {
         }
     }
 
+    /// Deletes a dump object that has no manifest (a dump made whole but not
+    /// recorded), so that no torn dump is left behind. Returns whether the
+    /// dump was torn; a dump whose manifest exists is left alone.
+    async fn remove_torn_dump(&self, target: &Target) -> bool {
+        let manifest = format!("{}{MANIFEST_SUFFIX}", target.key);
+        if let Ok(true) = self.manifest_exists(&target.bucket, &manifest).await {
+            return false;
+        }
+        match self
+            .s3
+            .delete_object()
+            .bucket(&target.bucket)
+            .key(&target.key)
+            .send()
+            .await
+        {
+            Ok(_) => tracing::info!(key = %target.key, "removed a dump that has no manifest"),
+            Err(e) => tracing::error!(
+                key = %target.key,
+                error = %lifeboat::aws::summarize(&e),
+                "a dump without a manifest could not be removed; it never counts as a backup"
+            ),
+        }
+        true
+    }
+
     /// Dumps one database into `target`, then writes its manifest.
     async fn dump(
         &self,
@@ -242,6 +268,10 @@ impl PgDump {
             Err(e) => {
                 let _ = child.start_kill();
                 upload.abort().await;
+                if upload.completion_sent() {
+                    // S3 may have made the object even though we saw no answer.
+                    self.remove_torn_dump(&target).await;
+                }
                 return Err(e);
             }
         };
@@ -270,15 +300,11 @@ impl PgDump {
         };
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         if let Err(e) = upload::put_object(&self.s3, &manifest_target, body.into()).await {
-            // A dump without a manifest is incomplete: remove it rather than leave it.
-            let _ = self
-                .s3
-                .delete_object()
-                .bucket(&target.bucket)
-                .key(&target.key)
-                .send()
-                .await;
-            return Err(e.into());
+            // The write may have landed with its answer lost: then the dump is complete.
+            if self.remove_torn_dump(&target).await {
+                return Err(e.into());
+            }
+            tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all");
         }
         tracing::info!(
             database = %db.name,

@@ -3,11 +3,9 @@
 //! `pg_dump`'s environment: it is never logged, reported or printed.
 
 use aws_sdk_secretsmanager::Client;
-use serde::Deserialize;
 use std::fmt;
 
 /// A database login. Its `Debug` hides the password.
-#[derive(Clone, Deserialize)]
 pub struct Credentials {
     /// The role to connect as.
     pub username: String,

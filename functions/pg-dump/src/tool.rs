@@ -65,6 +65,9 @@ impl PgDumpTool {
                 DumpFormat::Plain => "--format=plain",
             })
             .arg("--no-password")
+            // A table locked by a long migration fails the dump with a reason,
+            // rather than waiting silently until Lambda's deadline.
+            .arg("--lock-wait-timeout=120s")
             .args(self.compress_flag(db))
             .env_clear()
             .envs(library_path(&self.path))

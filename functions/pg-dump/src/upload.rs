@@ -69,6 +69,7 @@ pub struct StreamingUpload {
     done: Vec<CompletedPart>,
     spare: Vec<BytesMut>,
     next_part: i32,
+    completion_sent: bool,
 }
 
 impl StreamingUpload {
@@ -84,6 +85,7 @@ impl StreamingUpload {
             done: Vec::new(),
             spare: Vec::new(),
             next_part: 1,
+            completion_sent: false,
         }
     }
 
@@ -188,11 +190,19 @@ impl StreamingUpload {
         Ok(id)
     }
 
+    /// Whether the call that makes the object (`CompleteMultipartUpload`, or
+    /// the single `PutObject`) was sent: after that, S3 may hold the object
+    /// even when the call failed or was cut off.
+    pub fn completion_sent(&self) -> bool {
+        self.completion_sent
+    }
+
     /// Sends what is left and completes the object. Returns the number of parts.
     pub async fn finish(&mut self) -> Result<i32, UploadError> {
         if self.upload_id.is_none() {
             // Smaller than one part: a single PutObject.
             let body = std::mem::take(&mut self.filling).freeze();
+            self.completion_sent = true;
             put_object(&self.client, &self.target, body).await?;
             return Ok(1);
         }
@@ -204,6 +214,7 @@ impl StreamingUpload {
         }
         self.done.sort_by_key(|p| p.part_number);
         let parts = self.done.len() as i32;
+        self.completion_sent = true;
         self.client
             .complete_multipart_upload()
             .bucket(&self.target.bucket)
@@ -253,11 +264,17 @@ impl StreamingUpload {
 
 /// Writes a small object whole (the manifest, or a dump smaller than one part).
 pub async fn put_object(client: &Client, target: &Target, body: Bytes) -> Result<(), UploadError> {
+    let content_type = if target.key.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
     let mut request = client
         .put_object()
         .bucket(&target.bucket)
         .key(&target.key)
         .tagging(&target.tagging)
+        .content_type(content_type)
         .body(ByteStream::from(body));
     if let Some(key) = &target.kms_key_id {
         request = request

@@ -67,6 +67,10 @@ impl Setup {
             kms_key_id: None,
             parts: PARTS,
         };
+        self.function_with(settings, s3)
+    }
+
+    pub fn function_with(&self, settings: Settings, s3: S3) -> PgDump {
         PgDump::new(
             s3,
             aws_sdk_secretsmanager::Client::new(&self.aws),
