@@ -3,7 +3,6 @@
 //! restore exactly, failures leave nothing behind and alert once, the
 //! password is never written anywhere, and a too-old pg_dump says so.
 
-use aws_sdk_s3::Client as S3;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -308,11 +307,7 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     assert_nothing_left(&setup, outcome, "does not exist").await;
 
     // S3 refuses the third part and every part after it.
-    let refusing = aws_sdk_s3::config::Builder::from(&setup.aws)
-        .force_path_style(true)
-        .interceptor(RefuseParts { from: 3 })
-        .build();
-    let function_s3_fails = setup.function(&newest, S3::from_conf(refusing));
+    let function_s3_fails = setup.function(&newest, setup.s3_with(RefuseParts { from: 3 }));
     let outcome = handle(
         &function_s3_fails,
         payload("s3-fails", server.port, "shop", &good),
@@ -322,12 +317,8 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     assert_nothing_left(&setup, outcome, "S3 UploadPart").await;
 
     // S3 completed the upload but its answer was lost: the object is removed again.
-    let losing = aws_sdk_s3::config::Builder::from(&setup.aws)
-        .force_path_style(true)
-        .interceptor(LoseCompleteAnswer)
-        .build();
     let outcome = handle(
-        &setup.function(&newest, S3::from_conf(losing)),
+        &setup.function(&newest, setup.s3_with(LoseCompleteAnswer)),
         payload("answer-lost", server.port, "shop", &good),
         Invocation::now(),
     )
@@ -339,14 +330,11 @@ async fn failures_leave_nothing_behind_and_alert_once() {
     psql.args(["-X", "-t", "-A", "-d", "postgres", "-c"]).arg(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lifeboat-pg-dump'",
     );
-    let dropping = aws_sdk_s3::config::Builder::from(&setup.aws)
-        .force_path_style(true)
-        .interceptor(DropConnectionAt {
-            at: 2,
-            psql: std::sync::Mutex::new(psql),
-        })
-        .build();
-    let function_connection_drops = setup.function(&newest, S3::from_conf(dropping));
+    let dropping = setup.s3_with(DropConnectionAt {
+        at: 2,
+        psql: std::sync::Mutex::new(psql),
+    });
+    let function_connection_drops = setup.function(&newest, dropping);
     let outcome = handle(
         &function_connection_drops,
         payload("connection-drops", server.port, "shop", &good),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use aws_sdk_s3::Client as S3;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use pg_dump::upload::PartPlan;
 use pg_dump::{PgDump, Settings};
@@ -77,6 +78,15 @@ impl Setup {
             settings,
             self.inbox.sinks(&self.aws),
         )
+    }
+
+    /// An S3 client of the emulator with a fault-injecting interceptor.
+    pub fn s3_with(&self, interceptor: impl Intercept + 'static) -> S3 {
+        let config = aws_sdk_s3::config::Builder::from(&self.aws)
+            .force_path_style(true)
+            .interceptor(interceptor)
+            .build();
+        S3::from_conf(config)
     }
 
     pub async fn keys(&self) -> Vec<String> {
