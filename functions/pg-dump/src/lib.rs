@@ -343,9 +343,10 @@ impl Check {
     }
 
     fn finish(&mut self) -> Result<ArchiveSummary, ArchiveError> {
-        match std::mem::replace(self, Check::Plain(PlainDumpCheck::new())) {
-            Check::Custom(c) => c.finish(),
-            Check::Plain(c) => c.finish(),
+        // Once per dump: what is left behind is an empty check.
+        match self {
+            Check::Custom(c) => std::mem::take(c).finish(),
+            Check::Plain(c) => std::mem::take(c).finish(),
         }
     }
 }

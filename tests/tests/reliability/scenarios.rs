@@ -266,6 +266,18 @@ fn rds_tag(key: &str, value: &str) -> aws_sdk_rds::types::Tag {
         .build()
 }
 
+/// The same tags, as RDS takes them.
+fn rds_tags(tags: Vec<Tag>) -> Vec<aws_sdk_rds::types::Tag> {
+    tags.into_iter()
+        .map(|t| {
+            aws_sdk_rds::types::Tag::builder()
+                .set_key(t.key)
+                .set_value(t.value)
+                .build()
+        })
+        .collect()
+}
+
 fn spec(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource)
@@ -915,17 +927,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
             rds.create_db_snapshot()
                 .db_instance_identifier(&id)
                 .db_snapshot_identifier(snapshot)
-                .set_tags(Some(
-                    label(&id, slot, "nightly")
-                        .into_iter()
-                        .map(|t| {
-                            aws_sdk_rds::types::Tag::builder()
-                                .set_key(t.key)
-                                .set_value(t.value)
-                                .build()
-                        })
-                        .collect(),
-                ))
+                .set_tags(Some(rds_tags(label(&id, slot, "nightly"))))
                 .send()
                 .await
                 .expect("managed RDS snapshot");
@@ -1220,12 +1222,7 @@ pub async fn freshness_scenario(
             .allocated_storage(20)
             .master_username("admin")
             .master_user_password("not-a-secret-1")
-            .tags(
-                aws_sdk_rds::types::Tag::builder()
-                    .key("backup")
-                    .value("nightly")
-                    .build(),
-            )
+            .tags(rds_tag("backup", "nightly"))
             .send()
             .await
             .expect("instance");
@@ -1234,17 +1231,7 @@ pub async fn freshness_scenario(
             rds.create_db_snapshot()
                 .db_instance_identifier(&id)
                 .db_snapshot_identifier(format!("snap-{id}"))
-                .set_tags(Some(
-                    label(&id, &slot(hours))
-                        .into_iter()
-                        .map(|t| {
-                            aws_sdk_rds::types::Tag::builder()
-                                .set_key(t.key)
-                                .set_value(t.value)
-                                .build()
-                        })
-                        .collect(),
-                ))
+                .set_tags(Some(rds_tags(label(&id, &slot(hours)))))
                 .send()
                 .await
                 .expect("RDS snapshot");
