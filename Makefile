@@ -30,10 +30,11 @@ up: setup
 down:
 	@scripts/stack.sh down
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy and the API docs (cargo doc), warnings are errors
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 ## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified beside it)
 # The example is a tfvars for the root module: tests/tests/terraform.rs plans,

@@ -95,23 +95,30 @@ async fn main() -> ExitCode {
 async fn status_command(event: &PathBuf, plan: Option<&str>, json: bool) -> ExitCode {
     let now = chrono::Utc::now();
     let request = read_event(event).and_then(|e| {
-        lifeboat::Request::<lifeboat::payload::FreshnessFields>::parse(e, now)
+        lifeboat::Request::<freshness::fields::FreshnessFields>::parse(e, now)
             .map_err(|e| format!("invalid payload: {e}"))
     });
-    let request = match (request, plan.map(lifeboat::Plan::new)) {
-        (Err(message), _) | (Ok(_), Some(Err(message))) => {
+    let (request, only) = match (request, plan.map(lifeboat::Plan::new).transpose()) {
+        (Err(message), _) | (Ok(_), Err(message)) => {
             eprintln!("lifeboat: {message}");
             return ExitCode::from(2);
         }
-        (Ok(request), _) => request,
+        (Ok(request), Ok(only)) => (request, only),
     };
     let aws = lifeboat::aws::load().await;
     let sinks = lifeboat::runtime::Sinks {
         alerts: std::sync::Arc::new(lifeboat::alert::MemoryAlerts::default()),
         metrics: std::sync::Arc::new(lifeboat::metrics::MemoryMetrics::default()),
     };
-    let function = freshness::Freshness::with_sinks(&aws, sinks);
-    let (checks, failed) = match function.check(&request.fields, plan, now).await {
+    let fan_out = match lifeboat::fanout::FanOut::from_env() {
+        Ok(fan_out) => fan_out,
+        Err(e) => {
+            eprintln!("lifeboat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let function = freshness::Freshness::with_sinks(&aws, sinks, fan_out);
+    let (checks, failed) = match function.check(&request.fields, only.as_ref(), now).await {
         Ok(result) => result,
         Err(e) => {
             eprintln!(

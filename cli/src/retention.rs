@@ -2,7 +2,7 @@
 //! before it deletes anything, or see what it holds in the long run.
 
 use chrono::{DateTime, Duration, Utc};
-use lifeboat::retention::{self, Backup, KeepPolicy, Span};
+use lifeboat::rules::retention::{self, KeepPolicy, Point, Span};
 use serde::Serialize;
 use std::io::Read;
 
@@ -39,14 +39,14 @@ pub fn plan(policy: &KeepPolicy, text: &str, now: DateTime<Utc>) -> Result<Strin
             .map_err(|e| format!("entry {i}: `{text}` is not an RFC 3339 time: {e}"))?
             .with_timezone(&Utc);
         // The index, zero-padded, keeps repeated times apart and ordered as given.
-        backups.push(Backup {
+        backups.push(Point {
             id: format!("{i:09}"),
             time,
             complete: true,
         });
     }
     let plan = retention::apply(policy, backups, now);
-    let original = |b: &Backup| {
+    let original = |b: &Point| {
         b.id.parse::<usize>()
             .ok()
             .and_then(|i| times.get(i))
@@ -101,16 +101,19 @@ pub fn simulate(
     if step.years != 0 || step.months != 0 {
         return Err("--every takes days and hours only (e.g. 1d, 6h)".to_owned());
     }
-    let step = Duration::days(i64::from(step.days)) + Duration::hours(i64::from(step.hours));
+    let step = Duration::try_days(step.days)
+        .zip(Duration::try_hours(step.hours))
+        .and_then(|(d, h)| d.checked_add(&h))
+        .ok_or_else(|| format!("--every `{every}` is too long to step by"))?;
     if step <= Duration::zero() {
         return Err("--every must be longer than zero".to_owned());
     }
     let start = now - Duration::days(i64::from(days));
-    let mut held: Vec<Backup> = Vec::new();
+    let mut held: Vec<Point> = Vec::new();
     let mut made = 0usize;
     let mut time = start;
     while time <= now {
-        held.push(Backup {
+        held.push(Point {
             id: format!("{made:09}"),
             time,
             complete: true,

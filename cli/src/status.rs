@@ -12,7 +12,8 @@ pub fn render(checks: &[Check], failed: &[Failed]) -> String {
             [
                 c.kind.to_string(),
                 c.source.clone(),
-                c.newest_time.clone().unwrap_or_else(|| "none".to_owned()),
+                c.newest_time
+                    .map_or_else(|| "none".to_owned(), |t| t.to_string()),
                 c.age_hours
                     .map_or_else(|| "-".to_owned(), |a| format!("{a:.1} h")),
                 format!("{} h", c.max_age_hours),

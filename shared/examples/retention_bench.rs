@@ -5,11 +5,11 @@
 //!     cargo run -p lifeboat --example retention_bench [-- BACKUPS SOURCES]
 
 use chrono::{Duration, TimeZone, Utc};
-use lifeboat::retention::{Backup, KeepPolicy, apply};
+use lifeboat::rules::retention::{KeepPolicy, Point, apply};
 use std::time::Instant;
 
 /// The backups in a scrambled order, as a listing may return them (a fixed xorshift, so runs compare).
-fn shuffled(mut group: Vec<Backup>) -> Vec<Backup> {
+fn shuffled(mut group: Vec<Point>) -> Vec<Point> {
     let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ group.len() as u64;
     for i in (1..group.len()).rev() {
         state ^= state << 13;
@@ -30,10 +30,10 @@ fn main() {
         .single()
         .expect("time");
     // Each source: backups 7 hours apart, so they cross hours, days, weeks, months and years.
-    let groups: Vec<Vec<Backup>> = (0..sources)
+    let groups: Vec<Vec<Point>> = (0..sources)
         .map(|s| {
             (0..per_source)
-                .map(|i| Backup {
+                .map(|i| Point {
                     id: format!("src{s:04}-{i:05}"),
                     time: now - Duration::hours(7 * i as i64 + s as i64 % 7),
                     complete: i % 50 != 7,

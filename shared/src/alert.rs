@@ -2,7 +2,7 @@
 //! so that tests can hold the messages in memory.
 
 use crate::error::{BoxError, Error};
-use crate::report::Report;
+use crate::report::{Notice, Report};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -24,13 +24,20 @@ pub struct Alert {
 impl Alert {
     /// The alert for a run whose report lists failures.
     pub fn for_failures(report: &Report) -> Self {
-        let subject = format!(
-            "Lifeboat {}: {} of {} failed (plan {})",
-            report.function,
-            report.failed.len(),
-            report.failed.len() + report.created.len() + report.skipped.len(),
-            report.plan
-        );
+        let subject = if report.failed.is_empty() {
+            format!(
+                "Lifeboat {}: a notice or metric was not delivered (plan {})",
+                report.function, report.plan
+            )
+        } else {
+            format!(
+                "Lifeboat {}: {} of {} failed (plan {})",
+                report.function,
+                report.failed.len(),
+                report.failed.len() + report.created.len() + report.skipped.len(),
+                report.plan
+            )
+        };
         let mut body = format!(
             "Lifeboat {} could not back up everything in plan `{}`, slot {}.\n\n",
             report.function, report.plan, report.slot
@@ -42,6 +49,9 @@ impl Alert {
                 .iter()
                 .map(|f| [f.kind.to_string(), f.source.clone(), f.error.clone()]),
         ));
+        for undelivered in &report.undelivered {
+            body.push_str(&format!("\nNot delivered: {undelivered}\n"));
+        }
         body.push_str(&format!(
             "\nCreated: {}. Skipped: {}. The function returns an error, so its Errors alarm fires too.\n",
             report.created.len(),
@@ -60,12 +70,13 @@ impl Alert {
         Self::new(subject, body, function, plan)
     }
 
-    /// A notice that is not a failure of the run but needs a person (a safety rail held).
-    pub fn notice(function: &str, plan: &str, subject: String, body: String) -> Self {
-        let mut alert = Self::new(subject, body, function, plan);
+    /// A function's notice: not a failure of the run, but it needs a person.
+    pub fn notice(function: &str, plan: &str, notice: &Notice) -> Self {
+        let mut alert = Self::new(notice.subject.clone(), notice.body.clone(), function, plan);
         alert
             .attributes
             .insert("severity".to_owned(), "warning".to_owned());
+        alert.attributes.extend(notice.attributes.iter().cloned());
         alert
     }
 

@@ -33,7 +33,7 @@ pub enum Error {
     InvalidPayload(#[from] PayloadError),
 
     /// The run finished, but some sources failed; the report says which.
-    #[error("{} failed in plan `{}`: {}", count(.report.failed.len()), .report.plan, .report.failure_summary())]
+    #[error("{} in plan `{}`: {}", what_failed(.report), .report.plan, .report.failure_summary())]
     RunFailed {
         /// The full report of the run, failures included.
         report: Box<Report>,
@@ -55,11 +55,11 @@ pub enum Error {
     Config(String),
 }
 
-fn count(n: usize) -> String {
-    if n == 1 {
-        "1 source".to_owned()
-    } else {
-        format!("{n} sources")
+fn what_failed(report: &Report) -> String {
+    match report.failed.len() {
+        0 => "what the run had to send was not delivered".to_owned(),
+        1 => "1 source failed".to_owned(),
+        n => format!("{n} sources failed"),
     }
 }
 

@@ -1,31 +1,32 @@
-//! Lifeboat's shared core: everything the backup functions have in common.
+//! Lifeboat's shared core: everything the backup functions have in common,
+//! in three layers (docs/architecture.md draws them).
 //!
-//! The domain modules (`payload`, `slot`, `naming`, `tags`, `report`) are plain
-//! Rust over plain structs and know no AWS types. The edges (`alert`,
-//! `metrics`, `aws`, `runtime`) hold the few AWS calls every function needs,
-//! each behind a small trait with an in-memory fake for tests.
+//! - [`model`]: the domain's words (plan, kind, slot, label, backup), a leaf.
+//! - [`rules`]: every decision, pure: selection, naming, the slot planner,
+//!   retention, freshness, the copy window. No AWS type in sight.
+//! - [`aws`]: the adapters at the edge, the AWS listings and calls per
+//!   service. Alerts and metrics, which every function sends, sit behind the
+//!   small traits of [`alert`] and [`metrics`], with in-memory fakes for tests.
+//!
+//! Around them, the run loop every function shares: [`request`] (the common
+//! payload), [`report`], [`runtime`] (parse, run, report, alert, count, with
+//! the one alerting policy), [`fanout`] (calls at once) and [`copier`] (the one
+//! implementation of cross-region copies over a per-service seam).
 
 pub mod alert;
 pub mod aws;
-pub mod catalog;
-pub mod copy;
-pub mod dumps;
-pub mod ec2;
+pub mod copier;
 pub mod error;
-pub mod freshness;
+pub mod fanout;
 pub mod logging;
 pub mod metrics;
-pub mod naming;
-pub mod payload;
-pub mod rds;
+pub mod model;
 pub mod report;
-pub mod retention;
+pub mod request;
+pub mod rules;
 pub mod runtime;
-pub mod selection;
-pub mod slot;
-pub mod tags;
 
 pub use error::{Error, PayloadError};
-pub use payload::{Plan, Request};
-pub use report::{Kind, Report};
-pub use slot::Slot;
+pub use model::{Backup, BackupLabel, Kind, Plan, Slot};
+pub use report::{ItemError, Report};
+pub use request::Request;

@@ -1,6 +1,7 @@
 //! CloudWatch metrics, behind a small trait with an in-memory fake.
 
 use crate::error::BoxError;
+pub use crate::report::{Metric, Unit};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use std::sync::Mutex;
@@ -11,28 +12,6 @@ pub const DEFAULT_NAMESPACE: &str = "Lifeboat";
 /// PutMetricData takes at most 1,000 data per call and 1 MB per request; with
 /// Lifeboat's few short dimensions, 500 data stay far below the size limit.
 pub const BATCH: usize = 500;
-
-/// The unit of a metric value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// A number of things.
-    Count,
-    /// A duration or an age.
-    Seconds,
-}
-
-/// One metric datum.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Metric {
-    /// Metric name (`BackupsCreated`).
-    pub name: &'static str,
-    /// Dimension names and values.
-    pub dimensions: Vec<(&'static str, String)>,
-    /// The value.
-    pub value: f64,
-    /// Its unit.
-    pub unit: Unit,
-}
 
 /// Somewhere to send metrics.
 #[async_trait]

@@ -1,35 +1,46 @@
 //! The JSON report every function returns: what it made, skipped and failed.
 
-use crate::payload::Plan;
-use crate::slot::Slot;
-use serde::{Deserialize, Serialize};
+use crate::model::{Backup, Kind, Plan, Slot};
+use serde::Serialize;
 use std::fmt;
 
-/// The kinds of backup Lifeboat makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A manual RDS DB instance snapshot.
-    Rds,
-    /// A manual Aurora DB cluster snapshot.
-    RdsCluster,
-    /// An EBS snapshot.
-    Ebs,
-    /// An AMI with its snapshots.
-    Ami,
-    /// A `pg_dump` archive in S3 with its manifest.
-    PgDump,
+/// Why one item of a run failed: AWS's error code, when there is one, kept
+/// beside the words until the report shows both.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ItemError {
+    /// AWS's error code (`SnapshotQuotaExceeded`), or `None` for a failure Lifeboat found itself.
+    pub code: Option<String>,
+    /// What went wrong, for a person.
+    pub message: String,
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Rds => "rds",
-            Kind::RdsCluster => "rds-cluster",
-            Kind::Ebs => "ebs",
-            Kind::Ami => "ami",
-            Kind::PgDump => "pg-dump",
-        })
+impl ItemError {
+    /// A failure Lifeboat found itself (a resource in a broken state), with no AWS code.
+    pub fn new(message: impl Into<String>) -> Self {
+        ItemError {
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// An SDK error: its code, and `Code: message` as the words.
+    pub fn aws<E>(error: &E) -> Self
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        ItemError {
+            code: error.code().map(str::to_owned),
+            message: crate::aws::summarize(error),
+        }
+    }
+
+    /// The same error, its words led by what was being done (`copy of snap-1 to eu-west-1`).
+    pub fn context(self, doing: impl std::fmt::Display) -> Self {
+        ItemError {
+            message: format!("{doing}: {}", self.message),
+            ..self
+        }
     }
 }
 
@@ -72,6 +83,38 @@ pub struct Failed {
     pub source: String,
     /// What went wrong, with AWS's code where there is one.
     pub error: String,
+    /// AWS's error code alone, when the failure came from AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Failed {
+    /// `source` of `kind` failed with `error`.
+    pub fn new(kind: Kind, source: impl Into<String>, error: ItemError) -> Self {
+        Failed {
+            kind,
+            source: source.into(),
+            error: error.message,
+            code: error.code,
+        }
+    }
+}
+
+impl Skipped {
+    /// `source` of `kind` left alone for `reason`, about `backup` if there is one.
+    pub fn new(
+        kind: Kind,
+        source: impl Into<String>,
+        backup: Option<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Skipped {
+            kind,
+            source: source.into(),
+            backup,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A backup that was deleted (or, in a dry run, would be).
@@ -84,7 +127,19 @@ pub struct Deleted {
     /// The backup's id; for an AMI or a snapshot set, every part.
     pub backup: String,
     /// Its slot.
-    pub scheduled_time: String,
+    pub scheduled_time: Slot,
+}
+
+impl Deleted {
+    /// The report line of a deleted `backup`: every part it consisted of.
+    pub fn of(backup: &Backup) -> Self {
+        Deleted {
+            kind: backup.kind,
+            source: backup.label.source.clone(),
+            backup: backup.parts.join(","),
+            scheduled_time: backup.label.slot,
+        }
+    }
 }
 
 /// A backup that retention keeps, with the rules that keep it.
@@ -97,7 +152,7 @@ pub struct Kept {
     /// The backup's id.
     pub backup: String,
     /// Its slot.
-    pub scheduled_time: String,
+    pub scheduled_time: Slot,
     /// The rules that keep it (`daily`, `weekly`, `within 7d`, `incomplete …`).
     pub reasons: Vec<String>,
 }
@@ -136,7 +191,7 @@ pub struct Check {
     pub newest: Option<String>,
     /// That backup's slot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub newest_time: Option<String>,
+    pub newest_time: Option<Slot>,
     /// Its age in hours at the time of the check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_hours: Option<f64>,
@@ -144,6 +199,42 @@ pub struct Check {
     pub max_age_hours: f64,
     /// The verdict.
     pub state: Freshness,
+}
+
+/// Something a person should hear about that is not a failure of the run
+/// (a safety rail held, a backup gone stale). The runtime sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// A short line for a mail subject.
+    pub subject: String,
+    /// The message, readable by a person.
+    #[serde(skip)]
+    pub body: String,
+    /// Message attributes beyond `function`, `plan` and `severity`, for subscription filters.
+    #[serde(skip)]
+    pub attributes: Vec<(String, String)>,
+}
+
+/// The unit of a metric value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A number of things.
+    Count,
+    /// A duration or an age.
+    Seconds,
+}
+
+/// One metric datum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Metric name (`BackupsCreated`).
+    pub name: &'static str,
+    /// Dimension names and values.
+    pub dimensions: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: Unit,
 }
 
 /// The result of one run.
@@ -172,6 +263,15 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
+    /// What the run has to tell a person besides failures; sent by the runtime.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    /// Metrics an alarm watches, sent by the runtime with the outcome counts.
+    #[serde(skip)]
+    pub metrics: Vec<Metric>,
+    /// Notices or metrics that could not be delivered: a failure of the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<String>,
 }
 
 impl Report {
@@ -188,10 +288,36 @@ impl Report {
             kept: Vec::new(),
             checks: Vec::new(),
             failed: Vec::new(),
+            notices: Vec::new(),
+            metrics: Vec::new(),
+            undelivered: Vec::new(),
         }
     }
 
-    /// Puts every list in a stable order (kind, source, backup), whatever order the work finished in.
+    /// Whether the run failed: a source failed, or something it had to send was not delivered.
+    pub fn has_failed(&self) -> bool {
+        !self.failed.is_empty() || !self.undelivered.is_empty()
+    }
+
+    /// A backup of `kind` of `source`, `backup` in `region`, made (or a copy started) by this run.
+    pub fn created(
+        &mut self,
+        kind: Kind,
+        source: &str,
+        backup: impl Into<String>,
+        region: &str,
+        copy_of: Option<String>,
+    ) {
+        self.created.push(Created {
+            kind,
+            source: source.to_owned(),
+            backup: backup.into(),
+            region: region.to_owned(),
+            copy_of,
+        });
+    }
+
+    /// Puts every list of work done in a stable order (kind, source, then backup or slot), whatever order the work finished in.
     pub fn sort(&mut self) {
         self.created.sort_by(|a, b| {
             (a.kind, &a.source, &a.region, &a.backup)
@@ -201,13 +327,27 @@ impl Report {
             .sort_by(|a, b| (a.kind, &a.source, &a.backup).cmp(&(b.kind, &b.source, &b.backup)));
         self.failed
             .sort_by(|a, b| (a.kind, &a.source).cmp(&(b.kind, &b.source)));
+        // Deletions run at once: oldest first within each source, as they were chosen.
+        self.deleted.sort_by(|a, b| {
+            (a.kind, &a.source, a.scheduled_time, &a.backup).cmp(&(
+                b.kind,
+                &b.source,
+                b.scheduled_time,
+                &b.backup,
+            ))
+        });
     }
 
-    /// The failures on one line: `rds db-1: error; rds db-2: error`.
+    /// The failures on one line: `rds db-1: error; rds db-2: error; not delivered: …`.
     pub fn failure_summary(&self) -> String {
         self.failed
             .iter()
             .map(|f| format!("{} {}: {}", f.kind, f.source, f.error))
+            .chain(
+                self.undelivered
+                    .iter()
+                    .map(|u| format!("not delivered: {u}")),
+            )
             .collect::<Vec<_>>()
             .join("; ")
     }

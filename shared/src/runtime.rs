@@ -1,11 +1,19 @@
 //! The run of a function, shared by the Lambda entry points and `lifeboat run`:
 //! parse and validate the payload, do the work, then report, alert and count.
+//!
+//! Alerting policy lives here and nowhere else. A function puts what a person
+//! must hear (its notices) and what an alarm watches (its metrics) into its
+//! report; the runtime sends them. Anything that must be delivered and was
+//! not fails the run with its report, so the Lambda `Errors` alarm, which
+//! CloudWatch raises without the function's help, still tells someone. The
+//! alert about a failed run is the one message whose loss is only logged:
+//! the run fails anyway and its alarm is the alert of last resort.
 
 use crate::alert::{Alert, Alerts, SnsAlerts};
 use crate::error::Error;
 use crate::metrics::{CloudWatchMetrics, DEFAULT_NAMESPACE, Metric, Metrics, Unit};
-use crate::payload::{Fields, Request};
 use crate::report::Report;
+use crate::request::{Fields, Request};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::future::Future;
@@ -74,24 +82,6 @@ impl Sinks {
     }
 }
 
-/// How many create or copy calls a function runs at once, from
-/// `LIFEBOAT_CONCURRENCY` (1 to 64, default 8). AWS throttles bursts; the SDK
-/// retries throttling with backoff.
-pub fn concurrency_from_env() -> Result<usize, Error> {
-    match std::env::var("LIFEBOAT_CONCURRENCY") {
-        Err(_) => Ok(8),
-        Ok(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "LIFEBOAT_CONCURRENCY must be a whole number from 1 to 64, not `{text}`"
-                ))
-            }),
-    }
-}
-
 /// A Lifeboat function: its name, its payload, and its work.
 pub trait BackupFunction: Send + Sync {
     /// The function's name (`rds-snapshot`), as deployed and as `lifeboat run` calls it.
@@ -114,7 +104,7 @@ pub trait BackupFunction: Send + Sync {
 /// Handles one event: an invalid payload is refused before any AWS call; a run
 /// with failures (or one that could not proceed) sends one alert and returns an
 /// error, so the Lambda `Errors` metric and its alarm fire as well. Dry runs
-/// send no alert and no metric: they make no call that changes anything.
+/// send no alert, notice or metric: they make no call that changes anything.
 pub async fn handle<F: BackupFunction>(
     function: &F,
     event: Value,
@@ -127,6 +117,9 @@ pub async fn handle<F: BackupFunction>(
     match outcome {
         Ok(mut report) => {
             report.sort();
+            if !report.dry_run {
+                deliver(sinks, &mut report).await;
+            }
             tracing::info!(
                 created = report.created.len(),
                 skipped = report.skipped.len(),
@@ -134,10 +127,7 @@ pub async fn handle<F: BackupFunction>(
                 report = %serde_json::to_string(&report).unwrap_or_default(),
                 "run finished"
             );
-            if !report.dry_run {
-                count(sinks, &report).await;
-            }
-            if report.failed.is_empty() {
+            if !report.has_failed() {
                 return Ok(report);
             }
             if !report.dry_run {
@@ -161,10 +151,40 @@ pub async fn handle<F: BackupFunction>(
     }
 }
 
+/// Sends the report's notices and metrics, and the outcome counts; what must
+/// arrive and did not goes into `undelivered`.
+async fn deliver(sinks: &Sinks, report: &mut Report) {
+    for notice in &report.notices {
+        let alert = Alert::notice(&report.function, report.plan.as_str(), notice);
+        if let Err(e) = sinks.alerts.publish(&alert).await {
+            let error = crate::aws::describe(e.as_ref());
+            tracing::error!(%error, subject = %alert.subject, "notice could not be sent");
+            report
+                .undelivered
+                .push(format!("notice `{}`: Publish: {error}", alert.subject));
+        }
+    }
+    let watched = match report.metrics.is_empty() {
+        true => Ok(()),
+        false => sinks.metrics.put(&report.metrics).await,
+    };
+    if let Err(e) = watched {
+        let error = crate::aws::describe(e.as_ref());
+        tracing::error!(%error, "metrics could not be sent");
+        let count = report.metrics.len();
+        report
+            .undelivered
+            .push(format!("{count} metrics: PutMetricData: {error}"));
+    }
+    // The outcome counts feed the dashboard only: their loss is logged.
+    if let Err(e) = sinks.metrics.put(&outcome_counts(report)).await {
+        tracing::warn!(error = %crate::aws::describe(e.as_ref()), "outcome metrics could not be sent");
+    }
+}
+
 async fn alert(sinks: &Sinks, alert: &Alert) {
     match sinks.alerts.publish(alert).await {
         Ok(()) => tracing::info!(subject = %alert.subject, "alert sent"),
-        // The run already fails; the Errors alarm is the alert of last resort.
         Err(e) => {
             tracing::error!(error = %crate::aws::describe(e.as_ref()), subject = %alert.subject, "alert could not be sent")
         }
@@ -172,14 +192,14 @@ async fn alert(sinks: &Sinks, alert: &Alert) {
 }
 
 /// Job outcomes per function and plan, for the dashboard.
-async fn count(sinks: &Sinks, report: &Report) {
+fn outcome_counts(report: &Report) -> [Metric; 3] {
     let dims = || {
         vec![
             ("Function", report.function.clone()),
             ("Plan", report.plan.to_string()),
         ]
     };
-    let metrics = [
+    [
         ("BackupsCreated", report.created.len()),
         ("BackupsSkipped", report.skipped.len()),
         ("BackupsFailed", report.failed.len()),
@@ -189,10 +209,7 @@ async fn count(sinks: &Sinks, report: &Report) {
         dimensions: dims(),
         value: n as f64,
         unit: Unit::Count,
-    });
-    if let Err(e) = sinks.metrics.put(&metrics).await {
-        tracing::warn!(error = %crate::aws::describe(e.as_ref()), "outcome metrics could not be sent");
-    }
+    })
 }
 
 /// Serves `function` as a Lambda: each event goes through [`handle`].

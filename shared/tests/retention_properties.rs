@@ -2,7 +2,7 @@
 //! backups and the policy, the plan keeps its promises.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use lifeboat::retention::{Backup, KeepPolicy, Span, apply, cap};
+use lifeboat::rules::retention::{KeepPolicy, Point, Span, apply, cap};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -14,14 +14,14 @@ fn now() -> DateTime<Utc> {
 
 /// Up to 120 backups over about two years, some incomplete, some in the
 /// future, some sharing a time.
-fn history() -> impl Strategy<Value = Vec<Backup>> {
+fn history() -> impl Strategy<Value = Vec<Point>> {
     prop::collection::vec((-800i64 * 24..6, 0u8..10, any::<bool>()), 0..120).prop_map(|items| {
         items
             .into_iter()
             .enumerate()
             .map(|(i, (hours, flavour, round))| {
                 let minutes = if round { 0 } else { i64::from(flavour) * 7 };
-                Backup {
+                Point {
                     id: format!("snap-{i:04}"),
                     time: now() + Duration::hours(hours) + Duration::minutes(minutes),
                     complete: flavour != 0,
@@ -38,7 +38,7 @@ fn count() -> impl Strategy<Value = Option<i64>> {
 fn span() -> impl Strategy<Value = Option<Span>> {
     prop_oneof![
         4 => Just(None),
-        1 => (0i32..2, 0i32..6, 0i32..40, 0i32..48).prop_map(|(years, months, days, hours)| Some(Span { years, months, days, hours })),
+        1 => (0i64..2, 0i64..6, 0i64..40, 0i64..48).prop_map(|(years, months, days, hours)| Some(Span { years, months, days, hours })),
     ]
 }
 

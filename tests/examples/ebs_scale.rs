@@ -70,7 +70,7 @@ async fn main() {
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
     };
-    let function = EbsSnapshot::new(counted, sinks, concurrency);
+    let function = EbsSnapshot::new(counted, sinks, lifeboat::fanout::FanOut::new(concurrency));
     let payload = serde_json::json!({ "plan": "nightly", "scheduled_time": "2026-11-20T02:00:00Z", "select": { "tags": { "backup": "nightly" } } });
 
     for run in ["first", "second"] {

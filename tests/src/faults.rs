@@ -324,13 +324,9 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     loop {
-        let Some(start) = read_line(&mut read).await? else {
+        let Some((start, headers)) = read_head(&mut read, Head::Request).await? else {
             return Ok(());
         };
-        if start.is_empty() {
-            continue;
-        }
-        let headers = read_headers(&mut read).await?;
         let mut request = Message {
             start,
             headers,
@@ -587,13 +583,9 @@ async fn forward(upstream: &str, request: &Message) -> std::io::Result<Message> 
     write.write_all(&encode(&out, false)).await?;
     write.flush().await?;
     let mut read = BufReader::new(read);
-    let start = read_line(&mut read).await?.ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "no response from the emulator",
-        )
-    })?;
-    let headers = read_headers(&mut read).await?;
+    let (start, headers) = read_head(&mut read, Head::Response)
+        .await?
+        .ok_or_else(|| invalid("no response from the emulator"))?;
     let mut response = Message {
         start,
         headers,
@@ -647,34 +639,65 @@ fn encode(message: &Message, head_only: bool) -> Vec<u8> {
     bytes
 }
 
-/// A line without its CRLF; `None` at the end of the stream.
-async fn read_line<R: AsyncBufRead + Unpin>(read: &mut R) -> std::io::Result<Option<String>> {
-    let mut line = Vec::new();
-    if read.read_until(b'\n', &mut line).await? == 0 {
-        return Ok(None);
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+/// Which start line a message head has.
+#[derive(Clone, Copy)]
+enum Head {
+    Request,
+    Response,
 }
 
-async fn read_headers<R: AsyncBufRead + Unpin>(
+fn invalid(why: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why.into())
+}
+
+/// Reads a message head (start line and headers, up to the empty line) and
+/// parses it with httparse; `None` when the stream ends between messages.
+async fn read_head<R: AsyncBufRead + Unpin>(
     read: &mut R,
-) -> std::io::Result<Vec<(String, String)>> {
-    let mut headers = Vec::new();
-    while let Some(line) = read_line(read).await? {
-        if line.is_empty() {
-            return Ok(headers);
+    kind: Head,
+) -> std::io::Result<Option<(String, Vec<(String, String)>)>> {
+    let mut head = Vec::new();
+    loop {
+        if read.read_until(b'\n', &mut head).await? == 0 {
+            return match head.is_empty() {
+                true => Ok(None),
+                false => Err(invalid("headers cut short")),
+            };
         }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        // Empty lines between messages are allowed (RFC 9112, 2.2).
+        if head == b"\r\n" || head == b"\n" {
+            head.clear();
+        } else if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
+            break;
         }
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        "headers cut short",
-    ))
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let pairs = |headers: &[httparse::Header<'_>]| -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(h.value).trim().to_owned();
+                (h.name.to_owned(), value)
+            })
+            .collect()
+    };
+    let bad = |e: httparse::Error| invalid(format!("unreadable HTTP head: {e}"));
+    Ok(Some(match kind {
+        Head::Request => {
+            let mut request = httparse::Request::new(&mut slots);
+            request.parse(&head).map_err(bad)?;
+            let method = request.method.unwrap_or_default();
+            let path = request.path.unwrap_or_default();
+            (format!("{method} {path} HTTP/1.1"), pairs(request.headers))
+        }
+        Head::Response => {
+            let mut response = httparse::Response::new(&mut slots);
+            response.parse(&head).map_err(bad)?;
+            let code = response.code.unwrap_or_default();
+            let reason = response.reason.unwrap_or_default();
+            (format!("HTTP/1.1 {code} {reason}"), pairs(response.headers))
+        }
+    }))
 }
 
 /// The body by its framing: chunked, `Content-Length`, or (a response only) up to the end.
@@ -688,31 +711,35 @@ async fn read_body<R: AsyncBufRead + Unpin>(
         .header("transfer-encoding")
         .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
     {
+        let mut line = Vec::new();
         loop {
-            let line = read_line(read).await?.unwrap_or_default();
-            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size")
-                })?;
+            line.clear();
+            read.read_until(b'\n', &mut line).await?;
+            let size = match httparse::parse_chunk_size(&line) {
+                Ok(httparse::Status::Complete((_, size))) => {
+                    usize::try_from(size).map_err(|_| invalid("chunk too large"))?
+                }
+                _ => return Err(invalid("bad chunk size")),
+            };
             if size == 0 {
                 // Trailers, up to the empty line.
-                while let Some(line) = read_line(read).await? {
-                    if line.is_empty() {
-                        break;
+                loop {
+                    line.clear();
+                    let n = read.read_until(b'\n', &mut line).await?;
+                    if n == 0 || line == b"\r\n" || line == b"\n" {
+                        return Ok(body);
                     }
                 }
-                return Ok(body);
             }
             let start = body.len();
             body.resize(start + size, 0);
             read.read_exact(&mut body[start..]).await?;
-            read_line(read).await?;
+            line.clear();
+            read.read_until(b'\n', &mut line).await?;
         }
     }
     if let Some(length) = message.header("content-length") {
-        let length: usize = length.parse().map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "bad content-length")
-        })?;
+        let length: usize = length.parse().map_err(|_| invalid("bad content-length"))?;
         body.resize(length, 0);
         read.read_exact(&mut body).await?;
     } else if to_end {

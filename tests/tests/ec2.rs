@@ -104,7 +104,11 @@ async fn volume_snapshots_are_made_once_per_slot_with_their_tags() {
     let ec2 = Client::new(&aws);
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = EbsSnapshot::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let function = EbsSnapshot::new(
+        ec2.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
 
     let first = handle(&function, event("ebs-snapshot.json"), Invocation::now())
         .await
@@ -156,7 +160,11 @@ async fn instance_sets_cover_every_volume_once_per_slot() {
     let ec2 = Client::new(&aws);
     let (_, instances) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = EbsSnapshot::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let function = EbsSnapshot::new(
+        ec2.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
 
     let first = handle(
         &function,
@@ -224,7 +232,11 @@ async fn images_are_made_once_per_slot_with_their_snapshots_tagged() {
         .await
         .expect("stop");
     let inbox = AlertInbox::create(&aws).await;
-    let function = AmiBackup::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let function = AmiBackup::new(
+        ec2.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
 
     let first = handle(&function, event("ami-backup.json"), Invocation::now())
         .await
@@ -252,7 +264,7 @@ async fn images_are_made_once_per_slot_with_their_snapshots_tagged() {
         assert_eq!(
             image.name(),
             Some(
-                ami_backup::image_name(
+                lifeboat::rules::naming::image_name(
                     &lifeboat::Plan::new("weekly").expect("plan"),
                     source,
                     lifeboat::Slot::parse("2026-11-22T03:00:00Z", chrono_now()).expect("slot")
@@ -299,7 +311,11 @@ async fn a_missing_volume_fails_alone_and_alerts_once() {
     let ec2 = Client::new(&aws);
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = EbsSnapshot::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let function = EbsSnapshot::new(
+        ec2.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
     let payload = serde_json::json!({ "plan": "adhoc", "select": { "ids": [tagged[0], "vol-0123456789abcdef0"] } });
 
     let Err(Error::RunFailed { report }) = handle(&function, payload, Invocation::now()).await
@@ -328,7 +344,11 @@ async fn completed_snapshots_are_copied_to_other_regions_once() {
     let ec2 = Client::new(&aws);
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = EbsSnapshot::new(ec2.clone(), inbox.sinks(&aws), 4);
+    let function = EbsSnapshot::new(
+        ec2.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
     let payload = serde_json::json!({
         "plan": "nightly",
         "scheduled_time": "2026-11-20T02:00:00Z",

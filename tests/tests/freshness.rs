@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use chrono::{Duration, Utc};
 use freshness::Freshness;
-use lifeboat::catalog::Catalog;
+use lifeboat::aws::catalog::Catalog;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::{AlertInbox, Emulator};
 use serde_json::json;
@@ -77,7 +77,7 @@ async fn seed(aws: &aws_config::SdkConfig) -> Estate {
     let plan = lifeboat::Plan::new("nightly").expect("plan");
     for (db, manifest) in [("orders", true), ("billing", false)] {
         let slot = lifeboat::Slot::parse(&slot(2), Utc::now()).expect("slot");
-        let key = lifeboat::dumps::dump_key("pg/", db, &plan, slot, "dump");
+        let key = lifeboat::rules::naming::dump_key("pg/", db, &plan, slot, "dump");
         let mut keys = vec![key.clone()];
         if manifest {
             keys.push(format!("{key}.manifest.json"));
@@ -108,7 +108,13 @@ async fn function(aws: &aws_config::SdkConfig, inbox: &AlertInbox) -> Freshness 
         lifeboat::aws::s3_client(aws),
         Some(BUCKET.to_owned()),
     );
-    Freshness::new(catalog, rds, ec2, inbox.sinks(aws))
+    Freshness::new(
+        catalog,
+        rds,
+        ec2,
+        inbox.sinks(aws),
+        lifeboat::fanout::FanOut::DEFAULT,
+    )
 }
 
 #[tokio::test]
@@ -231,7 +237,7 @@ async fn metric(aws: &aws_config::SdkConfig, name: &str, dimensions: &[(&str, &s
 #[test]
 fn the_sample_payloads_are_valid() {
     for name in ["freshness.json", "freshness.demo.json"] {
-        let request = lifeboat::Request::<lifeboat::payload::FreshnessFields>::parse(
+        let request = lifeboat::Request::<freshness::fields::FreshnessFields>::parse(
             lifeboat_tests::event(name),
             Utc::now(),
         );

@@ -3,7 +3,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{Duration, TimeZone, Utc};
-use lifeboat::catalog::Catalog;
+use lifeboat::aws::catalog::Catalog;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use prune::Prune;
@@ -75,7 +75,15 @@ async fn function(emulator: &Emulator) -> (Prune, AlertInbox, aws_config::SdkCon
         lifeboat::aws::s3_client(&aws),
         Some(BUCKET.to_owned()),
     );
-    (Prune::new(catalog, inbox.sinks(&aws)), inbox, aws)
+    (
+        Prune::new(
+            catalog,
+            inbox.sinks(&aws),
+            lifeboat::fanout::FanOut::DEFAULT,
+        ),
+        inbox,
+        aws,
+    )
 }
 
 #[tokio::test]
@@ -298,18 +306,18 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
     };
     for slot in slots() {
         let slot = lifeboat::Slot::parse(&slot, Utc::now()).expect("slot");
-        let key = lifeboat::dumps::dump_key("pg/", "orders", &plan, slot, "dump");
+        let key = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, slot, "dump");
         put(format!("{key}.manifest.json")).await;
         put(key).await;
     }
     // An old dump whose run died before its manifest, and an object that is not a dump.
     let old = lifeboat::Slot::parse("2026-01-05T02:00:00Z", Utc::now()).expect("slot");
-    let incomplete = lifeboat::dumps::dump_key("pg/", "orders", &plan, old, "dump");
+    let incomplete = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, old, "dump");
     put(incomplete.clone()).await;
     put("pg/README.txt".to_owned()).await;
     // Someone's copy at a Lifeboat-looking key, complete but untagged: never deleted.
     let copied = lifeboat::Slot::parse("2026-02-05T02:00:00Z", Utc::now()).expect("slot");
-    let foreign = lifeboat::dumps::dump_key("pg/", "orders", &plan, copied, "dump");
+    let foreign = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, copied, "dump");
     for key in [format!("{foreign}.manifest.json"), foreign.clone()] {
         s3.put_object()
             .bucket(BUCKET)
@@ -405,10 +413,10 @@ async fn max_deletions_stops_the_run_oldest_first_and_alerts() {
         .await
         .expect("prune");
 
-    let deleted: Vec<&str> = report
+    let deleted: Vec<String> = report
         .deleted
         .iter()
-        .map(|d| d.scheduled_time.as_str())
+        .map(|d| d.scheduled_time.to_string())
         .collect();
     assert_eq!(
         deleted,
@@ -447,7 +455,7 @@ async fn max_deletions_stops_the_run_oldest_first_and_alerts() {
 #[test]
 fn the_sample_payload_is_valid() {
     let request =
-        lifeboat::Request::<lifeboat::payload::PruneFields>::parse(event("prune.json"), Utc::now())
+        lifeboat::Request::<prune::fields::PruneFields>::parse(event("prune.json"), Utc::now())
             .expect("events/prune.json");
     assert_eq!(request.fields.max_deletions, 100);
 }

@@ -67,7 +67,11 @@ async fn two_runs_of_one_slot_make_one_snapshot_per_selected_source() {
     let rds = Client::new(&aws);
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = RdsSnapshot::new(rds.clone(), inbox.sinks(&aws));
+    let function = RdsSnapshot::new(
+        rds.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
 
     let first = handle(&function, event("rds-snapshot.json"), invocation())
         .await
@@ -183,7 +187,11 @@ async fn a_listed_id_that_does_not_exist_fails_and_alerts_once() {
     let rds = Client::new(&aws);
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = RdsSnapshot::new(rds.clone(), inbox.sinks(&aws));
+    let function = RdsSnapshot::new(
+        rds.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
     let payload = serde_json::json!({
         "plan": "nightly",
         "scheduled_time": "2026-11-20T02:00:00Z",
@@ -228,7 +236,11 @@ async fn copies_go_to_other_regions_with_their_tags() {
     let rds = Client::new(&aws);
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
-    let function = RdsSnapshot::new(rds.clone(), inbox.sinks(&aws));
+    let function = RdsSnapshot::new(
+        rds.clone(),
+        inbox.sinks(&aws),
+        lifeboat::fanout::FanOut::new(4),
+    );
     let payload = serde_json::json!({
         "plan": "nightly",
         "scheduled_time": "2026-11-20T02:00:00Z",
@@ -288,12 +300,12 @@ async fn copies_go_to_other_regions_with_their_tags() {
 #[tokio::test]
 async fn both_event_files_parse_to_the_same_request() {
     let now = chrono::Utc::now();
-    let direct = lifeboat::Request::<lifeboat::payload::RdsSnapshotFields>::parse(
+    let direct = lifeboat::Request::<rds_snapshot::fields::RdsSnapshotFields>::parse(
         event("rds-snapshot.json"),
         now,
     )
     .expect("direct");
-    let scheduled = lifeboat::Request::<lifeboat::payload::RdsSnapshotFields>::parse(
+    let scheduled = lifeboat::Request::<rds_snapshot::fields::RdsSnapshotFields>::parse(
         event("rds-snapshot.scheduler.json"),
         now,
     )
@@ -309,11 +321,11 @@ fn the_other_sample_payloads_are_valid() {
     let now = chrono::Utc::now();
     for name in ["rds-snapshot.demo.json", "rds-snapshot.missing.json"] {
         let parsed =
-            lifeboat::Request::<lifeboat::payload::RdsSnapshotFields>::parse(event(name), now);
+            lifeboat::Request::<rds_snapshot::fields::RdsSnapshotFields>::parse(event(name), now);
         assert!(parsed.is_ok(), "events/{name}: {parsed:?}");
     }
     for name in ["prune.demo.json", "prune.demo-dry-run.json"] {
-        let parsed = lifeboat::Request::<lifeboat::payload::PruneFields>::parse(event(name), now);
+        let parsed = lifeboat::Request::<prune::fields::PruneFields>::parse(event(name), now);
         assert!(parsed.is_ok(), "events/{name}");
     }
 }

@@ -8,12 +8,14 @@
 //! Formatting, `validate` and checkov run from `make tf-check`; this test
 //! needs only `terraform` and the provider mirror that `make setup` configures.
 
+use ami_backup::fields::AmiBackupFields;
+use ebs_snapshot::fields::EbsSnapshotFields;
+use freshness::fields::FreshnessFields;
 use lifeboat::Request;
-use lifeboat::payload::{
-    AmiBackupFields, EbsSnapshotFields, FreshnessFields, PgDumpFields, PruneFields,
-    RdsSnapshotFields,
-};
 use lifeboat_tests::{Emulator, TempDir, repo_root};
+use pg_dump::fields::PgDumpFields;
+use prune::fields::PruneFields;
+use rds_snapshot::fields::RdsSnapshotFields;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

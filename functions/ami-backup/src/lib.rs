@@ -15,39 +15,36 @@
 //! snapshot missed by one run is tagged by the next, and `prune` (which deletes
 //! an AMI's snapshots with it) finds them either way through the image.
 
+pub mod fields;
+
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Image, ResourceType};
-use futures::stream::{self, StreamExt};
-use lifeboat::ec2::{self, Instance};
-use lifeboat::payload::AmiBackupFields;
-use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
+use fields::AmiBackupFields;
+use lifeboat::aws::ec2::{self, Source};
+use lifeboat::fanout::FanOut;
+use lifeboat::model::tag as tags;
+use lifeboat::report::{Failed, Report, Skipped};
+use lifeboat::rules::naming::image_name;
+use lifeboat::rules::planner;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::tags::{self, BackupLabel};
-use lifeboat::{Error, Plan, Request, Slot, aws};
+use lifeboat::{BackupLabel, Error, ItemError, Kind, Request};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The `ami-backup` function with its clients.
 pub struct AmiBackup {
     ec2: Client,
     sinks: Sinks,
-    concurrency: usize,
-}
-
-/// The AMI name of `instance`'s image for `slot` of `plan`: unique per account
-/// and region, within AMI naming rules (3 to 128 characters of letters, digits
-/// and `()[] ./-'@_`).
-pub fn image_name(plan: &Plan, instance: &str, slot: Slot) -> String {
-    format!("lifeboat-{plan}-{instance}-{}", slot.compact())
+    fan_out: FanOut,
 }
 
 impl AmiBackup {
-    /// The function over an EC2 client, its sinks, and how many images are started at once.
-    pub fn new(ec2: Client, sinks: Sinks, concurrency: usize) -> Self {
+    /// The function over an EC2 client, its sinks, and how many calls run at once.
+    pub fn new(ec2: Client, sinks: Sinks, fan_out: FanOut) -> Self {
         AmiBackup {
             ec2,
             sinks,
-            concurrency: concurrency.max(1),
+            fan_out,
         }
     }
 
@@ -56,16 +53,8 @@ impl AmiBackup {
         Ok(Self::new(
             Client::new(aws),
             Sinks::from_env(aws)?,
-            lifeboat::runtime::concurrency_from_env()?,
+            FanOut::from_env()?,
         ))
-    }
-
-    fn region(&self) -> String {
-        self.ec2
-            .config()
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default()
     }
 }
 
@@ -82,85 +71,55 @@ impl BackupFunction for AmiBackup {
         request: &Request<AmiBackupFields>,
         _: &Invocation,
     ) -> Result<Report, Error> {
-        let region = self.region();
-        let mut report = Report::new(
-            Self::NAME,
-            request.plan.clone(),
-            request.slot,
-            request.dry_run,
-        );
-        let images = ec2::list_images(&self.ec2, Some(request.plan.as_str())).await?;
-        let slot = request.slot.to_string();
-        let done: BTreeMap<&str, &str> = images
-            .iter()
-            // A failed image must not stop a retry of its slot.
-            .filter(|(image, label)| {
-                let failed = image.state().is_some_and(|s| {
-                    matches!(s.as_str(), "failed" | "error" | "invalid" | "deregistered")
-                });
-                label.scheduled_time == slot && !failed
-            })
-            .map(|(image, label)| (label.source.as_str(), image.image_id().unwrap_or_default()))
-            .collect();
-
-        let (instances, missing) = ec2::select_instances(&self.ec2, &request.fields.select).await?;
-        report.failed.extend(missing.into_iter().map(|id| Failed {
-            kind: Kind::Ami,
-            source: id.clone(),
-            error: format!("no instance `{id}` in this region"),
-        }));
-        let mut ready = Vec::new();
-        for instance in instances {
-            if let Some(image) = done.get(instance.id.as_str()) {
-                report.skipped.push(skipped(
-                    &instance.id,
-                    Some(image),
-                    "this slot's image already exists".to_owned(),
-                ));
-                continue;
-            }
-            match instance.state.as_str() {
-                "running" | "stopped" | "stopping" => ready.push(instance),
-                "terminated" | "shutting-down" => report.failed.push(Failed {
-                    kind: Kind::Ami,
-                    error: format!(
-                        "instance `{}` is `{}`: nothing left to image",
-                        instance.id, instance.state
-                    ),
-                    source: instance.id,
+        let region = lifeboat::aws::region_name(self.ec2.config().region());
+        let mut report = request.report(Self::NAME);
+        let images = ec2::list_images(&self.ec2, Some(&request.plan)).await?;
+        let done = planner::done(
+            images
+                .iter()
+                // A failed image must not stop a retry of its slot.
+                .filter(|(image, label)| {
+                    let failed = image.state().is_some_and(|s| {
+                        matches!(s.as_str(), "failed" | "error" | "invalid" | "deregistered")
+                    });
+                    label.slot == request.slot && !failed
+                })
+                .map(|(image, label)| {
+                    (label.source.as_str(), image.image_id().unwrap_or_default())
                 }),
-                other => {
-                    let reason = format!("instance is `{other}`; the next run images it");
-                    report.skipped.push(skipped(&instance.id, None, reason));
-                }
-            }
-        }
+        );
+        let (instances, missing) = ec2::select_instances(&self.ec2, &request.fields.select).await?;
+        report
+            .failed
+            .extend(planner::missing(Kind::Ami, "instance", missing));
+        let plan = planner::plan(Kind::Ami, instances, &done);
+        report.skipped.extend(plan.skipped);
+        report.failed.extend(plan.failed);
         if request.dry_run {
-            report.created.extend(ready.iter().map(|i| {
-                created(
-                    &i.id,
-                    image_name(&request.plan, &i.id, request.slot),
-                    &region,
-                )
-            }));
+            for i in &plan.create {
+                let name = image_name(&request.plan, &i.id, request.slot);
+                report.created(Kind::Ami, &i.id, name, &region, None);
+            }
             return Ok(report);
         }
-        let made = self.create_all(request, ready, &region, &mut report).await;
+        let made = self
+            .create_all(request, plan.create, &region, &mut report)
+            .await;
         self.tag_snapshots(&images, &made, &mut report).await?;
         Ok(report)
     }
 }
 
 impl AmiBackup {
-    /// Starts every image, at most `concurrency` at once; returns the new image ids with their labels.
+    /// Starts every image, through the fan-out; returns the new image ids with their labels.
     async fn create_all(
         &self,
         request: &Request<AmiBackupFields>,
-        instances: Vec<Instance>,
+        instances: Vec<Source>,
         region: &str,
         report: &mut Report,
     ) -> Vec<(String, BackupLabel)> {
-        let calls: Vec<_> = instances
+        let calls = instances
             .into_iter()
             .map(|instance| async move {
                 let name = image_name(&request.plan, &instance.id, request.slot);
@@ -183,33 +142,28 @@ impl AmiBackup {
                 (instance, name, label, result)
             })
             .collect();
-        let results: Vec<_> = stream::iter(calls)
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
         let mut made = Vec::new();
-        for (instance, name, label, result) in results {
+        for (instance, name, label, result) in self.fan_out.run(calls).await {
             match result {
                 Ok(out) => {
                     let id = out.image_id().unwrap_or_default().to_owned();
                     tracing::info!(source = %instance.id, image = %id, %name, "image started");
-                    report
-                        .created
-                        .push(created(&instance.id, id.clone(), region));
+                    report.created(Kind::Ami, &instance.id, id.clone(), region, None);
                     made.push((id, label));
                 }
                 Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
-                    report.skipped.push(skipped(
+                    report.skipped.push(Skipped::new(
+                        Kind::Ami,
                         &instance.id,
-                        Some(&name),
-                        "this slot's image already exists".to_owned(),
+                        Some(name),
+                        "this slot's backup already exists",
                     ));
                 }
-                Err(e) => report.failed.push(Failed {
-                    kind: Kind::Ami,
-                    source: instance.id,
-                    error: aws::summarize(&e),
-                }),
+                Err(e) => {
+                    report
+                        .failed
+                        .push(Failed::new(Kind::Ami, &instance.id, ItemError::aws(&e)))
+                }
             }
         }
         made
@@ -300,35 +254,15 @@ impl AmiBackup {
                 Ok(_) => {
                     tracing::info!(%image, snapshots = %untagged.join(","), "image snapshots tagged")
                 }
-                Err(e) => report.failed.push(Failed {
-                    kind: Kind::Ami,
-                    source: label.source.clone(),
-                    error: format!(
-                        "snapshots of {image} could not be tagged: {}",
-                        aws::summarize(&e)
-                    ),
-                }),
+                Err(e) => {
+                    let error = ItemError::aws(&e)
+                        .context(format!("snapshots of {image} could not be tagged"));
+                    report
+                        .failed
+                        .push(Failed::new(Kind::Ami, &label.source, error));
+                }
             }
         }
         Ok(())
-    }
-}
-
-fn created(source: &str, backup: String, region: &str) -> Created {
-    Created {
-        kind: Kind::Ami,
-        source: source.to_owned(),
-        backup,
-        region: region.to_owned(),
-        copy_of: None,
-    }
-}
-
-fn skipped(source: &str, backup: Option<&str>, reason: String) -> Skipped {
-    Skipped {
-        kind: Kind::Ami,
-        source: source.to_owned(),
-        backup: backup.map(str::to_owned),
-        reason,
     }
 }

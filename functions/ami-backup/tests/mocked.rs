@@ -47,7 +47,7 @@ fn function(rules: &[&Rule]) -> AmiBackup {
         alerts: Arc::new(MemoryAlerts::default()),
         metrics: Arc::new(MemoryMetrics::default()),
     };
-    AmiBackup::new(client, sinks, 4)
+    AmiBackup::new(client, sinks, lifeboat::fanout::FanOut::new(4))
 }
 
 fn payload(extra: serde_json::Value) -> serde_json::Value {

@@ -8,55 +8,37 @@
 //! all but one snapshot per source and volume (the lowest id, the same choice
 //! in every run), so the race converges on one backup.
 
+pub mod fields;
+
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType};
-use futures::stream::{self, StreamExt};
-use lifeboat::ec2::{self, Instance, Snapshot, Volume};
-use lifeboat::payload::{CopyTarget, EbsSnapshotFields};
-use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
+use fields::EbsSnapshotFields;
+use lifeboat::aws::ec2::{self, Snapshot, Source, SourceKind};
+use lifeboat::copier::{self, CopySeam, Copyable};
+use lifeboat::fanout::FanOut;
+use lifeboat::model::tag as tags;
+use lifeboat::report::{Failed, Report};
+use lifeboat::rules::copy::{self, CopyTarget};
+use lifeboat::rules::planner;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::tags::{self, BackupLabel};
-use lifeboat::{Error, Request, aws, copy};
+use lifeboat::{BackupLabel, Error, ItemError, Kind, Plan, Request};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The `ebs-snapshot` function with its clients.
 pub struct EbsSnapshot {
     ec2: Client,
     sinks: Sinks,
-    concurrency: usize,
-}
-
-/// One snapshot (or snapshot set) to create.
-#[derive(Debug)]
-enum Job {
-    Volume(Volume),
-    Instance(Instance),
-}
-
-impl Job {
-    fn source(&self) -> &str {
-        match self {
-            Job::Volume(v) => &v.id,
-            Job::Instance(i) => &i.id,
-        }
-    }
-
-    fn name_tag(&self) -> Option<&String> {
-        match self {
-            Job::Volume(v) => v.tags.get("Name"),
-            Job::Instance(i) => i.tags.get("Name"),
-        }
-    }
+    fan_out: FanOut,
 }
 
 impl EbsSnapshot {
-    /// The function over an EC2 client (whose region is the home region), its sinks, and how many creations run at once.
-    pub fn new(ec2: Client, sinks: Sinks, concurrency: usize) -> Self {
+    /// The function over an EC2 client (whose region is the home region), its sinks, and how many calls run at once.
+    pub fn new(ec2: Client, sinks: Sinks, fan_out: FanOut) -> Self {
         EbsSnapshot {
             ec2,
             sinks,
-            concurrency: concurrency.max(1),
+            fan_out,
         }
     }
 
@@ -65,16 +47,8 @@ impl EbsSnapshot {
         Ok(Self::new(
             Client::new(aws),
             Sinks::from_env(aws)?,
-            lifeboat::runtime::concurrency_from_env()?,
+            FanOut::from_env()?,
         ))
-    }
-
-    fn home_region(&self) -> String {
-        self.ec2
-            .config()
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default()
     }
 
     fn client_in(&self, region: &str) -> Client {
@@ -82,7 +56,7 @@ impl EbsSnapshot {
             .ec2
             .config()
             .to_builder()
-            .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+            .region(aws_config::Region::new(region.to_owned()))
             .build();
         Client::from_conf(config)
     }
@@ -101,174 +75,133 @@ impl BackupFunction for EbsSnapshot {
         request: &Request<EbsSnapshotFields>,
         _: &Invocation,
     ) -> Result<Report, Error> {
-        let home = self.home_region();
+        let home = lifeboat::aws::region_name(self.ec2.config().region());
         copy::refuse_home_region(&request.fields.copy_to, &home)?;
-        let mut report = Report::new(
-            Self::NAME,
-            request.plan.clone(),
-            request.slot,
-            request.dry_run,
-        );
+        let mut report = request.report(Self::NAME);
         // One listing of the plan's snapshots: this slot's only, unless copies need the recent ones too.
         let window = request.fields.copy_to.is_empty().then_some(request.slot);
         let mut existing =
             ec2::list_snapshots(&self.ec2, ec2::label_filters(&request.plan, window)).await?;
-        let slot = request.slot.to_string();
-        let mut slot_backups = existing.iter().filter(|s| {
-            s.is_ebs_backup() && s.label.as_ref().is_some_and(|l| l.scheduled_time == slot)
-        });
+        let slot_backups: Vec<&Snapshot> = existing
+            .iter()
+            .filter(|s| {
+                s.is_ebs_backup() && s.label.as_ref().is_some_and(|l| l.slot == request.slot)
+            })
+            .collect();
         // Two snapshots of one volume in this slot: left by a run that could
         // not finish its clean-up; this run finishes it.
         let mut volumes = BTreeSet::new();
         let doubled = slot_backups
-            .any(|s| !volumes.insert((s.label.as_ref().map(|l| &l.source), &s.volume_id)));
-        let done: BTreeMap<&str, Vec<&str>> = existing
             .iter()
-            .filter(|s| s.is_ebs_backup())
-            .filter_map(|s| {
-                s.label
-                    .as_ref()
-                    .filter(|l| l.scheduled_time == slot)
-                    .map(|l| (l.source.as_str(), s.id.as_str()))
-            })
-            .fold(BTreeMap::new(), |mut m, (source, id)| {
-                m.entry(source).or_default().push(id);
-                m
-            });
+            .any(|s| !volumes.insert((s.label.as_ref().map(|l| &l.source), &s.volume_id)));
+        let done = planner::done(
+            slot_backups
+                .iter()
+                .filter_map(|s| Some((s.label.as_ref()?.source.as_str(), s.id.as_str()))),
+        );
 
         let mut jobs = Vec::new();
         if let Some(selection) = &request.fields.select {
             let (found, missing) = ec2::select_volumes(&self.ec2, selection).await?;
             report
                 .failed
-                .extend(missing.into_iter().map(|id| not_found(&id, "volume")));
-            jobs.extend(found.into_iter().map(Job::Volume));
+                .extend(planner::missing(Kind::Ebs, "volume", missing));
+            jobs.extend(found);
         }
         if let Some(selection) = &request.fields.instances {
             let (found, missing) = ec2::select_instances(&self.ec2, selection).await?;
             report
                 .failed
-                .extend(missing.into_iter().map(|id| not_found(&id, "instance")));
-            jobs.extend(found.into_iter().map(Job::Instance));
+                .extend(planner::missing(Kind::Ebs, "instance", missing));
+            jobs.extend(found);
         }
-        let selected: BTreeSet<String> = jobs.iter().map(|j| j.source().to_owned()).collect();
-        let mut ready = Vec::new();
-        for job in jobs {
-            if let Some(ids) = done.get(job.source()) {
-                report.skipped.push(Skipped {
-                    kind: Kind::Ebs,
-                    source: job.source().to_owned(),
-                    backup: Some(ids.join(",")),
-                    reason: "this slot's snapshot already exists".to_owned(),
-                });
-                continue;
-            }
-            match readiness(&job) {
-                Ok(()) => ready.push(job),
-                Err(Outcome::Skip(reason)) => report.skipped.push(skipped(job.source(), reason)),
-                Err(Outcome::Fail(error)) => report.failed.push(Failed {
-                    kind: Kind::Ebs,
-                    source: job.source().to_owned(),
-                    error,
-                }),
-            }
-        }
+        let selected: BTreeSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let plan = planner::plan(Kind::Ebs, jobs, &done);
+        report.skipped.extend(plan.skipped);
+        report.failed.extend(plan.failed);
 
         if request.dry_run {
-            report.created.extend(ready.iter().map(|job| {
-                created(
-                    job.source(),
-                    "(dry run: not created)".to_owned(),
+            for job in &plan.create {
+                report.created(
+                    Kind::Ebs,
+                    job.id.as_str(),
+                    "(dry run: not created)",
                     &home,
                     None,
-                )
-            }));
-        } else if !ready.is_empty() || doubled {
-            let made = self.create_all(request, ready, &home, &mut report).await;
+                );
+            }
+        } else if !plan.create.is_empty() || doubled {
+            let made = self
+                .create_all(request, plan.create, &home, &mut report)
+                .await;
             self.remove_duplicates(request, &mut report).await?;
             existing.extend(made);
         }
 
         let selected: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
-        for target in &request.fields.copy_to {
-            self.copy_missing(request, target, &home, &existing, &selected, &mut report)
-                .await?;
-        }
+        let copyable: Vec<Copyable> = existing
+            .into_iter()
+            .filter(Snapshot::is_ebs_backup)
+            .filter_map(copyable)
+            .collect();
+        let seam = Snapshots { ec2: self };
+        copier::copy_missing(
+            &seam,
+            request,
+            &request.fields.copy_to,
+            &copyable,
+            &selected,
+            self.fan_out,
+            &mut report,
+        )
+        .await?;
         Ok(report)
     }
 }
 
-enum Outcome {
-    Skip(String),
-    Fail(String),
-}
-
-/// Volumes can be snapshotted `available` or `in-use`; instance sets `running` or `stopped`.
-fn readiness(job: &Job) -> Result<(), Outcome> {
-    match job {
-        Job::Volume(v) => match v.state.as_str() {
-            "available" | "in-use" => Ok(()),
-            "error" => Err(Outcome::Fail(format!(
-                "volume `{}` is in state `error`; an operator must look",
-                v.id
-            ))),
-            other => Err(Outcome::Skip(format!(
-                "volume is `{other}`; the next run snapshots it"
-            ))),
-        },
-        Job::Instance(i) => match i.state.as_str() {
-            "running" | "stopped" | "stopping" => Ok(()),
-            "terminated" | "shutting-down" => Err(Outcome::Fail(format!(
-                "instance `{}` is `{}`: nothing left to back up",
-                i.id, i.state
-            ))),
-            other => Err(Outcome::Skip(format!(
-                "instance is `{other}`; the next run snapshots it"
-            ))),
-        },
-    }
+fn copyable(s: Snapshot) -> Option<Copyable> {
+    Some(Copyable {
+        complete: s.state == "completed",
+        name: s.tags.get("Name").cloned(),
+        label: s.label?,
+        reference: s.id.clone(),
+        id: s.id,
+        state: s.state,
+    })
 }
 
 impl EbsSnapshot {
-    /// Creates every job's snapshot(s), at most `concurrency` at once; returns what was made.
+    /// Creates every job's snapshot(s), through the fan-out; returns what was made.
     async fn create_all(
         &self,
         request: &Request<EbsSnapshotFields>,
-        jobs: Vec<Job>,
+        jobs: Vec<Source>,
         home: &str,
         report: &mut Report,
     ) -> Vec<Snapshot> {
         let run = run_token();
         let run = &run;
-        let calls: Vec<_> = jobs
+        let calls = jobs
             .into_iter()
             .map(|job| async move {
                 let result = self.create(request, &job, run).await;
                 (job, result)
             })
             .collect();
-        let results: Vec<_> = stream::iter(calls)
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
         let mut made = Vec::new();
-        for (job, result) in results {
+        for (job, result) in self.fan_out.run(calls).await {
             match result {
                 Ok(snapshots) => {
                     let ids: Vec<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
-                    tracing::info!(source = job.source(), snapshots = %ids.join(","), "snapshot created");
-                    report
-                        .created
-                        .push(created(job.source(), ids.join(","), home, None));
+                    tracing::info!(source = job.id.as_str(), snapshots = %ids.join(","), "snapshot created");
+                    report.created(Kind::Ebs, job.id.as_str(), ids.join(","), home, None);
                     made.extend(snapshots);
                 }
                 Err(error) => {
-                    tracing::warn!(source = job.source(), %error, "snapshot failed");
-                    report.failed.push(Failed {
-                        kind: Kind::Ebs,
-                        source: job.source().to_owned(),
-                        error,
-                    });
+                    tracing::warn!(source = job.id.as_str(), %error, "snapshot failed");
+                    report
+                        .failed
+                        .push(Failed::new(Kind::Ebs, job.id.as_str(), error));
                 }
             }
         }
@@ -278,19 +211,19 @@ impl EbsSnapshot {
     async fn create(
         &self,
         request: &Request<EbsSnapshotFields>,
-        job: &Job,
+        job: &Source,
         run: &str,
-    ) -> Result<Vec<Snapshot>, String> {
-        let label = BackupLabel::new(&request.plan, job.source(), request.slot);
+    ) -> Result<Vec<Snapshot>, ItemError> {
+        let label = BackupLabel::new(&request.plan, job.id.as_str(), request.slot);
         let mut tags = label.tags();
         tags.push((tags::RUN, run.to_owned()));
-        if let Some(name) = job.name_tag() {
+        if let Some(name) = job.tags.get("Name") {
             tags.push(("Name", name.clone()));
         }
         let description = format!(
             "Lifeboat plan {}: {} at {}",
             request.plan,
-            job.source(),
+            job.id.as_str(),
             request.slot
         );
         let spec = ec2::tag_spec(ResourceType::Snapshot, &tags);
@@ -304,12 +237,12 @@ impl EbsSnapshot {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
         };
-        match job {
-            Job::Volume(volume) => {
+        match job.kind {
+            SourceKind::Volume => {
                 let out = self
                     .ec2
                     .create_snapshot()
-                    .volume_id(&volume.id)
+                    .volume_id(&job.id)
                     .description(description)
                     .tag_specifications(spec)
                     .send()
@@ -321,13 +254,13 @@ impl EbsSnapshot {
                     out.state().map(|s| s.as_str()),
                 )])
             }
-            Job::Instance(instance) => {
+            SourceKind::Instance => {
                 let out = self
                     .ec2
                     .create_snapshots()
                     .instance_specification(
                         InstanceSpecification::builder()
-                            .instance_id(&instance.id)
+                            .instance_id(&job.id)
                             .exclude_boot_volume(request.fields.exclude_root)
                             .build(),
                     )
@@ -409,14 +342,9 @@ impl EbsSnapshot {
                     // Gone already: a concurrent delivery deleted the same duplicate.
                     Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {}
                     Err(e) => {
-                        report.failed.push(Failed {
-                            kind: Kind::Ebs,
-                            source: source.clone(),
-                            error: format!(
-                                "duplicate snapshot {loser} could not be deleted: {}",
-                                aws::summarize(&e)
-                            ),
-                        });
+                        let error = ItemError::aws(&e)
+                            .context(format!("duplicate snapshot {loser} could not be deleted"));
+                        report.failed.push(Failed::new(Kind::Ebs, &source, error));
                     }
                 }
             }
@@ -426,117 +354,64 @@ impl EbsSnapshot {
         }
         Ok(())
     }
+}
 
-    /// Copies to `target` every recent, completed snapshot of this plan and these sources that it lacks.
-    async fn copy_missing(
-        &self,
-        request: &Request<EbsSnapshotFields>,
-        target: &CopyTarget,
-        home: &str,
-        existing: &[Snapshot],
-        selected: &BTreeSet<&str>,
-        report: &mut Report,
-    ) -> Result<(), Error> {
-        let dest = self.client_in(&target.region);
-        let there = ec2::list_snapshots(&dest, ec2::label_filters(&request.plan, None)).await?;
-        let copied: BTreeSet<&str> = there
-            .iter()
-            .filter_map(|s| s.tags.get(tags::COPY_OF).map(String::as_str))
-            .collect();
-        let mut to_copy = Vec::new();
-        for snapshot in existing {
-            let Some(label) = &snapshot.label else {
-                continue;
-            };
-            if !copy::wants_copy(label, &request.plan, selected, request.slot)
-                || copied.contains(snapshot.id.as_str())
-            {
-                continue;
-            }
-            if snapshot.state != "completed" {
-                report.skipped.push(Skipped {
-                    kind: Kind::Ebs,
-                    source: label.source.clone(),
-                    backup: Some(snapshot.id.clone()),
-                    reason: copy::waits(&target.region, &snapshot.state),
-                });
-                continue;
-            }
-            to_copy.push((snapshot, label));
-        }
-        if request.dry_run {
-            report.created.extend(to_copy.iter().map(|(s, l)| {
-                created(
-                    &l.source,
-                    "(dry run: not copied)".to_owned(),
-                    &target.region,
-                    Some(s.id.clone()),
-                )
-            }));
-            return Ok(());
-        }
-        let calls: Vec<_> = to_copy
+/// The copier's seam for EBS snapshots.
+struct Snapshots<'a> {
+    ec2: &'a EbsSnapshot,
+}
+
+impl CopySeam for Snapshots<'_> {
+    fn kind(&self) -> Kind {
+        Kind::Ebs
+    }
+
+    /// A copy gets a new id and names its source in `lifeboat:copy-of`.
+    async fn copied_to(&self, region: &str, plan: &Plan) -> Result<BTreeSet<String>, Error> {
+        let dest = self.ec2.client_in(region);
+        let there = ec2::list_snapshots(&dest, ec2::label_filters(plan, None)).await?;
+        Ok(there
             .into_iter()
-            .map(|(snapshot, label)| {
-                let dest = &dest;
-                async move {
-                    let mut tags = label.tags();
-                    tags.push((tags::COPY_OF, snapshot.id.clone()));
-                    if let Some(name) = snapshot.tags.get("Name") {
-                        tags.push(("Name", name.clone()));
-                    }
-                    let result = dest
-                        .copy_snapshot()
-                        .source_region(home)
-                        .source_snapshot_id(&snapshot.id)
-                        .description(format!("Lifeboat copy of {} from {home}", snapshot.id))
-                        .set_encrypted(target.kms_key_id.as_ref().map(|_| true))
-                        .set_kms_key_id(target.kms_key_id.clone())
-                        .tag_specifications(ec2::tag_spec(ResourceType::Snapshot, &tags))
-                        .send()
-                        .await;
-                    (snapshot, label, result)
-                }
-            })
-            .collect();
-        let results: Vec<_> = stream::iter(calls)
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        for (snapshot, label, result) in results {
-            match result {
-                Ok(out) => report.created.push(created(
-                    &label.source,
-                    out.snapshot_id().unwrap_or_default().to_owned(),
-                    &target.region,
-                    Some(snapshot.id.clone()),
-                )),
-                Err(e) => report.failed.push(Failed {
-                    kind: Kind::Ebs,
-                    source: label.source.clone(),
-                    error: format!(
-                        "copy of {} to {}: {}",
-                        snapshot.id,
-                        target.region,
-                        refusal(&e)
-                    ),
-                }),
-            }
-        }
-        Ok(())
+            .filter_map(|s| s.tags.get(tags::COPY_OF).cloned())
+            .collect())
+    }
+
+    async fn copy(
+        &self,
+        from: &Copyable,
+        target: &CopyTarget,
+    ) -> Result<Option<String>, ItemError> {
+        let home = lifeboat::aws::region_name(self.ec2.ec2.config().region());
+        let out = self
+            .ec2
+            .client_in(&target.region)
+            .copy_snapshot()
+            .source_region(&home)
+            .source_snapshot_id(&from.id)
+            .description(format!("Lifeboat copy of {} from {home}", from.id))
+            .set_encrypted(target.kms_key_id.as_ref().map(|_| true))
+            .set_kms_key_id(target.kms_key_id.clone())
+            .tag_specifications(ec2::tag_spec(ResourceType::Snapshot, &from.copy_tags()))
+            .send()
+            .await
+            .map_err(|e| refusal(&e))?;
+        Ok(Some(out.snapshot_id().unwrap_or_default().to_owned()))
     }
 }
 
 /// An EC2 error worded for the report; the snapshot limits say what to do.
-fn refusal<E>(error: &E) -> String
+fn refusal<E>(error: &E) -> ItemError
 where
     E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let summary = aws::summarize(error);
-    error
+    let item = ItemError::aws(error);
+    match error
         .code()
-        .and_then(|code| ec2::snapshot_limit_message(code, &summary))
-        .unwrap_or(summary)
+        .and_then(|code| ec2::snapshot_limit_message(code, &item.message))
+    {
+        Some(message) => ItemError { message, ..item },
+        None => item,
+    }
 }
 
 /// A token naming this run, different for every invocation.
@@ -546,31 +421,4 @@ fn run_token() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{:x}-{:x}", nanos, std::process::id())
-}
-
-fn not_found(id: &str, what: &str) -> Failed {
-    Failed {
-        kind: Kind::Ebs,
-        source: id.to_owned(),
-        error: format!("no {what} `{id}` in this region"),
-    }
-}
-
-fn skipped(source: &str, reason: String) -> Skipped {
-    Skipped {
-        kind: Kind::Ebs,
-        source: source.to_owned(),
-        backup: None,
-        reason,
-    }
-}
-
-fn created(source: &str, backup: String, region: &str, copy_of: Option<String>) -> Created {
-    Created {
-        kind: Kind::Ebs,
-        source: source.to_owned(),
-        backup,
-        region: region.to_owned(),
-        copy_of,
-    }
 }

@@ -75,7 +75,11 @@ fn function(rules: &[&Rule]) -> (EbsSnapshot, Arc<MemoryAlerts>, Arc<MemoryMetri
         alerts: alerts.clone(),
         metrics: metrics.clone(),
     };
-    (EbsSnapshot::new(client, sinks, 4), alerts, metrics)
+    (
+        EbsSnapshot::new(client, sinks, lifeboat::fanout::FanOut::new(4)),
+        alerts,
+        metrics,
+    )
 }
 
 fn payload(extra: serde_json::Value) -> serde_json::Value {

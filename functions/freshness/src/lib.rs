@@ -1,21 +1,28 @@
 //! `freshness`: checks the result, not the job. Every protected resource must
-//! have a complete backup younger than its recovery point objective; the run
-//! sends the ages and counts to CloudWatch, a `Heartbeat` so an alarm notices
-//! when the checker itself stops, and one alert listing everything stale or
-//! unprotected. Backups are found with one paginated listing per kind, never
-//! one call per resource. A check that could not run fails the run: it is
-//! never reported as fresh.
+//! have a complete backup younger than its recovery point objective.
+//!
+//! List (one paginated listing per kind, never one call per resource, the
+//! kinds at once through the fan-out; and the protected resources) → assess
+//! (pure: the newest complete backup of each resource against its threshold)
+//! → report, with the ages and counts as metrics, a `Heartbeat` so an alarm
+//! notices when the checker itself stops, and one notice listing everything
+//! stale or unprotected; the runtime sends both, and fails the run if they do
+//! not arrive. A check that could not run fails the run: it is never reported
+//! as fresh.
 
-use lifeboat::alert::{Alert, table};
-use lifeboat::catalog::{Catalog, ManagedBackup};
-use lifeboat::ec2;
-use lifeboat::freshness::{classify, newest_by_resource};
-use lifeboat::metrics::{Metric, Unit};
-use lifeboat::payload::{FreshnessCheck, FreshnessFields};
-use lifeboat::report::{Check, Failed, Freshness as State, Kind, Report};
+pub mod fields;
+
+use fields::{FreshnessCheck, FreshnessFields};
+use lifeboat::alert::table;
+use lifeboat::aws::catalog::Catalog;
+use lifeboat::aws::{ec2, rds};
+use lifeboat::fanout::FanOut;
+use lifeboat::report::{Check, Failed, Freshness as State, Metric, Notice, Report, Unit};
+use lifeboat::rules::freshness::assess;
+use lifeboat::rules::planner;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::{Error, Request};
-use std::collections::BTreeMap;
+use lifeboat::{Backup, Error, Kind, Plan, Request};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The `freshness` function with its clients.
 pub struct Freshness {
@@ -23,43 +30,42 @@ pub struct Freshness {
     rds: aws_sdk_rds::Client,
     ec2: aws_sdk_ec2::Client,
     sinks: Sinks,
+    fan_out: FanOut,
 }
 
 impl Freshness {
-    /// The function over a catalog of backups, the clients that list the protected resources, and its sinks.
+    /// The function over a catalog of backups, the clients that list the
+    /// protected resources, its sinks, and how many listings run at once.
     pub fn new(
         catalog: Catalog,
         rds: aws_sdk_rds::Client,
         ec2: aws_sdk_ec2::Client,
         sinks: Sinks,
+        fan_out: FanOut,
     ) -> Self {
         Freshness {
             catalog,
             rds,
             ec2,
             sinks,
+            fan_out,
         }
     }
 
     /// The function as configured by the environment.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
-        Ok(Self::with_sinks(aws, Sinks::from_env(aws)?))
+        Ok(Self::with_sinks(
+            aws,
+            Sinks::from_env(aws)?,
+            FanOut::from_env()?,
+        ))
     }
 
     /// The function over the environment's clients with the given sinks (`lifeboat status` sends nothing).
-    pub fn with_sinks(aws: &aws_config::SdkConfig, sinks: Sinks) -> Self {
-        let bucket = std::env::var("LIFEBOAT_BUCKET")
-            .ok()
-            .filter(|b| !b.is_empty());
+    pub fn with_sinks(aws: &aws_config::SdkConfig, sinks: Sinks, fan_out: FanOut) -> Self {
         let rds = aws_sdk_rds::Client::new(aws);
         let ec2 = aws_sdk_ec2::Client::new(aws);
-        let catalog = Catalog::new(
-            rds.clone(),
-            ec2.clone(),
-            lifeboat::aws::s3_client(aws),
-            bucket,
-        );
-        Self::new(catalog, rds, ec2, sinks)
+        Self::new(Catalog::from_env(aws), rds, ec2, sinks, fan_out)
     }
 
     /// Runs every check, changing nothing: one verdict per protected resource,
@@ -68,45 +74,40 @@ impl Freshness {
     pub async fn check(
         &self,
         fields: &FreshnessFields,
-        only_plan: Option<&str>,
+        only_plan: Option<&Plan>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Vec<Check>, Vec<Failed>), Error> {
-        let mut listings: BTreeMap<Kind, Vec<ManagedBackup>> = BTreeMap::new();
+        // One listing per kind, however many checks share it, the kinds at once.
+        let kinds: BTreeSet<Kind> = fields.checks.iter().map(|c| c.kind).collect();
+        let calls = kinds
+            .into_iter()
+            .map(|kind| async move { (kind, self.catalog.list(kind, None).await) })
+            .collect();
+        let mut listings: BTreeMap<Kind, Vec<Backup>> = BTreeMap::new();
+        for (kind, listed) in self.fan_out.run(calls).await {
+            listings.insert(kind, listed?);
+        }
         let mut checks = Vec::new();
         let mut failed = Vec::new();
         for check in &fields.checks {
-            // One listing per kind, however many checks share it.
-            if let std::collections::btree_map::Entry::Vacant(slot) = listings.entry(check.kind) {
-                slot.insert(self.catalog.list(check.kind, None).await?);
-            }
             let backups = listings
                 .get(&check.kind)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             let (resources, missing) = self.resources(check).await?;
-            failed.extend(missing.into_iter().map(|id| Failed {
-                kind: check.kind,
-                error: format!("protected resource `{id}` does not exist in this region"),
-                source: id,
-            }));
-            let plans: Option<Vec<String>> = match (only_plan, &check.plans) {
-                (Some(plan), _) => Some(vec![plan.to_owned()]),
-                (None, plans) => plans.clone(),
+            failed.extend(planner::missing(check.kind, "protected resource", missing));
+            let plans = match only_plan {
+                Some(plan) => Some(vec![plan.clone()]),
+                None => check.plans(),
             };
-            let newest = newest_by_resource(backups, plans.as_deref(), now);
-            for resource in resources {
-                let backup = newest.get(resource.as_str());
-                let (state, age_hours) = classify(backup.map(|b| b.slot), check.max_age_hours, now);
-                checks.push(Check {
-                    kind: check.kind,
-                    newest: backup.map(|b| b.id.clone()),
-                    newest_time: backup.map(|b| b.slot.format("%Y-%m-%dT%H:%M:00Z").to_string()),
-                    age_hours: age_hours.map(|a| (a * 100.0).round() / 100.0),
-                    max_age_hours: check.max_age_hours,
-                    state,
-                    source: resource,
-                });
-            }
+            checks.extend(assess(
+                check.kind,
+                resources,
+                backups,
+                plans.as_deref(),
+                check.max_age_hours,
+                now,
+            ));
         }
         checks.sort_by(|a, b| {
             (a.kind, &a.source)
@@ -128,17 +129,8 @@ impl Freshness {
         let ids = |found: Vec<String>, missing: Vec<String>| (found, missing);
         Ok(match check.kind {
             Kind::Rds | Kind::RdsCluster => {
-                let listed = if check.kind == Kind::Rds {
-                    rds_snapshot::inventory::list_instances(&self.rds).await?
-                } else {
-                    rds_snapshot::inventory::list_clusters(&self.rds).await?
-                };
-                let (chosen, missing) =
-                    rds_snapshot::inventory::select(selection, check.kind, listed);
-                ids(
-                    chosen.into_iter().map(|s| s.id).collect(),
-                    missing.into_iter().map(|f| f.source).collect(),
-                )
+                let (chosen, missing) = rds::select(&self.rds, check.kind, selection).await?;
+                ids(chosen.into_iter().map(|s| s.id).collect(), missing)
             }
             Kind::Ebs => {
                 let (volumes, missing) = ec2::select_volumes(&self.ec2, selection).await?;
@@ -169,49 +161,22 @@ impl BackupFunction for Freshness {
         request: &Request<FreshnessFields>,
         invocation: &Invocation,
     ) -> Result<Report, Error> {
-        let mut report = Report::new(
-            Self::NAME,
-            request.plan.clone(),
-            request.slot,
-            request.dry_run,
-        );
+        let mut report = request.report(Self::NAME);
         let (checks, failed) = self.check(&request.fields, None, invocation.now).await?;
         report.checks = checks;
         report.failed = failed;
-        let stale = report
-            .checks
-            .iter()
-            .filter(|c| c.state == State::Stale)
-            .count();
-        let unprotected = report
-            .checks
-            .iter()
-            .filter(|c| c.state == State::Unprotected)
-            .count();
+        let count = |state| report.checks.iter().filter(|c| c.state == state).count();
+        let (stale, unprotected) = (count(State::Stale), count(State::Unprotected));
         tracing::info!(
             checked = report.checks.len(),
             stale,
             unprotected,
             "freshness checked"
         );
-        if request.dry_run {
-            return Ok(report);
-        }
-        // Not sending either is a failure of the run (the alarms watch the metrics), never a pass.
         if stale + unprotected > 0 {
-            let alert = findings(&report, stale, unprotected);
-            self.sinks
-                .alerts
-                .publish(&alert)
-                .await
-                .map_err(|e| Error::aws("Publish", e))?;
+            report.notices.push(findings(&report, stale, unprotected));
         }
-        let metrics = metrics(&report, stale, unprotected);
-        self.sinks
-            .metrics
-            .put(&metrics)
-            .await
-            .map_err(|e| Error::aws("PutMetricData", e))?;
+        report.metrics = metrics(&report, stale, unprotected);
         Ok(report)
     }
 }
@@ -247,7 +212,7 @@ fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
 }
 
 /// One message listing every stale and unprotected resource, for a person.
-fn findings(report: &Report, stale: usize, unprotected: usize) -> Alert {
+fn findings(report: &Report, stale: usize, unprotected: usize) -> Notice {
     let subject = format!(
         "Lifeboat: {stale} stale, {unprotected} unprotected (plan {})",
         report.plan
@@ -261,7 +226,8 @@ fn findings(report: &Report, stale: usize, unprotected: usize) -> Alert {
                 c.state.to_string(),
                 c.kind.to_string(),
                 c.source.clone(),
-                c.newest_time.clone().unwrap_or_else(|| "none".to_owned()),
+                c.newest_time
+                    .map_or_else(|| "none".to_owned(), |t| t.to_string()),
                 c.age_hours
                     .map_or_else(|| "-".to_owned(), |a| format!("{a:.1} h")),
                 format!("{} h", c.max_age_hours),
@@ -284,12 +250,12 @@ fn findings(report: &Report, stale: usize, unprotected: usize) -> Alert {
             rows
         )
     );
-    let mut alert = Alert::notice("freshness", report.plan.as_str(), subject, body);
-    alert
-        .attributes
-        .insert("stale".to_owned(), stale.to_string());
-    alert
-        .attributes
-        .insert("unprotected".to_owned(), unprotected.to_string());
-    alert
+    Notice {
+        subject,
+        body,
+        attributes: vec![
+            ("stale".to_owned(), stale.to_string()),
+            ("unprotected".to_owned(), unprotected.to_string()),
+        ],
+    }
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use freshness::Freshness;
 use lifeboat::Error;
 use lifeboat::alert::MemoryAlerts;
-use lifeboat::catalog::Catalog;
+use lifeboat::aws::catalog::Catalog;
 use lifeboat::metrics::{CloudWatchMetrics, Metrics};
 use lifeboat::runtime::{Invocation, Sinks, handle};
 use serde_json::json;
@@ -105,6 +105,7 @@ fn function(ec2_rules: &[&Rule], metrics: Arc<dyn Metrics>) -> (Freshness, Arc<M
             rds,
             ec2,
             sinks,
+            lifeboat::fanout::FanOut::DEFAULT,
         ),
         alerts,
     )

@@ -9,6 +9,7 @@
 //! Any failure aborts the upload: a dump without a manifest never counts.
 
 pub mod archive;
+pub mod fields;
 pub mod manifest;
 pub mod secret;
 pub mod tool;
@@ -19,11 +20,11 @@ use crate::manifest::Manifest;
 use crate::tool::PgDumpTool;
 use crate::upload::{PartPlan, StreamingUpload, Target, UploadError};
 use chrono::Utc;
-use lifeboat::dumps::{self, MANIFEST_SUFFIX};
-use lifeboat::payload::{Database, DumpFormat, PgDumpFields};
-use lifeboat::report::{Created, Failed, Kind, Report, Skipped};
+use fields::{Database, DumpFormat, PgDumpFields};
+use lifeboat::report::{Failed, Report, Skipped};
+use lifeboat::rules::naming;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::{Error, Request, tags};
+use lifeboat::{BackupLabel, Error, ItemError, Kind, Request};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -194,7 +195,7 @@ impl PgDump {
     /// recorded), so that no torn dump is left behind. Returns whether the
     /// dump was torn; a dump whose manifest exists is left alone.
     async fn remove_torn_dump(&self, target: &Target) -> bool {
-        let manifest = format!("{}{MANIFEST_SUFFIX}", target.key);
+        let manifest = naming::manifest_key(&target.key);
         if let Ok(true) = self.manifest_exists(&target.bucket, &manifest).await {
             return false;
         }
@@ -295,7 +296,7 @@ impl PgDump {
             duration_seconds: clock.elapsed().as_secs_f64(),
         };
         let manifest_target = Target {
-            key: format!("{}{MANIFEST_SUFFIX}", target.key),
+            key: naming::manifest_key(&target.key),
             ..target.clone()
         };
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -434,43 +435,29 @@ impl BackupFunction for PgDump {
                 .saturating_sub(DEADLINE_MARGIN);
             tokio::time::Instant::now() + left
         });
-        let mut report = Report::new(
-            Self::NAME,
-            request.plan.clone(),
-            request.slot,
-            request.dry_run,
-        );
+        let mut report = request.report(Self::NAME);
         let prefix = fields.key_prefix();
-        let region = self
-            .s3
-            .config()
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let region = lifeboat::aws::region_name(self.s3.config().region());
         for db in &fields.databases {
-            let key = dumps::dump_key(
+            let key = naming::dump_key(
                 &prefix,
                 &db.name,
                 &request.plan,
                 request.slot,
                 db.format.extension(),
             );
-            let failed = |error: String| Failed {
-                kind: Kind::PgDump,
-                source: db.name.clone(),
-                error,
-            };
+            let failed = |error: String| Failed::new(Kind::PgDump, &db.name, ItemError::new(error));
             match self
-                .manifest_exists(&bucket, &format!("{key}{MANIFEST_SUFFIX}"))
+                .manifest_exists(&bucket, &naming::manifest_key(&key))
                 .await
             {
                 Ok(true) => {
-                    report.skipped.push(Skipped {
-                        kind: Kind::PgDump,
-                        source: db.name.clone(),
-                        backup: Some(key),
-                        reason: "already dumped for this slot (its manifest exists)".into(),
-                    });
+                    report.skipped.push(Skipped::new(
+                        Kind::PgDump,
+                        &db.name,
+                        Some(key),
+                        "already dumped for this slot (its manifest exists)",
+                    ));
                     continue;
                 }
                 Ok(false) => {}
@@ -479,25 +466,19 @@ impl BackupFunction for PgDump {
                     continue;
                 }
             }
-            let created = Created {
-                kind: Kind::PgDump,
-                source: db.name.clone(),
-                backup: key.clone(),
-                region: region.clone(),
-                copy_of: None,
-            };
             if request.dry_run {
-                report.created.push(created);
+                report.created(Kind::PgDump, &db.name, key, &region, None);
                 continue;
             }
+            let label = BackupLabel::new(&request.plan, &db.name, request.slot);
             let target = Target {
                 bucket: bucket.clone(),
-                key,
-                tagging: upload::tagging(&tags::backup_tags(&request.plan, &db.name, request.slot)),
+                key: key.clone(),
+                tagging: upload::tagging(&label.tags()),
                 kms_key_id: self.settings.kms_key_id.clone(),
             };
             match self.dump(db, &tool, target, request, stop_at).await {
-                Ok(_) => report.created.push(created),
+                Ok(_) => report.created(Kind::PgDump, &db.name, key, &region, None),
                 Err(e) => {
                     tracing::error!(database = %db.name, error = %e, "dump failed");
                     report.failed.push(failed(e.to_string()));

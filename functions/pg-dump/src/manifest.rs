@@ -2,8 +2,8 @@
 //! dump complete, and it says what a restore can check the dump against.
 
 use crate::archive::ArchiveSummary;
+use crate::fields::DumpFormat;
 use chrono::{DateTime, Utc};
-use lifeboat::payload::DumpFormat;
 use serde::Serialize;
 
 /// `<key>.manifest.json`.

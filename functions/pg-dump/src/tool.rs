@@ -1,8 +1,8 @@
 //! The `pg_dump` program: finding its version, starting it with the password in
 //! its environment only, and saying in words why it failed.
 
+use crate::fields::{Database, DumpFormat};
 use crate::secret::Credentials;
-use lifeboat::payload::{Database, DumpFormat};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use tokio::io::AsyncReadExt;

@@ -1,44 +1,46 @@
 //! `prune`: one retention policy over every kind of managed backup of a plan.
 //!
-//! For each kind: one paginated, tag-filtered listing (never one per source),
-//! grouped by source, planned with the retention engine, then deleted, oldest
-//! surplus first, at most `max_deletions` in the whole run. Only backups of the
-//! run's own plan are touched, and only Lifeboat's. A dry run reports the
-//! whole plan and makes no mutating call.
+//! List (one paginated, tag-filtered listing per kind, never one per source)
+//! → decide (the retention engine, pure: per source, then capped at
+//! `max_deletions` for the whole run, oldest surplus first) → delete (through
+//! the fan-out) → report. Only backups of the run's own plan are touched, and
+//! only Lifeboat's. A dry run reports the whole decision and makes no
+//! mutating call.
 
-use lifeboat::alert::Alert;
-use lifeboat::catalog::{Catalog, Deletion, ManagedBackup};
-use lifeboat::payload::PruneFields;
-use lifeboat::report::{Deleted, Failed, Kept, Report, Skipped};
-use lifeboat::retention::{self, Backup};
+pub mod fields;
+
+use fields::PruneFields;
+use lifeboat::aws::catalog::{Catalog, Deletion};
+use lifeboat::fanout::FanOut;
+use lifeboat::report::{Deleted, Failed, Kept, Notice, Report, Skipped};
+use lifeboat::rules::retention::{self, Listing};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{Error, Kind, Request};
-use std::collections::BTreeMap;
 
 /// The `prune` function with its clients.
 pub struct Prune {
     catalog: Catalog,
     sinks: Sinks,
+    fan_out: FanOut,
 }
 
 impl Prune {
-    /// The function over a catalog of backups and its sinks.
-    pub fn new(catalog: Catalog, sinks: Sinks) -> Self {
-        Prune { catalog, sinks }
+    /// The function over a catalog of backups, its sinks, and how many deletions run at once.
+    pub fn new(catalog: Catalog, sinks: Sinks, fan_out: FanOut) -> Self {
+        Prune {
+            catalog,
+            sinks,
+            fan_out,
+        }
     }
 
     /// The function as configured by the environment (`LIFEBOAT_BUCKET` holds the dumps).
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
-        let bucket = std::env::var("LIFEBOAT_BUCKET")
-            .ok()
-            .filter(|b| !b.is_empty());
-        let catalog = Catalog::new(
-            aws_sdk_rds::Client::new(aws),
-            aws_sdk_ec2::Client::new(aws),
-            lifeboat::aws::s3_client(aws),
-            bucket,
-        );
-        Ok(Self::new(catalog, Sinks::from_env(aws)?))
+        Ok(Self::new(
+            Catalog::from_env(aws),
+            Sinks::from_env(aws)?,
+            FanOut::from_env()?,
+        ))
     }
 }
 
@@ -56,144 +58,92 @@ impl BackupFunction for Prune {
         invocation: &Invocation,
     ) -> Result<Report, Error> {
         let fields = &request.fields;
-        let mut report = Report::new(
-            Self::NAME,
-            request.plan.clone(),
-            request.slot,
-            request.dry_run,
-        );
-        let mut surplus = Vec::new();
+        let mut report = request.report(Self::NAME);
+        let mut listings = Vec::new();
         for kind in &fields.kinds {
-            let listed = self
-                .catalog
-                .list(*kind, Some(request.plan.as_str()))
-                .await?;
-            tracing::info!(%kind, backups = listed.len(), "listed");
-            // One group per source (and, for dumps, per key prefix).
-            let mut by_source: BTreeMap<(String, String), Vec<ManagedBackup>> = BTreeMap::new();
-            for backup in listed {
-                by_source
-                    .entry((backup.source.clone(), backup.scope.clone()))
-                    .or_default()
-                    .push(backup);
-            }
-            for (_, group) in by_source {
-                let candidates = group
-                    .iter()
-                    .map(|b| Backup {
-                        id: b.id.clone(),
-                        time: b.slot,
-                        complete: b.complete,
-                    })
-                    .collect();
-                let plan = retention::apply(&fields.keep, candidates, invocation.now);
-                let mut by_id: BTreeMap<String, ManagedBackup> =
-                    group.into_iter().map(|b| (b.id.clone(), b)).collect();
-                for (backup, reasons) in plan.keep {
-                    if let Some(b) = by_id.remove(&backup.id) {
-                        report.kept.push(Kept {
-                            kind: b.kind,
-                            source: b.source,
-                            backup: b.id,
-                            scheduled_time: slot(&b.slot),
-                            reasons,
-                        });
-                    }
-                }
-                surplus.extend(
-                    plan.delete
-                        .into_iter()
-                        .filter_map(|d| by_id.remove(&d.id))
-                        .map(|b| (b.slot, b)),
-                );
-            }
-            if *kind == Kind::Ami {
-                // What an earlier run's deregistration left: deleted as the rest of that backup.
-                let left = self
-                    .catalog
-                    .leftover_image_snapshots(request.plan.as_str())
-                    .await?;
-                surplus.extend(left.into_iter().map(|b| (b.slot, b)));
-            }
+            let backups = self.catalog.list(*kind, Some(&request.plan)).await?;
+            tracing::info!(%kind, backups = backups.len(), "listed");
+            // What an earlier run's deregistration left: deleted as the rest of that backup.
+            let leftovers = match kind {
+                Kind::Ami => self.catalog.leftover_image_snapshots(&request.plan).await?,
+                _ => Vec::new(),
+            };
+            listings.push(Listing { backups, leftovers });
         }
-
-        let (now, deferred) = retention::cap(surplus, fields.max_deletions);
-        for b in &deferred {
-            report.skipped.push(Skipped {
+        let decision =
+            retention::decide(&fields.keep, listings, invocation.now, fields.max_deletions);
+        report
+            .kept
+            .extend(decision.keep.into_iter().map(|(b, reasons)| Kept {
                 kind: b.kind,
-                source: b.source.clone(),
-                backup: Some(b.id.clone()),
-                reason: format!(
+                source: b.label.source,
+                backup: b.id,
+                scheduled_time: b.label.slot,
+                reasons,
+            }));
+        for b in &decision.deferred {
+            report.skipped.push(Skipped::new(
+                b.kind,
+                b.source(),
+                Some(b.id.clone()),
+                format!(
                     "due for deletion, but over max_deletions ({}); a later run deletes it",
                     fields.max_deletions
                 ),
-            });
+            ));
         }
         if request.dry_run {
-            report.deleted.extend(now.iter().map(deleted));
+            report
+                .deleted
+                .extend(decision.delete.iter().map(Deleted::of));
             return Ok(report);
         }
-        for (backup, outcome) in self.catalog.delete(now).await {
+        for (backup, outcome) in self.catalog.delete(decision.delete, self.fan_out).await {
             match outcome {
                 Deletion::Deleted => {
-                    tracing::info!(kind = %backup.kind, source = %backup.source, backup = %backup.id, "deleted");
-                    report.deleted.push(deleted(&backup));
+                    tracing::info!(kind = %backup.kind, source = %backup.source(), backup = %backup.id, "deleted");
+                    report.deleted.push(Deleted::of(&backup));
                 }
-                Deletion::Refused(reason) => report.skipped.push(Skipped {
-                    kind: backup.kind,
-                    source: backup.source,
-                    backup: Some(backup.id),
+                Deletion::Refused(reason) => report.skipped.push(Skipped::new(
+                    backup.kind,
+                    backup.source(),
+                    Some(backup.id.clone()),
                     reason,
-                }),
-                Deletion::Failed(error) => report.failed.push(Failed {
-                    kind: backup.kind,
-                    source: backup.source,
-                    error: format!("{} could not be deleted: {error}", backup.id),
-                }),
+                )),
+                Deletion::Failed(error) => {
+                    let error = error.context(format!("{} could not be deleted", backup.id));
+                    report
+                        .failed
+                        .push(Failed::new(backup.kind, backup.source(), error));
+                }
             }
         }
-        if !deferred.is_empty() {
-            self.alert_cap(&report, fields.max_deletions, deferred.len())
-                .await;
+        if !decision.deferred.is_empty() {
+            report.notices.push(cap_notice(
+                &report,
+                fields.max_deletions,
+                decision.deferred.len(),
+            ));
         }
         Ok(report)
     }
 }
 
-impl Prune {
-    /// The cap held back deletions: not a failure, but a person should know.
-    async fn alert_cap(&self, report: &Report, max: usize, left: usize) {
-        let alert = Alert::notice(
-            Self::NAME,
-            report.plan.as_str(),
-            format!(
-                "Lifeboat prune: stopped at max_deletions {max}, {left} left (plan {})",
-                report.plan
-            ),
-            format!(
-                "Lifeboat prune deleted {} backups of plan `{}` and stopped at max_deletions = {max}; \
-                 {left} more are due and a later run deletes them, oldest first.\n\n\
-                 If that many deletions are expected (a policy was tightened), raise max_deletions for a run; \
-                 if not, check the plan's policy before the next run.\n",
-                report.deleted.len(),
-                report.plan
-            ),
-        );
-        if let Err(e) = self.sinks.alerts.publish(&alert).await {
-            tracing::error!(error = %lifeboat::aws::describe(e.as_ref()), "cap alert could not be sent");
-        }
-    }
-}
-
-fn slot(time: &chrono::DateTime<chrono::Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:00Z").to_string()
-}
-
-fn deleted(b: &ManagedBackup) -> Deleted {
-    Deleted {
-        kind: b.kind,
-        source: b.source.clone(),
-        backup: b.parts.join(","),
-        scheduled_time: slot(&b.slot),
+/// The cap held back deletions: not a failure, but a person should know.
+fn cap_notice(report: &Report, max: usize, left: usize) -> Notice {
+    Notice {
+        subject: format!(
+            "Lifeboat prune: stopped at max_deletions {max}, {left} left (plan {})",
+            report.plan
+        ),
+        body: format!(
+            "Lifeboat prune deleted {} backups of plan `{}` and stopped at max_deletions = {max}; \
+             {left} more are due and a later run deletes them, oldest first.\n\n\
+             If that many deletions are expected (a policy was tightened), raise max_deletions for a run; \
+             if not, check the plan's policy before the next run.\n",
+            report.deleted.len(),
+            report.plan
+        ),
+        attributes: Vec::new(),
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{Snapshot, SnapshotState, Tag};
 use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
 use lifeboat::Error;
 use lifeboat::alert::MemoryAlerts;
-use lifeboat::catalog::Catalog;
+use lifeboat::aws::catalog::Catalog;
 use lifeboat::metrics::MemoryMetrics;
 use lifeboat::runtime::{Invocation, Sinks, handle};
 use prune::Prune;
@@ -64,7 +64,14 @@ fn prune(ec2_rules: &[&Rule]) -> (Prune, Arc<MemoryAlerts>) {
         alerts: alerts.clone(),
         metrics: Arc::new(MemoryMetrics::default()),
     };
-    (Prune::new(Catalog::new(rds, ec2, s3, None), sinks), alerts)
+    (
+        Prune::new(
+            Catalog::new(rds, ec2, s3, None),
+            sinks,
+            lifeboat::fanout::FanOut::DEFAULT,
+        ),
+        alerts,
+    )
 }
 
 fn payload(dry_run: bool) -> serde_json::Value {
@@ -218,7 +225,7 @@ async fn a_failed_delete_whose_look_fails_too_says_it_could_not_check() {
     assert!(
         report.failed[0]
             .error
-            .ends_with(lifeboat::catalog::UNCHECKED),
+            .ends_with(lifeboat::aws::catalog::UNCHECKED),
         "{}",
         report.failed[0].error
     );

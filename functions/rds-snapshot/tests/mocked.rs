@@ -85,7 +85,11 @@ fn function(rules: &[&Rule]) -> (RdsSnapshot, Arc<MemoryAlerts>, Arc<MemoryMetri
         alerts: alerts.clone(),
         metrics: metrics.clone(),
     };
-    (RdsSnapshot::new(client, sinks), alerts, metrics)
+    (
+        RdsSnapshot::new(client, sinks, lifeboat::fanout::FanOut::new(4)),
+        alerts,
+        metrics,
+    )
 }
 
 fn payload(extra: serde_json::Value) -> serde_json::Value {

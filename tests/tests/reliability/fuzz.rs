@@ -2,14 +2,17 @@
 //! fields dropped, renamed or retyped, parsed as every function's payload.
 //! Parsing never panics, and whatever it accepts keeps the contract's rules.
 
+use ami_backup::fields::AmiBackupFields;
 use chrono::{DateTime, Duration, Utc};
+use ebs_snapshot::fields::EbsSnapshotFields;
+use freshness::fields::FreshnessFields;
 use lifeboat::Request;
-use lifeboat::payload::{
-    AmiBackupFields, EbsSnapshotFields, Fields, FreshnessFields, PgDumpFields, PruneFields,
-    RdsSnapshotFields,
-};
+use lifeboat::request::Fields;
+use pg_dump::fields::PgDumpFields;
 use proptest::prelude::*;
 use proptest::sample::Index;
+use prune::fields::PruneFields;
+use rds_snapshot::fields::RdsSnapshotFields;
 use serde_json::{Map, Value};
 
 /// Parses `event` as `F` and checks what an accepted payload promises.

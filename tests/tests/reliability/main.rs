@@ -161,22 +161,35 @@ async fn an_invalid_payload_makes_no_aws_call() {
     let aws = &world.faulty;
     let sinks = || world.inbox.sinks(aws);
     let catalog = || {
-        lifeboat::catalog::Catalog::new(
+        lifeboat::aws::catalog::Catalog::new(
             aws_sdk_rds::Client::new(aws),
             aws_sdk_ec2::Client::new(aws),
             lifeboat::aws::s3_client(aws),
             Some("lifeboat-dumps".to_owned()),
         )
     };
-    let rds = rds_snapshot::RdsSnapshot::new(aws_sdk_rds::Client::new(aws), sinks());
-    let ebs = ebs_snapshot::EbsSnapshot::new(aws_sdk_ec2::Client::new(aws), sinks(), 4);
-    let ami = ami_backup::AmiBackup::new(aws_sdk_ec2::Client::new(aws), sinks(), 4);
-    let prune = prune::Prune::new(catalog(), sinks());
+    let rds = rds_snapshot::RdsSnapshot::new(
+        aws_sdk_rds::Client::new(aws),
+        sinks(),
+        lifeboat::fanout::FanOut::new(4),
+    );
+    let ebs = ebs_snapshot::EbsSnapshot::new(
+        aws_sdk_ec2::Client::new(aws),
+        sinks(),
+        lifeboat::fanout::FanOut::new(4),
+    );
+    let ami = ami_backup::AmiBackup::new(
+        aws_sdk_ec2::Client::new(aws),
+        sinks(),
+        lifeboat::fanout::FanOut::new(4),
+    );
+    let prune = prune::Prune::new(catalog(), sinks(), lifeboat::fanout::FanOut::DEFAULT);
     let freshness = freshness::Freshness::new(
         catalog(),
         aws_sdk_rds::Client::new(aws),
         aws_sdk_ec2::Client::new(aws),
         sinks(),
+        lifeboat::fanout::FanOut::DEFAULT,
     );
     let pg_dump = pg_dump::PgDump::new(
         lifeboat::aws::s3_client(aws),

@@ -16,8 +16,9 @@ use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ResourceType, Tag, 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ebs_snapshot::EbsSnapshot;
 use freshness::Freshness;
-use lifeboat::catalog::Catalog;
-use lifeboat::report::{Freshness as State, Kind};
+use lifeboat::Kind;
+use lifeboat::aws::catalog::Catalog;
+use lifeboat::report::Freshness as State;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat::{Error, Report};
 use lifeboat_tests::faults::{FaultConfig, FaultProxy, Stats};
@@ -236,9 +237,18 @@ impl Function {
             Subject::Rds => Function::Rds(RdsSnapshot::new(
                 aws_sdk_rds::Client::new(&world.faulty),
                 sinks,
+                lifeboat::fanout::FanOut::new(4),
             )),
-            Subject::Ebs => Function::Ebs(EbsSnapshot::new(ec2(), sinks, 8)),
-            Subject::Ami => Function::Ami(AmiBackup::new(ec2(), sinks, 8)),
+            Subject::Ebs => Function::Ebs(EbsSnapshot::new(
+                ec2(),
+                sinks,
+                lifeboat::fanout::FanOut::new(8),
+            )),
+            Subject::Ami => Function::Ami(AmiBackup::new(
+                ec2(),
+                sinks,
+                lifeboat::fanout::FanOut::new(8),
+            )),
         }
     }
 
@@ -381,13 +391,13 @@ async fn backups(subject: Subject, world: &World) -> BTreeMap<Key, usize> {
     match subject {
         Subject::Rds => {
             for kind in [Kind::Rds, Kind::RdsCluster] {
-                let listed = lifeboat::rds::list_manual(&world.rds(), kind)
+                let listed = lifeboat::aws::rds::list_manual(&world.rds(), kind)
                     .await
                     .expect("list RDS snapshots");
                 for s in listed {
-                    if let Some(l) = s.label.filter(|l| l.plan == "nightly") {
+                    if let Some(l) = s.label.filter(|l| l.plan.as_str() == "nightly") {
                         *counts
-                            .entry((kind, l.source, l.scheduled_time, String::new()))
+                            .entry((kind, l.source, l.slot.to_string(), String::new()))
                             .or_default() += 1;
                     }
                 }
@@ -395,7 +405,7 @@ async fn backups(subject: Subject, world: &World) -> BTreeMap<Key, usize> {
         }
         Subject::Ebs => {
             for s in lifeboat_tests::managed_snapshots(&world.ec2()).await {
-                let t = lifeboat::ec2::tag_map(s.tags());
+                let t = lifeboat::aws::ec2::tag_map(s.tags());
                 if t.contains_key("lifeboat:image")
                     || t.get("lifeboat:plan").map(String::as_str) != Some("nightly")
                 {
@@ -413,16 +423,19 @@ async fn backups(subject: Subject, world: &World) -> BTreeMap<Key, usize> {
             }
         }
         Subject::Ami => {
-            let images = lifeboat::ec2::list_images(&world.ec2(), Some("weekly"))
-                .await
-                .expect("list images");
+            let images = lifeboat::aws::ec2::list_images(
+                &world.ec2(),
+                Some(&lifeboat::Plan::new("weekly").expect("plan")),
+            )
+            .await
+            .expect("list images");
             for (image, l) in images {
                 let failed = image.state().is_some_and(|s| {
                     matches!(s.as_str(), "failed" | "error" | "invalid" | "deregistered")
                 });
                 if !failed {
                     *counts
-                        .entry((Kind::Ami, l.source, l.scheduled_time, String::new()))
+                        .entry((Kind::Ami, l.source, l.slot.to_string(), String::new()))
                         .or_default() += 1;
                 }
             }
@@ -770,7 +783,7 @@ async fn prune_truth(world: &World) -> (BTreeSet<BackupId>, usize) {
         .snapshots
         .unwrap_or_default();
     for s in snapshots {
-        let t = lifeboat::ec2::tag_map(s.tags());
+        let t = lifeboat::aws::ec2::tag_map(s.tags());
         match (
             t.get("managed-by").map(String::as_str),
             t.get("lifeboat:plan").map(String::as_str),
@@ -786,23 +799,23 @@ async fn prune_truth(world: &World) -> (BTreeSet<BackupId>, usize) {
             _ => bystanders += 1,
         }
     }
-    for (image, l) in lifeboat::ec2::list_images(&ec2, None)
+    for (image, l) in lifeboat::aws::ec2::list_images(&ec2, None)
         .await
         .expect("images")
     {
-        if l.plan == "nightly" && image.state().is_none_or(|s| s.as_str() == "available") {
-            ours.insert((Kind::Ami, l.source, l.scheduled_time));
+        if l.plan.as_str() == "nightly" && image.state().is_none_or(|s| s.as_str() == "available") {
+            ours.insert((Kind::Ami, l.source, l.slot.to_string()));
         } else {
             bystanders += 1;
         }
     }
-    for s in lifeboat::rds::list_manual(&world.rds(), Kind::Rds)
+    for s in lifeboat::aws::rds::list_manual(&world.rds(), Kind::Rds)
         .await
         .expect("rds")
     {
         match s.label {
-            Some(l) if l.plan == "nightly" => {
-                ours.insert((Kind::Rds, l.source, l.scheduled_time));
+            Some(l) if l.plan.as_str() == "nightly" => {
+                ours.insert((Kind::Rds, l.source, l.slot.to_string()));
             }
             _ => bystanders += 1,
         }
@@ -828,7 +841,7 @@ async fn leftovers(world: &World) -> BTreeSet<BackupId> {
     lifeboat_tests::managed_snapshots(&ec2)
         .await
         .iter()
-        .map(|s| lifeboat::ec2::tag_map(s.tags()))
+        .map(|s| lifeboat::aws::ec2::tag_map(s.tags()))
         .filter(|t| t.get("lifeboat:image").is_some_and(|i| !images.contains(i)))
         .map(|t| {
             (
@@ -959,11 +972,12 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
     }
     let catalog_direct = world.catalog(&world.direct);
     // AMI snapshots carry Lifeboat's tags, as ami-backup leaves them.
-    for (image, l) in lifeboat::ec2::list_images(&ec2, Some("nightly"))
-        .await
-        .expect("images")
+    for (image, l) in
+        lifeboat::aws::ec2::list_images(&ec2, Some(&lifeboat::Plan::new("nightly").expect("plan")))
+            .await
+            .expect("images")
     {
-        let ids = lifeboat::ec2::image_snapshot_ids(&image);
+        let ids = lifeboat::aws::ec2::image_snapshot_ids(&image);
         if ids.is_empty() {
             continue;
         }
@@ -972,7 +986,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
         t.push(("lifeboat:image", image_id));
         ec2.create_tags()
             .set_resources(Some(ids))
-            .set_tags(Some(lifeboat::ec2::ec2_tags(&t)))
+            .set_tags(Some(lifeboat::aws::ec2::ec2_tags(&t)))
             .send()
             .await
             .expect("tag image snapshots");
@@ -981,19 +995,23 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
     let mut dry_payload = policy.clone();
     dry_payload["dry_run"] = json!(true);
     dry_payload["max_deletions"] = json!(100_000);
-    let dry = Prune::new(catalog_direct, world.inbox.sinks(&world.direct));
+    let dry = Prune::new(
+        catalog_direct,
+        world.inbox.sinks(&world.direct),
+        lifeboat::fanout::FanOut::DEFAULT,
+    );
     let plan = handle(&dry, dry_payload, Invocation::now())
         .await
         .expect("fault-free dry run");
     let planned: BTreeSet<BackupId> = plan
         .deleted
         .iter()
-        .map(|d| (d.kind, d.source.clone(), d.scheduled_time.clone()))
+        .map(|d| (d.kind, d.source.clone(), d.scheduled_time.to_string()))
         .collect();
     let kept: BTreeSet<BackupId> = plan
         .kept
         .iter()
-        .map(|k| (k.kind, k.source.clone(), k.scheduled_time.clone()))
+        .map(|k| (k.kind, k.source.clone(), k.scheduled_time.to_string()))
         .collect();
     let (start, bystanders) = prune_truth(&world).await;
     let mut figures = PruneFigures {
@@ -1015,6 +1033,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
     let prune = Prune::new(
         world.catalog(&world.faulty),
         world.inbox.sinks(&world.faulty),
+        lifeboat::fanout::FanOut::DEFAULT,
     );
     world.proxy.set_config(faults);
     let started = Instant::now();
@@ -1074,7 +1093,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
                 let reported: BTreeSet<BackupId> = report
                     .deleted
                     .iter()
-                    .map(|d| (d.kind, d.source.clone(), d.scheduled_time.clone()))
+                    .map(|d| (d.kind, d.source.clone(), d.scheduled_time.to_string()))
                     .collect();
                 let gone: BTreeSet<BackupId> = gone.union(&finished).cloned().collect();
                 // A failure that says it could not check whether the backup is
@@ -1082,7 +1101,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
                 let unchecked: BTreeSet<(Kind, &str)> = report
                     .failed
                     .iter()
-                    .filter(|f| f.error.ends_with(lifeboat::catalog::UNCHECKED))
+                    .filter(|f| f.error.ends_with(lifeboat::aws::catalog::UNCHECKED))
                     .map(|f| (f.kind, f.source.as_str()))
                     .collect();
                 let silent: Vec<&BackupId> = gone
@@ -1246,6 +1265,7 @@ pub async fn freshness_scenario(
         world.rds(),
         world.ec2(),
         world.inbox.sinks(&world.direct),
+        lifeboat::fanout::FanOut::DEFAULT,
     );
     let truth = handle(&truth_function, payload.clone(), Invocation::now())
         .await
@@ -1274,6 +1294,7 @@ pub async fn freshness_scenario(
         aws_sdk_rds::Client::new(&world.faulty),
         aws_sdk_ec2::Client::new(&world.faulty),
         world.inbox.sinks(&world.faulty),
+        lifeboat::fanout::FanOut::DEFAULT,
     );
     world.proxy.set_config(faults);
     let started = Instant::now();

@@ -38,14 +38,39 @@ impl Slot {
         Ok(Slot::containing(time))
     }
 
+    /// Reads a slot back from a backup's tag (or any RFC 3339 time), with no
+    /// check against the clock: `None` if it is not a time.
+    pub fn from_tag(text: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| Slot::containing(t.with_timezone(&Utc)))
+    }
+
     /// The slot's start.
     pub fn time(&self) -> DateTime<Utc> {
         self.0
     }
 
-    /// The compact form used inside backup names: `202611200200`.
+    /// The compact form used inside snapshot and image names: `202611200200`.
     pub fn compact(&self) -> String {
         self.0.format("%Y%m%d%H%M").to_string()
+    }
+
+    /// The form used inside dump file names: `20261120T0200Z`.
+    pub fn stamp(&self) -> String {
+        self.0.format("%Y%m%dT%H%MZ").to_string()
+    }
+
+    /// Reads [`stamp`](Self::stamp)'s form back.
+    pub fn from_stamp(text: &str) -> Option<Self> {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%MZ")
+            .ok()
+            .map(|t| Slot(t.and_utc()))
+    }
+
+    /// The day's path inside dump keys: `2026/11/20`.
+    pub fn day_path(&self) -> String {
+        self.0.format("%Y/%m/%d").to_string()
     }
 }
 
@@ -78,6 +103,11 @@ mod tests {
         let slot = Slot::parse("2026-11-20T03:00:59.9+01:00", now).expect("valid");
         assert_eq!(slot.to_string(), "2026-11-20T02:00:00Z");
         assert_eq!(slot.compact(), "202611200200");
+        assert_eq!(slot.stamp(), "20261120T0200Z");
+        assert_eq!(Slot::from_stamp(&slot.stamp()), Some(slot));
+        assert_eq!(slot.day_path(), "2026/11/20");
+        assert_eq!(Slot::from_tag(&slot.to_string()), Some(slot));
+        assert_eq!(Slot::from_tag("garbage"), None);
     }
 
     #[test]

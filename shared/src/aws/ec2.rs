@@ -1,11 +1,10 @@
-//! EC2 pieces that the EC2 functions share: filters built from selections and
-//! labels, tag conversions, and the paginated listings of instances and snapshots.
+//! EC2: filters built from selections and labels, tag conversions, and the
+//! paginated listings of instances, volumes, snapshots and images.
 
-use crate::Error;
-use crate::payload::Plan;
-use crate::selection::Selection;
-use crate::slot::Slot;
-use crate::tags::{self, BackupLabel};
+use crate::error::Error;
+use crate::model::{BackupLabel, Plan, Slot, tag as tags};
+use crate::rules::planner::{self, Readiness};
+use crate::rules::selection::Selection;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,20 +45,20 @@ pub fn tag_spec(resource: ResourceType, tags: &[(&str, String)]) -> TagSpecifica
 }
 
 /// Filters for the backups Lifeboat manages, of one plan if given.
-pub fn managed_filters(plan: Option<&str>) -> Vec<Filter> {
+pub fn managed_filters(plan: Option<&Plan>) -> Vec<Filter> {
     let mut filters = vec![filter(
         &format!("tag:{}", tags::MANAGED_BY),
         [tags::LIFEBOAT],
     )];
     if let Some(plan) = plan {
-        filters.push(filter(&format!("tag:{}", tags::PLAN), [plan]));
+        filters.push(filter(&format!("tag:{}", tags::PLAN), [plan.as_str()]));
     }
     filters
 }
 
 /// Filters for the backups of `plan` (and of `slot`, if given) that Lifeboat manages.
 pub fn label_filters(plan: &Plan, slot: Option<Slot>) -> Vec<Filter> {
-    let mut filters = managed_filters(Some(plan.as_str()));
+    let mut filters = managed_filters(Some(plan));
     if let Some(slot) = slot {
         filters.push(filter(
             &format!("tag:{}", tags::SCHEDULED_TIME),
@@ -73,7 +72,7 @@ pub fn label_filters(plan: &Plan, slot: Option<Slot>) -> Vec<Filter> {
 /// their labels: one filtered, paginated listing.
 pub async fn list_images(
     ec2: &Client,
-    plan: Option<&str>,
+    plan: Option<&Plan>,
 ) -> Result<Vec<(aws_sdk_ec2::types::Image, BackupLabel)>, Error> {
     let images = ec2
         .describe_images()
@@ -126,15 +125,38 @@ pub fn selection_queries(selection: &Selection, id_filter: &str) -> Vec<Vec<Filt
     queries
 }
 
-/// An EC2 instance as the listing showed it.
+/// What an EC2 source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An instance (`i-…`): an image, or a crash-consistent set of its volumes.
+    Instance,
+    /// An EBS volume (`vol-…`).
+    Volume,
+}
+
+/// An EC2 instance or EBS volume as the listing showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    /// `i-…`
+pub struct Source {
+    /// Instance or volume.
+    pub kind: SourceKind,
+    /// `i-…`, `vol-…`
     pub id: String,
-    /// `running`, `stopped`, `terminated`, …
+    /// `running`, `stopped`, `in-use`, `available`, `error`, …
     pub state: String,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+}
+
+impl planner::Source for Source {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn readiness(&self) -> Readiness {
+        match self.kind {
+            SourceKind::Instance => planner::instance(&self.id, &self.state),
+            SourceKind::Volume => planner::volume(&self.id, &self.state),
+        }
+    }
 }
 
 /// The instances a selection picks (tag listing plus id listing, paginated,
@@ -142,9 +164,8 @@ pub struct Instance {
 pub async fn select_instances(
     ec2: &Client,
     selection: &Selection,
-) -> Result<(Vec<Instance>, Vec<String>), Error> {
-    let mut found: BTreeMap<String, Instance> = BTreeMap::new();
-    for filters in selection_queries(selection, "instance-id") {
+) -> Result<(Vec<Source>, Vec<String>), Error> {
+    select(selection, "instance-id", |filters| async move {
         let reservations = ec2
             .describe_instances()
             .set_filters(Some(filters))
@@ -154,44 +175,29 @@ pub async fn select_instances(
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| Error::aws("DescribeInstances", e))?;
-        for instance in reservations.iter().flat_map(|r| r.instances()) {
-            let id = instance.instance_id().unwrap_or_default().to_owned();
-            let state = instance
-                .state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default();
-            found.insert(
-                id.clone(),
-                Instance {
-                    id,
-                    state,
-                    tags: tag_map(instance.tags()),
-                },
-            );
-        }
-    }
-    Ok(resolved(selection, found))
-}
-
-/// An EBS volume as the listing showed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    /// `vol-…`
-    pub id: String,
-    /// `available`, `in-use`, `creating`, `error`, …
-    pub state: String,
-    /// Its tags.
-    pub tags: BTreeMap<String, String>,
+        let instances = reservations.iter().flat_map(|r| r.instances());
+        Ok(instances
+            .map(|i| Source {
+                kind: SourceKind::Instance,
+                id: i.instance_id().unwrap_or_default().to_owned(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default(),
+                tags: tag_map(i.tags()),
+            })
+            .collect())
+    })
+    .await
 }
 
 /// The volumes a selection picks (each once) and the listed ids that do not exist.
 pub async fn select_volumes(
     ec2: &Client,
     selection: &Selection,
-) -> Result<(Vec<Volume>, Vec<String>), Error> {
-    let mut found: BTreeMap<String, Volume> = BTreeMap::new();
-    for filters in selection_queries(selection, "volume-id") {
+) -> Result<(Vec<Source>, Vec<String>), Error> {
+    select(selection, "volume-id", |filters| async move {
         let volumes = ec2
             .describe_volumes()
             .set_filters(Some(filters))
@@ -201,18 +207,32 @@ pub async fn select_volumes(
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| Error::aws("DescribeVolumes", e))?;
-        for v in volumes {
-            let id = v.volume_id().unwrap_or_default().to_owned();
-            let state = v.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            found.insert(
-                id.clone(),
-                Volume {
-                    id,
-                    state,
-                    tags: tag_map(v.tags()),
-                },
-            );
-        }
+        Ok(volumes
+            .into_iter()
+            .map(|v| Source {
+                kind: SourceKind::Volume,
+                id: v.volume_id().unwrap_or_default().to_owned(),
+                state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                tags: tag_map(v.tags()),
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Runs a selection's listings (see [`selection_queries`]) and resolves them.
+async fn select<F, Fut>(
+    selection: &Selection,
+    id_filter: &str,
+    list: F,
+) -> Result<(Vec<Source>, Vec<String>), Error>
+where
+    F: Fn(Vec<Filter>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Source>, Error>>,
+{
+    let mut found = BTreeMap::new();
+    for filters in selection_queries(selection, id_filter) {
+        found.extend(list(filters).await?.into_iter().map(|s| (s.id.clone(), s)));
     }
     Ok(resolved(selection, found))
 }

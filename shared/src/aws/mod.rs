@@ -1,5 +1,15 @@
-//! AWS wiring: the SDK configuration, loaded once from the standard environment,
-//! and the wording of SDK errors for reports and logs.
+//! The adapters at the edge: the AWS listings and calls, per service, read
+//! into the model's plain structs. Also the SDK configuration, loaded once
+//! from the standard environment, and the wording of SDK errors.
+//!
+//! Alerts and metrics, which every function sends and tests hold in memory,
+//! sit behind the traits of [`crate::alert`] and [`crate::metrics`]. The
+//! listings here are plain functions over SDK clients: tests drive them with
+//! aws-smithy-mocks at the SDK level and against the local emulator.
+
+pub mod catalog;
+pub mod ec2;
+pub mod rds;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -20,6 +30,11 @@ pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(aws.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A client's region as a name (`us-east-1`), empty when none is configured.
+pub fn region_name(region: Option<&aws_config::Region>) -> String {
+    region.map(ToString::to_string).unwrap_or_default()
 }
 
 /// An error with its whole chain of causes on one line, for a person to read.

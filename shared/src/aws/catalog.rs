@@ -3,14 +3,14 @@
 //! deletion. Only backups that carry `managed-by=lifeboat` (or, for dumps, sit
 //! at a Lifeboat dump key) are ever listed, so nothing else is ever deleted.
 
-use crate::dumps::{self, MANIFEST_SUFFIX};
-use crate::ec2;
+use super::ec2;
 use crate::error::Error;
-use crate::report::Kind;
-use crate::tags::{self, BackupLabel};
+use crate::fanout::FanOut;
+use crate::model::{Backup, BackupLabel, Kind, Plan, tag as tags};
+use crate::report::ItemError;
+use crate::rules::naming;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Added to a failed deletion's error when the look afterwards failed too:
@@ -21,31 +21,6 @@ pub const UNCHECKED: &str =
 /// DeleteObjects takes at most this many keys a call.
 const DELETE_BATCH: usize = 1000;
 
-/// One backup as the catalog lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagedBackup {
-    /// Its kind.
-    pub kind: Kind,
-    /// The source it is a backup of.
-    pub source: String,
-    /// The plan that made it.
-    pub plan: String,
-    /// Its slot.
-    pub slot: DateTime<Utc>,
-    /// Its id for people: a snapshot id, an AMI id, a dump key; the parts joined for an instance set.
-    pub id: String,
-    /// What deleting it removes: the snapshots of a set or an AMI, a dump and its manifest.
-    pub parts: Vec<String>,
-    /// Whether it is complete (available, completed, with a manifest).
-    pub complete: bool,
-    /// The resources it protects: the source, and for EBS the volumes it holds
-    /// (an instance set protects each of its volumes).
-    pub covers: Vec<String>,
-    /// What else tells its group apart: for a dump, the key prefix (two
-    /// databases of one name under different prefixes are different sources).
-    pub scope: String,
-}
-
 /// What became of one deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deletion {
@@ -54,7 +29,7 @@ pub enum Deletion {
     /// AWS kept it for a reason that is not a fault (in use by an AMI, Object Lock): reported, not fatal.
     Refused(String),
     /// An error: a failure of the run.
-    Failed(String),
+    Failed(ItemError),
 }
 
 /// The clients the catalog lists and deletes with.
@@ -82,74 +57,75 @@ impl Catalog {
         }
     }
 
+    /// A catalog over clients from `aws`, with the dump bucket from `LIFEBOAT_BUCKET`.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Self {
+        let bucket = std::env::var("LIFEBOAT_BUCKET")
+            .ok()
+            .filter(|b| !b.is_empty());
+        Catalog::new(
+            aws_sdk_rds::Client::new(aws),
+            aws_sdk_ec2::Client::new(aws),
+            super::s3_client(aws),
+            bucket,
+        )
+    }
+
     /// Every managed backup of `kind` (of `plan` only, if given).
-    pub async fn list(&self, kind: Kind, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+    pub async fn list(&self, kind: Kind, plan: Option<&Plan>) -> Result<Vec<Backup>, Error> {
         let mut backups = match kind {
             Kind::Rds | Kind::RdsCluster => self.list_rds(kind).await?,
             Kind::Ebs => self.list_ebs(plan).await?,
             Kind::Ami => self.list_amis(plan).await?,
             Kind::PgDump => self.list_dumps().await?,
         };
-        backups.retain(|b| plan.is_none_or(|p| b.plan == p));
+        backups.retain(|b| plan.is_none_or(|p| b.label.plan == *p));
         Ok(backups)
     }
 
-    async fn list_rds(&self, kind: Kind) -> Result<Vec<ManagedBackup>, Error> {
+    async fn list_rds(&self, kind: Kind) -> Result<Vec<Backup>, Error> {
         // RDS cannot filter snapshots by tag: one listing of the manual ones, filtered by label here.
-        let listed = crate::rds::list_manual(&self.rds, kind).await?;
+        let listed = super::rds::list_manual(&self.rds, kind).await?;
         Ok(listed
             .into_iter()
             .filter_map(|s| {
-                let label = s.label?;
-                managed(
+                let complete = s.status == "available";
+                Some(Backup::new(
                     kind,
-                    &label,
+                    s.label?,
                     s.id.clone(),
                     vec![s.id],
-                    s.status == "available",
-                )
+                    complete,
+                ))
             })
             .collect())
     }
 
-    async fn list_ebs(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+    async fn list_ebs(&self, plan: Option<&Plan>) -> Result<Vec<Backup>, Error> {
         let filters = ec2::managed_filters(plan);
         let snapshots = ec2::list_snapshots(&self.ec2, filters).await?;
         // An instance set is one backup of several snapshots; an AMI's snapshots belong to the AMI.
-        let mut sets: BTreeMap<(String, String, String), Set> = BTreeMap::new();
+        let mut sets: BTreeMap<BackupLabel, Set> = BTreeMap::new();
         for s in snapshots {
-            let Some(label) = s.label.filter(|_| !s.tags.contains_key(crate::tags::IMAGE)) else {
+            let Some(label) = s.label.filter(|_| !s.tags.contains_key(tags::IMAGE)) else {
                 continue;
             };
-            let entry = sets
-                .entry((
-                    label.plan.clone(),
-                    label.source.clone(),
-                    label.scheduled_time.clone(),
-                ))
-                .or_insert_with(|| Set {
-                    label,
-                    parts: Vec::new(),
-                    volumes: Vec::new(),
-                    complete: true,
-                });
+            let entry = sets.entry(label).or_insert_with(|| Set {
+                parts: Vec::new(),
+                volumes: Vec::new(),
+                complete: true,
+            });
             entry.parts.push(s.id);
             entry.volumes.push(s.volume_id);
             entry.complete &= s.state == "completed";
         }
         Ok(sets
-            .into_values()
-            .filter_map(|mut set| {
+            .into_iter()
+            .map(|(label, mut set)| {
                 set.parts.sort();
-                let mut backup = managed(
-                    Kind::Ebs,
-                    &set.label,
-                    set.parts.join(","),
-                    set.parts,
-                    set.complete,
-                )?;
+                let id = set.parts.join(",");
+                let mut backup = Backup::new(Kind::Ebs, label, id, set.parts, set.complete);
                 backup.covers.extend(set.volumes);
-                Some(backup)
+                backup
             })
             .collect())
     }
@@ -158,7 +134,7 @@ impl Catalog {
     /// former image: a deregistration whose snapshot deletions then failed
     /// left them, and nothing else would ever find them again. Snapshots are
     /// listed before images, so an image made meanwhile is never taken for gone.
-    pub async fn leftover_image_snapshots(&self, plan: &str) -> Result<Vec<ManagedBackup>, Error> {
+    pub async fn leftover_image_snapshots(&self, plan: &Plan) -> Result<Vec<Backup>, Error> {
         let snapshots = ec2::list_snapshots(&self.ec2, ec2::managed_filters(Some(plan))).await?;
         let images: BTreeSet<String> = ec2::list_images(&self.ec2, None)
             .await?
@@ -179,29 +155,29 @@ impl Catalog {
         }
         Ok(left
             .into_iter()
-            .filter_map(|(image, (label, snapshots))| {
+            .map(|(image, (label, snapshots))| {
                 let parts = std::iter::once(image.clone()).chain(snapshots).collect();
-                managed(Kind::Ami, &label, image, parts, true)
+                Backup::new(Kind::Ami, label, image, parts, true)
             })
             .collect())
     }
 
-    async fn list_amis(&self, plan: Option<&str>) -> Result<Vec<ManagedBackup>, Error> {
+    async fn list_amis(&self, plan: Option<&Plan>) -> Result<Vec<Backup>, Error> {
         let images = ec2::list_images(&self.ec2, plan).await?;
         Ok(images
             .into_iter()
-            .filter_map(|(image, label)| {
+            .map(|(image, label)| {
                 let id = image.image_id().unwrap_or_default().to_owned();
                 let parts = std::iter::once(id.clone())
                     .chain(ec2::image_snapshot_ids(&image))
                     .collect();
                 let available = image.state().is_some_and(|s| s.as_str() == "available");
-                managed(Kind::Ami, &label, id, parts, available)
+                Backup::new(Kind::Ami, label, id, parts, available)
             })
             .collect())
     }
 
-    async fn list_dumps(&self) -> Result<Vec<ManagedBackup>, Error> {
+    async fn list_dumps(&self) -> Result<Vec<Backup>, Error> {
         let bucket = self.bucket()?;
         let pages = self
             .s3
@@ -220,21 +196,22 @@ impl Catalog {
         Ok(keys
             .iter()
             .filter_map(|key| {
-                let dump = dumps::parse_dump_key(key)?;
-                let manifest = format!("{key}{MANIFEST_SUFFIX}");
+                let dump = naming::parse_dump_key(key)?;
+                let manifest = naming::manifest_key(key);
                 let complete = keys.contains(&manifest);
+                let scope = naming::dump_key_prefix(key, &dump.database).to_owned();
                 let label = BackupLabel {
                     plan: dump.plan,
                     source: dump.database,
-                    scheduled_time: dump.slot.format("%Y-%m-%dT%H:%M:00Z").to_string(),
+                    slot: dump.slot,
                 };
                 let parts = if complete {
                     vec![key.clone(), manifest]
                 } else {
                     vec![key.clone()]
                 };
-                let mut backup = managed(Kind::PgDump, &label, key.clone(), parts, complete)?;
-                backup.scope = dumps::key_prefix(key, &backup.source).to_owned();
+                let mut backup = Backup::new(Kind::PgDump, label, key.clone(), parts, complete);
+                backup.scope = scope;
                 Some(backup)
             })
             .collect())
@@ -246,15 +223,19 @@ impl Catalog {
         })
     }
 
-    /// Deletes `backups` (dumps in batches, the rest one by one) and says what became of each.
-    pub async fn delete(&self, backups: Vec<ManagedBackup>) -> Vec<(ManagedBackup, Deletion)> {
+    /// Deletes `backups` (dumps in batches, the rest one by one, through the
+    /// fan-out) and says what became of each.
+    pub async fn delete(&self, backups: Vec<Backup>, fan_out: FanOut) -> Vec<(Backup, Deletion)> {
         let (dumps, others): (Vec<_>, Vec<_>) =
             backups.into_iter().partition(|b| b.kind == Kind::PgDump);
-        let mut outcomes = Vec::new();
-        for backup in others {
-            let outcome = self.delete_one(&backup).await;
-            outcomes.push((backup, outcome));
-        }
+        let calls = others
+            .into_iter()
+            .map(|backup| async move {
+                let outcome = self.delete_one(&backup).await;
+                (backup, outcome)
+            })
+            .collect();
+        let mut outcomes = fan_out.run(calls).await;
         outcomes.extend(self.delete_dumps(dumps).await);
         // A delete call can fail after AWS did the work (a dropped response,
         // then retries that fail): look before reporting a failure, so the
@@ -269,14 +250,14 @@ impl Catalog {
                     *outcome = Deletion::Deleted;
                 }
                 Some(false) => {}
-                None => error.push_str(UNCHECKED),
+                None => error.message.push_str(UNCHECKED),
             }
         }
         outcomes
     }
 
     /// Whether `backup` is gone; `None` when the look itself failed.
-    async fn is_gone(&self, backup: &ManagedBackup) -> Option<bool> {
+    async fn is_gone(&self, backup: &Backup) -> Option<bool> {
         match backup.kind {
             Kind::Rds => match self
                 .rds
@@ -343,7 +324,7 @@ impl Catalog {
         }
     }
 
-    async fn delete_one(&self, backup: &ManagedBackup) -> Deletion {
+    async fn delete_one(&self, backup: &Backup) -> Deletion {
         match backup.kind {
             Kind::Rds => match self
                 .rds
@@ -360,7 +341,7 @@ impl Catalog {
                 {
                     Deletion::Deleted
                 }
-                Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
+                Err(e) => Deletion::Failed(ItemError::aws(&e)),
             },
             Kind::RdsCluster => match self
                 .rds
@@ -376,7 +357,7 @@ impl Catalog {
                 {
                     Deletion::Deleted
                 }
-                Err(e) => Deletion::Failed(crate::aws::summarize(&e)),
+                Err(e) => Deletion::Failed(ItemError::aws(&e)),
             },
             Kind::Ebs => self.delete_snapshots(&backup.parts).await,
             Kind::Ami => {
@@ -396,15 +377,12 @@ impl Catalog {
                             Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
                         ) => {}
                     Err(e) => {
-                        return Deletion::Failed(format!(
-                            "DeregisterImage: {}",
-                            crate::aws::summarize(&e)
-                        ));
+                        return Deletion::Failed(ItemError::aws(&e).context("DeregisterImage"));
                     }
                 }
                 self.delete_snapshots(&backup.parts[1..]).await
             }
-            Kind::PgDump => Deletion::Failed("dumps are deleted in batches".into()),
+            Kind::PgDump => Deletion::Failed(ItemError::new("dumps are deleted in batches")),
         }
     }
 
@@ -421,10 +399,9 @@ impl Catalog {
                 }
                 Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => {}
                 Err(e) => {
-                    return Deletion::Failed(format!(
-                        "DeleteSnapshot {id}: {}",
-                        crate::aws::summarize(&e)
-                    ));
+                    return Deletion::Failed(
+                        ItemError::aws(&e).context(format!("DeleteSnapshot {id}")),
+                    );
                 }
             }
         }
@@ -435,13 +412,13 @@ impl Catalog {
         }
     }
 
-    async fn delete_dumps(&self, dumps: Vec<ManagedBackup>) -> Vec<(ManagedBackup, Deletion)> {
+    async fn delete_dumps(&self, dumps: Vec<Backup>) -> Vec<(Backup, Deletion)> {
         let bucket = match self.bucket() {
             Ok(bucket) => bucket.to_owned(),
             Err(e) => {
                 return dumps
                     .into_iter()
-                    .map(|d| (d, Deletion::Failed(e.to_string())))
+                    .map(|d| (d, Deletion::Failed(ItemError::new(e.to_string()))))
                     .collect();
             }
         };
@@ -472,12 +449,12 @@ impl Catalog {
                 )),
                 Err(e) => outcomes.push((
                     dump,
-                    Deletion::Failed(format!("GetObjectTagging: {}", crate::aws::summarize(&e))),
+                    Deletion::Failed(ItemError::aws(&e).context("GetObjectTagging")),
                 )),
             }
         }
         // Batches of whole backups: a dump and its manifest always travel together.
-        let mut batch: Vec<ManagedBackup> = Vec::new();
+        let mut batch: Vec<Backup> = Vec::new();
         let mut keys = 0;
         for dump in ours {
             if keys + dump.parts.len() > DELETE_BATCH {
@@ -493,11 +470,7 @@ impl Catalog {
         outcomes
     }
 
-    async fn delete_batch(
-        &self,
-        bucket: &str,
-        batch: Vec<ManagedBackup>,
-    ) -> Vec<(ManagedBackup, Deletion)> {
+    async fn delete_batch(&self, bucket: &str, batch: Vec<Backup>) -> Vec<(Backup, Deletion)> {
         let objects: Result<Vec<ObjectIdentifier>, _> = batch
             .iter()
             .flat_map(|b| &b.parts)
@@ -517,14 +490,15 @@ impl Catalog {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| crate::aws::summarize(&e)),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| ItemError::aws(&e)),
+            Err(e) => Err(ItemError::new(e.to_string())),
         };
         let errors: BTreeMap<String, (String, String)> = match result {
-            Err(message) => {
+            Err(error) => {
+                let error = error.context("DeleteObjects");
                 return batch
                     .into_iter()
-                    .map(|b| (b, Deletion::Failed(format!("DeleteObjects: {message}"))))
+                    .map(|b| (b, Deletion::Failed(error.clone())))
                     .collect();
             }
             Ok(out) => out
@@ -549,9 +523,10 @@ impl Catalog {
                     backup.parts.iter().filter_map(|k| errors.get(k)).collect();
                 let outcome = match failures.first() {
                     None => Deletion::Deleted,
-                    Some((code, message)) => {
-                        Deletion::Failed(format!("DeleteObjects: {code}: {message}"))
-                    }
+                    Some((code, message)) => Deletion::Failed(ItemError {
+                        code: Some(code.clone()),
+                        message: format!("DeleteObjects: {code}: {message}"),
+                    }),
                 };
                 (backup, outcome)
             })
@@ -561,32 +536,7 @@ impl Catalog {
 
 /// The snapshots of one EBS backup: one for a volume, several for an instance set.
 struct Set {
-    label: BackupLabel,
     parts: Vec<String>,
     volumes: Vec<String>,
     complete: bool,
-}
-
-fn managed(
-    kind: Kind,
-    label: &BackupLabel,
-    id: String,
-    parts: Vec<String>,
-    complete: bool,
-) -> Option<ManagedBackup> {
-    // A label whose slot does not parse is not Lifeboat's to judge: leave it alone.
-    let slot = DateTime::parse_from_rfc3339(&label.scheduled_time)
-        .ok()?
-        .with_timezone(&Utc);
-    Some(ManagedBackup {
-        kind,
-        source: label.source.clone(),
-        plan: label.plan.clone(),
-        slot,
-        id,
-        parts,
-        complete,
-        covers: vec![label.source.clone()],
-        scope: String::new(),
-    })
 }

@@ -1,8 +1,12 @@
-//! Backup names: derived from plan, source and slot, so that a second run of
-//! the same slot finds the first one's backup by name instead of making another.
+//! Every name Lifeboat gives a backup: derived from plan, source and slot, so
+//! that a second run of the same slot finds the first one's backup by name
+//! instead of making another. RDS snapshot identifiers, AMI names, and the S3
+//! keys of dumps and their manifests:
+//! `<prefix><database>/<yyyy>/<mm>/<dd>/<database>-<plan>-<yyyymmddThhmmZ>.<ext>`,
+//! the manifest at `<key>.manifest.json`, written last (a dump without a
+//! manifest is incomplete by definition).
 
-use crate::payload::Plan;
-use crate::slot::Slot;
+use crate::model::{Plan, Slot};
 use sha2::{Digest, Sha256};
 
 /// The longest identifier RDS accepts for a DB cluster snapshot (DB instance
@@ -41,6 +45,71 @@ pub fn rds_snapshot_id(plan: &Plan, source: &str, slot: Slot, max_len: usize) ->
     } else {
         format!("{head}-{kept}-{hash}")
     }
+}
+
+/// The AMI name of `instance`'s image for `slot` of `plan`: unique per account
+/// and region, within AMI naming rules (3 to 128 characters of letters, digits
+/// and `()[] ./-'@_`).
+pub fn image_name(plan: &Plan, instance: &str, slot: Slot) -> String {
+    format!("lifeboat-{plan}-{instance}-{}", slot.compact())
+}
+
+/// The suffix of a dump's manifest key.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+
+/// The file endings of the two dump formats.
+pub const DUMP_EXTENSIONS: [&str; 2] = ["dump", "sql"];
+
+/// A dump's key, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpKey {
+    /// The database's `name` in the payload (the backup's source).
+    pub database: String,
+    /// The plan that made it.
+    pub plan: Plan,
+    /// Its slot.
+    pub slot: Slot,
+}
+
+/// The key of `database`'s dump for `slot` of `plan`, under `prefix` (empty, or ending in `/`).
+pub fn dump_key(prefix: &str, database: &str, plan: &Plan, slot: Slot, extension: &str) -> String {
+    format!(
+        "{prefix}{database}/{}/{database}-{plan}-{}.{extension}",
+        slot.day_path(),
+        slot.stamp()
+    )
+}
+
+/// The key of the manifest of the dump at `key`.
+pub fn manifest_key(key: &str) -> String {
+    format!("{key}{MANIFEST_SUFFIX}")
+}
+
+/// Reads a dump key (not a manifest key) back, wherever its prefix.
+pub fn parse_dump_key(key: &str) -> Option<DumpKey> {
+    let (path, extension) = key.rsplit_once('.')?;
+    if !DUMP_EXTENSIONS.contains(&extension) {
+        return None;
+    }
+    let mut parts = path.rsplit('/');
+    let file = parts.next()?;
+    let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+    let database = parts.next()?;
+    let rest = file.strip_prefix(database)?.strip_prefix('-')?;
+    let (plan, stamp) = rest.rsplit_once('-')?;
+    let plan = Plan::new(plan).ok()?;
+    let slot = Slot::from_stamp(stamp)?;
+    (slot.day_path() == format!("{year}/{month}/{day}")).then(|| DumpKey {
+        database: database.to_owned(),
+        plan,
+        slot,
+    })
+}
+
+/// The prefix a dump key was written under: what stands before `<database>/<yyyy>/<mm>/<dd>/<file>`.
+pub fn dump_key_prefix<'a>(key: &'a str, database: &str) -> &'a str {
+    let rest = key.rsplitn(5, '/').nth(4).unwrap_or_default();
+    rest.strip_suffix(database).unwrap_or_default()
 }
 
 /// Lower case; every run of characters other than a-z and 0-9 becomes one hyphen;
@@ -183,5 +252,61 @@ mod tests {
     #[test]
     fn the_same_inputs_give_the_same_name() {
         assert_eq!(id("nightly", "orders.db"), id("nightly", "orders.db"));
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let plan = Plan::new("nightly").expect("plan");
+        let slot = slot();
+        let key = dump_key("pg/", "orders", &plan, slot, "dump");
+        assert_eq!(
+            key,
+            "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dump"
+        );
+        let parsed = parse_dump_key(&key).expect("parses");
+        assert_eq!(dump_key_prefix(&key, "orders"), "pg/");
+        assert_eq!(
+            dump_key_prefix(
+                "orders/2026/11/20/orders-nightly-20261120T0200Z.dump",
+                "orders"
+            ),
+            ""
+        );
+        assert_eq!(parsed.database, "orders");
+        assert_eq!(parsed.plan.as_str(), "nightly");
+        assert_eq!(parsed.slot, slot);
+        let plain = dump_key(
+            "",
+            "my-db",
+            &Plan::new("hourly-2").expect("plan"),
+            slot,
+            "sql",
+        );
+        assert_eq!(
+            parse_dump_key(&plain).map(|k| (k.database, k.plan)),
+            Some(("my-db".into(), Plan::new("hourly-2").expect("plan")))
+        );
+    }
+
+    #[test]
+    fn other_objects_are_not_dumps() {
+        for key in [
+            "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dump.manifest.json",
+            "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.tar",
+            "pg/orders/2026/11/21/orders-nightly-20261120T0200Z.dump",
+            "pg/orders/2026/11/20/other-nightly-20261120T0200Z.dump",
+            "notes.dump",
+        ] {
+            assert_eq!(parse_dump_key(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn image_names_carry_plan_instance_and_slot() {
+        assert_eq!(
+            image_name(&plan("weekly"), "i-0abc", slot()),
+            "lifeboat-weekly-i-0abc-202611200200"
+        );
+        assert_eq!(manifest_key("a/b.dump"), "a/b.dump.manifest.json");
     }
 }

@@ -20,21 +20,23 @@
 //! deleted and never counted; backups whose slot lies after `now` are kept
 //! and reported, and not counted; the newest complete backup is always kept.
 
+use crate::model::Backup;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A duration in restic's syntax: `1y2m3d4h` (m = months).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
     /// Years.
-    pub years: i32,
+    pub years: i64,
     /// Months.
-    pub months: i32,
+    pub months: i64,
     /// Days.
-    pub days: i32,
+    pub days: i64,
     /// Hours.
-    pub hours: i32,
+    pub hours: i64,
 }
 
 impl Span {
@@ -51,7 +53,7 @@ impl Span {
                 number.push(c);
                 continue;
             }
-            let n: i32 = number.parse().map_err(|_| bad())?;
+            let n: i64 = number.parse().map_err(|_| bad())?;
             number.clear();
             if seen.contains(c) {
                 return Err(bad());
@@ -68,14 +70,8 @@ impl Span {
         if !number.is_empty() || seen.is_empty() {
             return Err(bad());
         }
-        // Far beyond any retention, and small enough that the calendar arithmetic cannot overflow.
-        if span.years > 1_000
-            || span.months > 12_000
-            || span.days > 366_000
-            || span.hours > 8_784_000
-        {
-            return Err(format!("`{text}` is longer than a thousand years"));
-        }
+        // Any length restic accepts (`9999y` is a common "keep every yearly
+        // backup"): a span reaching before the calendar's start reaches everything.
         Ok(span)
     }
 
@@ -87,12 +83,23 @@ impl Span {
     /// `time` minus this span, as restic computes it: Go's `AddDate(-y, -m, -d)`
     /// (a day that does not exist in the target month rolls over into the next),
     /// then minus the hours.
+    /// A span longer than the calendar reaches back gives its first moment.
     pub fn before(&self, time: DateTime<Utc>) -> DateTime<Utc> {
-        let months = time.year() * 12 + time.month0() as i32 - self.years * 12 - self.months;
-        let (year, month0) = (months.div_euclid(12), months.rem_euclid(12));
-        let first = NaiveDate::from_ymd_opt(year, month0 as u32 + 1, 1).unwrap_or(NaiveDate::MIN);
-        let date = first + Duration::days(i64::from(time.day()) - 1 - i64::from(self.days));
-        date.and_time(time.time()).and_utc() - Duration::hours(i64::from(self.hours))
+        self.checked_before(time)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    fn checked_before(&self, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let months = (i64::from(time.year()) * 12 + i64::from(time.month0()))
+            .checked_sub(self.years.checked_mul(12)?)?
+            .checked_sub(self.months)?;
+        let year = i32::try_from(months.div_euclid(12)).ok()?;
+        let first = NaiveDate::from_ymd_opt(year, months.rem_euclid(12) as u32 + 1, 1)?;
+        let back = (i64::from(time.day()) - 1).checked_sub(self.days)?;
+        let date = first.checked_add_signed(Duration::try_days(back)?)?;
+        date.and_time(time.time())
+            .and_utc()
+            .checked_sub_signed(Duration::try_hours(self.hours)?)
     }
 }
 
@@ -269,25 +276,59 @@ struct SpanRule {
     last: Option<i64>,
 }
 
-/// One backup as retention sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backup {
+/// What retention needs to know of a backup.
+pub trait Dated {
     /// Its id (snapshot id, object key); ties in time are broken by it, so a
-    /// plan never depends on the order the backups were listed in.
-    pub id: String,
+    /// decision never depends on the order the backups were listed in.
+    fn id(&self) -> &str;
     /// Its slot.
-    pub time: DateTime<Utc>,
+    fn time(&self) -> DateTime<Utc>;
     /// Whether it is complete (a snapshot still `pending`, a dump without manifest is not).
+    fn complete(&self) -> bool;
+}
+
+impl Dated for Backup {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn time(&self) -> DateTime<Utc> {
+        self.label.slot.time()
+    }
+    fn complete(&self) -> bool {
+        self.complete
+    }
+}
+
+/// A bare point in time with an id, for trying a policy on times alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Point {
+    /// Its id.
+    pub id: String,
+    /// Its time.
+    pub time: DateTime<Utc>,
+    /// Whether it counts as complete.
     pub complete: bool,
 }
 
+impl Dated for Point {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn time(&self) -> DateTime<Utc> {
+        self.time
+    }
+    fn complete(&self) -> bool {
+        self.complete
+    }
+}
+
 /// The decision for one group of backups.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<B> {
     /// Backups kept, newest first, each with the rules that kept it.
-    pub keep: Vec<(Backup, Vec<String>)>,
+    pub keep: Vec<(B, Vec<String>)>,
     /// Backups to delete, newest first.
-    pub delete: Vec<Backup>,
+    pub delete: Vec<B>,
 }
 
 /// Reason given to incomplete backups, which are never deleted.
@@ -298,20 +339,23 @@ pub const FUTURE: &str = "slot in the future (kept, not counted)";
 pub const NEWEST: &str = "newest complete backup";
 
 /// Plans one group: which backups `policy` keeps and which it deletes, with `now` as the clock.
-pub fn apply(policy: &KeepPolicy, backups: Vec<Backup>, now: DateTime<Utc>) -> Plan {
-    let mut plan = Plan::default();
+pub fn apply<B: Dated>(policy: &KeepPolicy, backups: Vec<B>, now: DateTime<Utc>) -> Decision<B> {
+    let mut plan = Decision {
+        keep: Vec::new(),
+        delete: Vec::new(),
+    };
     let mut counted = Vec::with_capacity(backups.len());
     for backup in backups {
-        if !backup.complete {
+        if !backup.complete() {
             plan.keep.push((backup, vec![INCOMPLETE.to_owned()]));
-        } else if backup.time > now {
+        } else if backup.time() > now {
             plan.keep.push((backup, vec![FUTURE.to_owned()]));
         } else {
             counted.push(backup);
         }
     }
-    counted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
-    let Some(latest) = counted.first().map(|b| b.time) else {
+    counted.sort_by(newest_first);
+    let Some(latest) = counted.first().map(Dated::time) else {
         sort(&mut plan);
         return plan;
     };
@@ -355,7 +399,7 @@ pub fn apply(policy: &KeepPolicy, backups: Vec<Backup>, now: DateTime<Utc>) -> P
     for (index, backup) in counted.into_iter().enumerate() {
         let mut reasons = Vec::new();
         for rule in counts.iter_mut().filter(|r| r.left != 0) {
-            let value = rule.bucket.of(backup.time, index);
+            let value = rule.bucket.of(backup.time(), index);
             if Some(value) != rule.last || index == oldest {
                 rule.last = Some(value);
                 if rule.left > 0 {
@@ -364,11 +408,11 @@ pub fn apply(policy: &KeepPolicy, backups: Vec<Backup>, now: DateTime<Utc>) -> P
                 reasons.push(rule.name.to_owned());
             }
         }
-        for rule in spans.iter_mut().filter(|r| backup.time > r.since) {
+        for rule in spans.iter_mut().filter(|r| backup.time() > r.since) {
             let keeps = match rule.bucket {
                 None => true,
                 Some(bucket) => {
-                    let value = bucket.of(backup.time, index);
+                    let value = bucket.of(backup.time(), index);
                     let new = Some(value) != rule.last || index == oldest;
                     rule.last = Some(value);
                     new
@@ -391,11 +435,13 @@ pub fn apply(policy: &KeepPolicy, backups: Vec<Backup>, now: DateTime<Utc>) -> P
     plan
 }
 
-fn sort(plan: &mut Plan) {
-    plan.keep
-        .sort_by(|(a, _), (b, _)| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
-    plan.delete
-        .sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
+fn newest_first<B: Dated>(a: &B, b: &B) -> std::cmp::Ordering {
+    b.time().cmp(&a.time()).then_with(|| a.id().cmp(b.id()))
+}
+
+fn sort<B: Dated>(plan: &mut Decision<B>) {
+    plan.keep.sort_by(|(a, _), (b, _)| newest_first(a, b));
+    plan.delete.sort_by(newest_first);
 }
 
 /// Splits the deletions of a whole run at `max_deletions`: the oldest go
@@ -409,6 +455,60 @@ pub fn cap<T>(mut deletions: Vec<(DateTime<Utc>, T)>, max_deletions: usize) -> (
     )
 }
 
+/// One kind's backups as a prune run listed them.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The kind's managed backups of the run's plan.
+    pub backups: Vec<Backup>,
+    /// What an earlier run's deletion left of a backup (an AMI's snapshots):
+    /// surplus whatever the policy, deleted as the rest of that backup.
+    pub leftovers: Vec<Backup>,
+}
+
+/// The decision of a whole prune run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDecision {
+    /// Backups kept, each with the rules that kept it.
+    pub keep: Vec<(Backup, Vec<String>)>,
+    /// Backups to delete now, oldest first.
+    pub delete: Vec<Backup>,
+    /// Backups due for deletion that `max_deletions` holds back for a later run.
+    pub deferred: Vec<Backup>,
+}
+
+/// Plans a prune run: `policy` applied to each group of backups (kind, source
+/// and, for dumps, key prefix), in the order listed, then the surplus of all
+/// of them capped at `max_deletions`, oldest first.
+pub fn decide(
+    policy: &KeepPolicy,
+    listings: Vec<Listing>,
+    now: DateTime<Utc>,
+    max_deletions: usize,
+) -> RunDecision {
+    let mut keep = Vec::new();
+    let mut surplus = Vec::new();
+    for listing in listings {
+        let mut groups: BTreeMap<(String, String), Vec<Backup>> = BTreeMap::new();
+        for backup in listing.backups {
+            let key = (backup.label.source.clone(), backup.scope.clone());
+            groups.entry(key).or_default().push(backup);
+        }
+        for group in groups.into_values() {
+            let decision = apply(policy, group, now);
+            keep.extend(decision.keep);
+            surplus.extend(decision.delete);
+        }
+        surplus.extend(listing.leftovers);
+    }
+    let dated = surplus.into_iter().map(|b| (b.time(), b)).collect();
+    let (delete, deferred) = cap(dated, max_deletions);
+    RunDecision {
+        keep,
+        delete,
+        deferred,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,11 +519,11 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn backups(times: &[&str]) -> Vec<Backup> {
+    fn backups(times: &[&str]) -> Vec<Point> {
         times
             .iter()
             .enumerate()
-            .map(|(i, time)| Backup {
+            .map(|(i, time)| Point {
                 id: format!("b{i:03}"),
                 time: t(time),
                 complete: true,
@@ -440,7 +540,7 @@ mod tests {
     /// The kept times, newest first, and the deleted ones, newest first.
     fn run(p: &str, times: &[&str]) -> (Vec<String>, Vec<String>) {
         let plan = apply(&policy(p), backups(times), t("2030-01-01T00:00:00Z"));
-        let fmt = |b: &Backup| b.time.format("%Y-%m-%dT%H:%M").to_string();
+        let fmt = |b: &Point| b.time.format("%Y-%m-%dT%H:%M").to_string();
         (
             plan.keep.iter().map(|(b, _)| fmt(b)).collect(),
             plan.delete.iter().map(fmt).collect(),
@@ -688,11 +788,23 @@ mod tests {
             "1d1d",
             "-1d",
             "1.5d",
+            "99999999999999999999h",
+        ] {
+            assert!(Span::parse(bad).is_err(), "{bad}");
+        }
+        // Restic takes any length: a span beyond the calendar reaches its start.
+        for long in [
+            "9999y",
             "2000000000d",
             "357913940y",
             "99999999999h",
+            "9223372036854775807y",
         ] {
-            assert!(Span::parse(bad).is_err(), "{bad}");
+            let span = Span::parse(long).expect(long);
+            assert!(
+                span.before(t("2026-01-01T00:00:00Z")) < t("1000-01-01T00:00:00Z"),
+                "{long}"
+            );
         }
         // Go's AddDate: 2026-03-31 minus one month is "February 31", which rolls over to March 3.
         assert_eq!(

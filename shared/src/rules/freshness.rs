@@ -1,8 +1,8 @@
 //! Freshness rules: is a resource's newest complete backup younger than its
 //! recovery point objective? Pure: plain data in, verdicts out, the clock passed in.
 
-use crate::catalog::ManagedBackup;
-use crate::report::Freshness;
+use crate::model::{Backup, Kind, Plan};
+use crate::report::{Check, Freshness};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -32,19 +32,19 @@ pub fn classify(
 /// `plans` if given (a backup of any plan is a backup otherwise) and never a
 /// slot after `now`. A backup counts for every resource it covers.
 pub fn newest_by_resource<'a>(
-    backups: &'a [ManagedBackup],
-    plans: Option<&[String]>,
+    backups: &'a [Backup],
+    plans: Option<&[Plan]>,
     now: DateTime<Utc>,
-) -> BTreeMap<&'a str, &'a ManagedBackup> {
-    let mut newest: BTreeMap<&str, &ManagedBackup> = BTreeMap::new();
+) -> BTreeMap<&'a str, &'a Backup> {
+    let mut newest: BTreeMap<&str, &Backup> = BTreeMap::new();
     let counted = backups
         .iter()
-        .filter(|b| b.complete && b.slot <= now)
-        .filter(|b| plans.is_none_or(|plans| plans.contains(&b.plan)));
+        .filter(|b| b.complete && b.slot().time() <= now)
+        .filter(|b| plans.is_none_or(|plans| plans.contains(&b.label.plan)));
     for backup in counted {
         for resource in &backup.covers {
             let entry = newest.entry(resource.as_str()).or_insert(backup);
-            if backup.slot > entry.slot {
+            if backup.slot() > entry.slot() {
                 *entry = backup;
             }
         }
@@ -52,10 +52,39 @@ pub fn newest_by_resource<'a>(
     newest
 }
 
+/// The verdicts of one check: each protected resource of `kind` against the
+/// newest complete backup among `backups` (of `plans` only, if given).
+pub fn assess(
+    kind: Kind,
+    resources: Vec<String>,
+    backups: &[Backup],
+    plans: Option<&[Plan]>,
+    max_age_hours: f64,
+    now: DateTime<Utc>,
+) -> Vec<Check> {
+    let newest = newest_by_resource(backups, plans, now);
+    resources
+        .into_iter()
+        .map(|resource| {
+            let backup = newest.get(resource.as_str());
+            let (state, age_hours) = classify(backup.map(|b| b.slot().time()), max_age_hours, now);
+            Check {
+                kind,
+                newest: backup.map(|b| b.id.clone()),
+                newest_time: backup.map(|b| b.slot()),
+                age_hours: age_hours.map(|a| (a * 100.0).round() / 100.0),
+                max_age_hours,
+                state,
+                source: resource,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Kind;
+    use crate::model::{BackupLabel, Slot};
     use chrono::Duration;
 
     fn now() -> DateTime<Utc> {
@@ -64,18 +93,11 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn backup(source: &str, plan: &str, hours_ago: i64, complete: bool) -> ManagedBackup {
-        ManagedBackup {
-            kind: Kind::Ebs,
-            source: source.into(),
-            plan: plan.into(),
-            slot: now() - Duration::hours(hours_ago),
-            id: format!("snap-{source}-{plan}-{hours_ago}"),
-            parts: vec![],
-            complete,
-            covers: vec![source.into()],
-            scope: String::new(),
-        }
+    fn backup(source: &str, plan: &str, hours_ago: i64, complete: bool) -> Backup {
+        let slot = Slot::containing(now() - Duration::hours(hours_ago));
+        let label = BackupLabel::new(&Plan::new(plan).expect("plan"), source, slot);
+        let id = format!("snap-{source}-{plan}-{hours_ago}");
+        Backup::new(Kind::Ebs, label, id, vec![], complete)
     }
 
     #[test]
@@ -106,17 +128,18 @@ mod tests {
         ];
         let any = newest_by_resource(&backups, None, now());
         assert_eq!(
-            any["vol-a"].plan, "hourly",
+            any["vol-a"].label.plan.as_str(),
+            "hourly",
             "a backup is a backup, whatever its plan"
         );
         assert!(
             !any.contains_key("vol-b"),
             "a slot in the future does not count"
         );
-        let nightly = ["nightly".to_owned()];
+        let nightly = [Plan::new("nightly").expect("plan")];
         let narrowed = newest_by_resource(&backups, Some(&nightly), now());
         assert_eq!(
-            narrowed["vol-a"].slot,
+            narrowed["vol-a"].slot().time(),
             now() - Duration::hours(30),
             "incomplete ones never count"
         );
@@ -133,5 +156,28 @@ mod tests {
                 && newest.contains_key("vol-y")
                 && newest.contains_key("i-1")
         );
+    }
+
+    #[test]
+    fn a_check_gives_each_resource_its_verdict() {
+        let backups = [
+            backup("vol-a", "nightly", 2, true),
+            backup("vol-b", "nightly", 40, true),
+        ];
+        let resources = vec!["vol-a".to_owned(), "vol-b".to_owned(), "vol-c".to_owned()];
+        let checks = assess(Kind::Ebs, resources, &backups, None, 26.0, now());
+        let states: Vec<(&str, Freshness, Option<f64>)> = checks
+            .iter()
+            .map(|c| (c.source.as_str(), c.state, c.age_hours))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("vol-a", Freshness::Ok, Some(2.0)),
+                ("vol-b", Freshness::Stale, Some(40.0)),
+                ("vol-c", Freshness::Unprotected, None)
+            ]
+        );
+        assert_eq!(checks[0].newest.as_deref(), Some("snap-vol-a-nightly-2"));
     }
 }

@@ -1,0 +1,351 @@
+//! `pg-dump`'s own payload fields: the databases to dump and where to.
+
+use lifeboat::PayloadError;
+use lifeboat::request::Fields;
+use serde::{Deserialize, Serialize};
+
+/// `pg-dump`'s own fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgDumpFields {
+    /// The databases to dump, one archive each.
+    pub databases: Vec<Database>,
+    /// The bucket to write to (default: `LIFEBOAT_BUCKET`).
+    pub bucket: Option<String>,
+    /// The key prefix the dumps go under (`pg/`); empty by default. A missing final `/` is added.
+    pub prefix: Option<String>,
+}
+
+impl PgDumpFields {
+    /// The prefix as keys use it: empty, or ending in `/`.
+    pub fn key_prefix(&self) -> String {
+        match self.prefix.as_deref() {
+            None | Some("") => String::new(),
+            Some(p) if p.ends_with('/') => p.to_owned(),
+            Some(p) => format!("{p}/"),
+        }
+    }
+}
+
+/// One database to dump.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// The backup's source name: tagged, and the first part of the dump's key.
+    pub name: String,
+    /// The server's host name or address.
+    pub host: String,
+    /// The server's port (default 5432).
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// The database to dump on that server.
+    pub dbname: String,
+    /// The Secrets Manager secret holding `username` and `password` (the RDS format).
+    pub secret_arn: String,
+    /// The archive format (default `custom`).
+    #[serde(default)]
+    pub format: DumpFormat,
+    /// libpq's `sslmode` (default `require`, or `prefer` for a loopback host).
+    pub sslmode: Option<SslMode>,
+    /// pg_dump's `--compress`: `zstd`, `gzip`, `lz4` or `none`, with an
+    /// optional `:level` (default: `zstd` for the custom format, `none` for plain).
+    pub compression: Option<String>,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+
+impl Database {
+    /// The compression given, or the format's default: `zstd` (faster than
+    /// gzip and smaller; archives of pg_dump 18 need pg_restore 17 or later
+    /// anyway, and those read zstd), `none` for plain SQL.
+    pub fn compression(&self) -> &str {
+        match (&self.compression, self.format) {
+            (Some(c), _) => c,
+            (None, DumpFormat::Custom) => "zstd",
+            (None, DumpFormat::Plain) => "none",
+        }
+    }
+
+    /// The `sslmode` in force: as given, else `require` off this machine and `prefer` on loopback.
+    pub fn sslmode(&self) -> SslMode {
+        self.sslmode.unwrap_or(if is_loopback(&self.host) {
+            SslMode::Prefer
+        } else {
+            SslMode::Require
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `pg_dump`'s archive formats that Lifeboat writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    /// `pg_dump -Fc`: compressed, restorable selectively with `pg_restore`; its table of contents is checked.
+    #[default]
+    Custom,
+    /// `pg_dump -Fp`: an SQL script for `psql`.
+    Plain,
+}
+
+impl DumpFormat {
+    /// The file ending of a dump in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => "dump",
+            DumpFormat::Plain => "sql",
+        }
+    }
+}
+
+/// libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server insists.
+    Allow,
+    /// TLS if the server offers it.
+    Prefer,
+    /// TLS always, the certificate unchecked.
+    Require,
+    /// TLS, the certificate checked against a CA.
+    VerifyCa,
+    /// TLS, the certificate and the host name checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The value as libpq spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl Fields for PgDumpFields {
+    fn validate(&self) -> Result<(), PayloadError> {
+        if self.databases.is_empty() {
+            return Err(PayloadError::new(
+                "databases",
+                "is empty: give at least one database",
+            ));
+        }
+        for (i, db) in self.databases.iter().enumerate() {
+            let field = |name: &str| format!("databases[{i}].{name}");
+            if !is_source_name(&db.name) {
+                return Err(PayloadError::new(
+                    field("name"),
+                    format!(
+                        "`{}` is not a dump name: 1 to 63 characters of letters, digits, `-` and `_`, starting with a letter or digit",
+                        db.name
+                    ),
+                ));
+            }
+            if self.databases[..i].iter().any(|d| d.name == db.name) {
+                return Err(PayloadError::new(
+                    field("name"),
+                    format!("`{}` is listed twice", db.name),
+                ));
+            }
+            for (name, value) in [("host", &db.host), ("dbname", &db.dbname)] {
+                if value.trim().is_empty() || value.chars().any(char::is_control) {
+                    return Err(PayloadError::new(field(name), "is empty"));
+                }
+            }
+            if let Some(spec) = &db.compression {
+                check_compression(spec).map_err(|m| PayloadError::new(field("compression"), m))?;
+                if db.format == DumpFormat::Plain && spec != "none" {
+                    return Err(PayloadError::new(
+                        field("compression"),
+                        "plain dumps are written as SQL text; use the custom format to compress",
+                    ));
+                }
+            }
+            if db.port == 0 {
+                return Err(PayloadError::new(field("port"), "must be 1 to 65535"));
+            }
+            if !db.secret_arn.starts_with("arn:") || !db.secret_arn.contains(":secretsmanager:") {
+                return Err(PayloadError::new(
+                    field("secret_arn"),
+                    "must be the ARN of a Secrets Manager secret (arn:aws:secretsmanager:…)",
+                ));
+            }
+        }
+        if self.bucket.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(PayloadError::new(
+                "bucket",
+                "must not be empty; leave it out to use LIFEBOAT_BUCKET",
+            ));
+        }
+        let prefix = self.key_prefix();
+        if prefix.starts_with('/') || prefix.contains("//") || prefix.chars().any(char::is_control)
+        {
+            return Err(PayloadError::new(
+                "prefix",
+                "must not start with `/` or hold empty path parts",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `zstd`, `zstd:19`, `gzip:9`, `lz4`, `none`, with each method's level range.
+fn check_compression(spec: &str) -> Result<(), String> {
+    let (method, level) = match spec.split_once(':') {
+        Some((m, l)) => (m, Some(l)),
+        None => (spec, None),
+    };
+    let range = match method {
+        "zstd" => 1..=22,
+        "gzip" => 1..=9,
+        "lz4" => 1..=12,
+        "none" if level.is_none() => return Ok(()),
+        _ => {
+            return Err(format!(
+                "`{spec}` is not a compression: zstd, gzip, lz4 or none, with an optional :level"
+            ));
+        }
+    };
+    match level.map(str::parse::<u8>) {
+        None => Ok(()),
+        Some(Ok(l)) if range.contains(&l) => Ok(()),
+        Some(_) => Err(format!(
+            "`{spec}`: a {method} level is {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// A dump's source name is its key's first part and its file name's start:
+/// no `/`, nothing a shell or a URL would trip on.
+fn is_source_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use lifeboat::Request;
+    use serde_json::{Value, json};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn pg_dump_payloads_name_their_fields() {
+        let pg = |p: Value| Request::<PgDumpFields>::parse(p, now());
+        let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf";
+        let ok = pg(json!({"plan": "p", "prefix": "pg", "databases": [
+            {"name": "orders", "host": "orders.abc.rds.amazonaws.com", "dbname": "orders", "secret_arn": secret},
+            {"name": "local_1", "host": "127.0.0.1", "port": 55432, "dbname": "x", "secret_arn": secret, "format": "plain"}
+        ]}))
+        .expect("valid");
+        let [remote, local] = &ok.fields.databases[..] else {
+            panic!("two databases")
+        };
+        assert_eq!((remote.port, remote.format), (5432, DumpFormat::Custom));
+        assert_eq!(remote.sslmode(), SslMode::Require);
+        assert_eq!(local.sslmode(), SslMode::Prefer);
+        assert_eq!(local.format.extension(), "sql");
+        assert_eq!(
+            (remote.compression(), local.compression()),
+            ("zstd", "none")
+        );
+        assert_eq!(ok.fields.key_prefix(), "pg/");
+        let db = |extra: Value| {
+            let mut d = json!({"name": "orders", "host": "h", "dbname": "d", "secret_arn": secret});
+            for (k, v) in extra.as_object().expect("object") {
+                d[k] = v.clone();
+            }
+            json!({"plan": "p", "databases": [d]})
+        };
+        assert_eq!(
+            pg(db(json!({"sslmode": "verify-full"})))
+                .expect("valid")
+                .fields
+                .databases[0]
+                .sslmode(),
+            SslMode::VerifyFull
+        );
+        for good in ["zstd:19", "gzip", "gzip:9", "lz4:1", "none"] {
+            let r = pg(db(json!({"compression": good}))).expect(good);
+            assert_eq!(r.fields.databases[0].compression(), good);
+        }
+        for (payload, field) in [
+            (json!({"plan": "p"}), "databases"),
+            (json!({"plan": "p", "databases": []}), "databases"),
+            (db(json!({"name": "a/b"})), "databases[0].name"),
+            (db(json!({"name": ""})), "databases[0].name"),
+            (db(json!({"host": " "})), "databases[0].host"),
+            (db(json!({"dbname": ""})), "databases[0].dbname"),
+            (db(json!({"port": 0})), "databases[0].port"),
+            (db(json!({"port": 70000})), "databases[0].port"),
+            (
+                db(json!({"secret_arn": "orders-password"})),
+                "databases[0].secret_arn",
+            ),
+            (db(json!({"format": "tar"})), "databases[0].format"),
+            (db(json!({"sslmode": "always"})), "databases[0].sslmode"),
+            (
+                db(json!({"compression": "brotli"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "gzip:10"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "none:1"})),
+                "databases[0].compression",
+            ),
+            (
+                db(json!({"compression": "gzip", "format": "plain"})),
+                "databases[0].compression",
+            ),
+            (db(json!({"password": "hunter2"})), "databases[0].password"),
+            (
+                json!({"plan": "p", "databases": [{"name": "orders", "host": "h", "secret_arn": secret}]}),
+                "databases[0].dbname",
+            ),
+            (
+                json!({"plan": "p", "bucket": "", "databases": db(json!({}))["databases"]}),
+                "bucket",
+            ),
+            (
+                json!({"plan": "p", "prefix": "/pg", "databases": db(json!({}))["databases"]}),
+                "prefix",
+            ),
+            (
+                json!({"plan": "p", "databases": [db(json!({}))["databases"][0], db(json!({}))["databases"][0]]}),
+                "databases[1].name",
+            ),
+        ] {
+            let err = pg(payload.clone()).expect_err("refused");
+            assert_eq!(err.field, field, "{payload} gave {err}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The four tags every Lifeboat backup carries, and how to read them back.
+
+use super::{Plan, Slot};
+
+/// The tag keys Lifeboat writes and reads.
+pub mod tag {
+    /// Tag key marking a backup as Lifeboat's; only such backups are ever pruned.
+    pub const MANAGED_BY: &str = "managed-by";
+    /// Value of [`MANAGED_BY`] on Lifeboat's backups.
+    pub const LIFEBOAT: &str = "lifeboat";
+    /// Tag key holding the plan.
+    pub const PLAN: &str = "lifeboat:plan";
+    /// Tag key holding the source resource id (database name for pg-dump).
+    pub const SOURCE: &str = "lifeboat:source";
+    /// Tag key holding the slot, RFC 3339 UTC to the minute.
+    pub const SCHEDULED_TIME: &str = "lifeboat:scheduled-time";
+    /// Tag key on an AMI's backing snapshots naming the image: they belong to it, not to `ebs` retention.
+    pub const IMAGE: &str = "lifeboat:image";
+    /// Tag key naming the run that made an EBS snapshot: the snapshots of one
+    /// instance set share it, so a race between two runs is settled set by set.
+    pub const RUN: &str = "lifeboat:run";
+    /// Tag key on a cross-region copy naming the backup it was copied from.
+    pub const COPY_OF: &str = "lifeboat:copy-of";
+}
+
+/// What a backup's tags say about it: which plan made it, of which source, for which slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BackupLabel {
+    /// The plan that made it.
+    pub plan: Plan,
+    /// The source it is a backup of.
+    pub source: String,
+    /// Its slot.
+    pub slot: Slot,
+}
+
+impl BackupLabel {
+    /// The label of `source`'s backup for `slot` of `plan`.
+    pub fn new(plan: &Plan, source: &str, slot: Slot) -> Self {
+        BackupLabel {
+            plan: plan.clone(),
+            source: source.to_owned(),
+            slot,
+        }
+    }
+
+    /// The four tags that say this label, in a fixed order.
+    pub fn tags(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (tag::MANAGED_BY, tag::LIFEBOAT.to_owned()),
+            (tag::PLAN, self.plan.to_string()),
+            (tag::SOURCE, self.source.clone()),
+            (tag::SCHEDULED_TIME, self.slot.to_string()),
+        ]
+    }
+
+    /// Reads the label from a backup's tags; `None` unless it is managed by
+    /// Lifeboat and fully labelled with a valid plan and slot (a label that
+    /// does not read is not Lifeboat's to judge: it is left alone).
+    pub fn from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        let (mut managed, mut plan, mut source, mut slot) = (false, None, None, None);
+        for (key, value) in tags {
+            match key {
+                tag::MANAGED_BY => managed = value == tag::LIFEBOAT,
+                tag::PLAN => plan = Plan::new(value).ok(),
+                tag::SOURCE => source = Some(value.to_owned()),
+                tag::SCHEDULED_TIME => slot = Slot::from_tag(value),
+                _ => {}
+            }
+        }
+        if !managed {
+            return None;
+        }
+        Some(BackupLabel {
+            plan: plan?,
+            source: source?,
+            slot: slot?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag::*;
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn tags_round_trip_through_the_label() {
+        let plan = Plan::new("nightly").expect("plan");
+        let slot = Slot::containing(
+            Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 30)
+                .single()
+                .expect("time"),
+        );
+        let tags = BackupLabel::new(&plan, "orders-db", slot).tags();
+        assert_eq!(tags[3], (SCHEDULED_TIME, "2026-11-20T02:00:00Z".to_owned()));
+        let label =
+            BackupLabel::from_tags(tags.iter().map(|(k, v)| (*k, v.as_str()))).expect("managed");
+        assert_eq!(label.source, "orders-db");
+        assert_eq!(label.plan, plan);
+        assert_eq!(label.slot, slot);
+    }
+
+    #[test]
+    fn unmanaged_or_half_labelled_backups_are_not_ours() {
+        let t = "2026-11-20T02:00:00Z";
+        assert_eq!(
+            BackupLabel::from_tags([(PLAN, "nightly"), (SOURCE, "db"), (SCHEDULED_TIME, t)]),
+            None
+        );
+        assert_eq!(
+            BackupLabel::from_tags([
+                (MANAGED_BY, "someone-else"),
+                (PLAN, "p"),
+                (SOURCE, "s"),
+                (SCHEDULED_TIME, t)
+            ]),
+            None
+        );
+        assert_eq!(
+            BackupLabel::from_tags([(MANAGED_BY, LIFEBOAT), (PLAN, "nightly")]),
+            None
+        );
+        for (plan, time) in [("Nightly", t), ("nightly", "garbage")] {
+            assert_eq!(
+                BackupLabel::from_tags([
+                    (MANAGED_BY, LIFEBOAT),
+                    (PLAN, plan),
+                    (SOURCE, "db"),
+                    (SCHEDULED_TIME, time)
+                ]),
+                None,
+                "{plan} {time}"
+            );
+        }
+    }
+}
