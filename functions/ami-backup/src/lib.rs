@@ -92,19 +92,15 @@ impl BackupFunction for AmiBackup {
         report
             .failed
             .extend(planner::missing(Kind::Ami, "instance", missing));
-        let plan = planner::plan(Kind::Ami, instances, &done);
-        report.skipped.extend(plan.skipped);
-        report.failed.extend(plan.failed);
+        let create = planner::plan(Kind::Ami, instances, &done).into_report(&mut report);
         if request.dry_run {
-            for i in &plan.create {
+            for i in &create {
                 let name = image_name(&request.plan, &i.id, request.slot);
                 report.created(Kind::Ami, &i.id, name, &region, None);
             }
             return Ok(report);
         }
-        let made = self
-            .create_all(request, plan.create, &region, &mut report)
-            .await;
+        let made = self.create_all(request, create, &region, &mut report).await;
         self.tag_snapshots(&images, &made, &mut report).await?;
         Ok(report)
     }

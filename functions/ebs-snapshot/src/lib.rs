@@ -116,12 +116,10 @@ impl BackupFunction for EbsSnapshot {
             jobs.extend(found);
         }
         let selected: BTreeSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
-        let plan = planner::plan(Kind::Ebs, jobs, &done);
-        report.skipped.extend(plan.skipped);
-        report.failed.extend(plan.failed);
+        let create = planner::plan(Kind::Ebs, jobs, &done).into_report(&mut report);
 
         if request.dry_run {
-            for job in &plan.create {
+            for job in &create {
                 report.created(
                     Kind::Ebs,
                     job.id.as_str(),
@@ -130,10 +128,8 @@ impl BackupFunction for EbsSnapshot {
                     None,
                 );
             }
-        } else if !plan.create.is_empty() || doubled {
-            let made = self
-                .create_all(request, plan.create, &home, &mut report)
-                .await;
+        } else if !create.is_empty() || doubled {
+            let made = self.create_all(request, create, &home, &mut report).await;
             self.remove_duplicates(request, &mut report).await?;
             existing.extend(made);
         }

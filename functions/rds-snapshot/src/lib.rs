@@ -84,12 +84,10 @@ impl BackupFunction for RdsSnapshot {
             let mut existing = rds::list_manual(&self.rds, kind).await?;
             let selected: BTreeSet<String> = sources.iter().map(|s| s.id.clone()).collect();
             let slot = this_slot(request, &sources, &existing);
-            let plan = planner::plan(kind, sources, &slot);
-            report.skipped.extend(plan.skipped);
-            report.failed.extend(plan.failed);
+            let create = planner::plan(kind, sources, &slot).into_report(&mut report);
             let seam = Snapshots::new(&self.rds, kind);
             existing.extend(
-                self.snapshot_all(request, &seam, plan.create, &home, &mut report)
+                self.snapshot_all(request, &seam, create, &home, &mut report)
                     .await,
             );
             let selected: BTreeSet<&str> = selected.iter().map(String::as_str).collect();

@@ -258,33 +258,26 @@ impl Catalog {
 
     /// Whether `backup` is gone; `None` when the look itself failed.
     async fn is_gone(&self, backup: &Backup) -> Option<bool> {
+        let id = &backup.id;
         match backup.kind {
-            Kind::Rds => match self
-                .rds
-                .describe_db_snapshots()
-                .db_snapshot_identifier(&backup.id)
-                .send()
-                .await
-            {
-                Ok(out) => Some(out.db_snapshots().is_empty()),
-                Err(e) => e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_db_snapshot_not_found_fault())
-                    .then_some(true),
-            },
-            Kind::RdsCluster => match self
-                .rds
-                .describe_db_cluster_snapshots()
-                .db_cluster_snapshot_identifier(&backup.id)
-                .send()
-                .await
-            {
-                Ok(out) => Some(out.db_cluster_snapshots().is_empty()),
-                Err(e) => e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_db_cluster_snapshot_not_found_fault())
-                    .then_some(true),
-            },
+            Kind::Rds => gone(
+                self.rds
+                    .describe_db_snapshots()
+                    .db_snapshot_identifier(id)
+                    .send()
+                    .await,
+                |out| out.db_snapshots().is_empty(),
+                |e| e.is_db_snapshot_not_found_fault(),
+            ),
+            Kind::RdsCluster => gone(
+                self.rds
+                    .describe_db_cluster_snapshots()
+                    .db_cluster_snapshot_identifier(id)
+                    .send()
+                    .await,
+                |out| out.db_cluster_snapshots().is_empty(),
+                |e| e.is_db_cluster_snapshot_not_found_fault(),
+            ),
             Kind::Ebs => self
                 .ec2
                 .describe_snapshots()
@@ -299,66 +292,43 @@ impl Catalog {
                 .ec2
                 .describe_images()
                 .owners("self")
-                .filters(ec2::filter("image-id", [backup.id.clone()]))
+                .filters(ec2::filter("image-id", [id.clone()]))
                 .send()
                 .await
                 .ok()
                 .map(|out| out.images().is_empty()),
-            Kind::PgDump => {
-                let bucket = self.bucket().ok()?;
-                match self
-                    .s3
+            Kind::PgDump => gone(
+                self.s3
                     .head_object()
-                    .bucket(bucket)
-                    .key(&backup.id)
+                    .bucket(self.bucket().ok()?)
+                    .key(id)
                     .send()
-                    .await
-                {
-                    Ok(_) => Some(false),
-                    Err(e) => e
-                        .as_service_error()
-                        .is_some_and(|s| s.is_not_found())
-                        .then_some(true),
-                }
-            }
+                    .await,
+                |_| false,
+                |e| e.is_not_found(),
+            ),
         }
     }
 
     async fn delete_one(&self, backup: &Backup) -> Deletion {
+        let id = &backup.id;
         match backup.kind {
-            Kind::Rds => match self
-                .rds
-                .delete_db_snapshot()
-                .db_snapshot_identifier(&backup.id)
-                .send()
-                .await
-            {
-                Ok(_) => Deletion::Deleted,
-                // Gone already: a retried call whose first attempt AWS had done.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_db_snapshot_not_found_fault()) =>
-                {
-                    Deletion::Deleted
-                }
-                Err(e) => Deletion::Failed(ItemError::aws(&e)),
-            },
-            Kind::RdsCluster => match self
-                .rds
-                .delete_db_cluster_snapshot()
-                .db_cluster_snapshot_identifier(&backup.id)
-                .send()
-                .await
-            {
-                Ok(_) => Deletion::Deleted,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_db_cluster_snapshot_not_found_fault()) =>
-                {
-                    Deletion::Deleted
-                }
-                Err(e) => Deletion::Failed(ItemError::aws(&e)),
-            },
+            Kind::Rds => deletion(
+                self.rds
+                    .delete_db_snapshot()
+                    .db_snapshot_identifier(id)
+                    .send()
+                    .await,
+                |e| e.is_db_snapshot_not_found_fault(),
+            ),
+            Kind::RdsCluster => deletion(
+                self.rds
+                    .delete_db_cluster_snapshot()
+                    .db_cluster_snapshot_identifier(id)
+                    .send()
+                    .await,
+                |e| e.is_db_cluster_snapshot_not_found_fault(),
+            ),
             Kind::Ebs => self.delete_snapshots(&backup.parts).await,
             Kind::Ami => {
                 // Deregister first: a registered image's snapshots cannot be deleted.
@@ -531,6 +501,35 @@ impl Catalog {
                 (backup, outcome)
             })
             .collect()
+    }
+}
+
+/// What a look says about a backup being gone: an answer, a definite "not
+/// found", or `None` when the look itself failed.
+fn gone<T, E, R>(
+    look: Result<T, aws_sdk_s3::error::SdkError<E, R>>,
+    empty: impl FnOnce(&T) -> bool,
+    not_found: impl FnOnce(&E) -> bool,
+) -> Option<bool> {
+    match look {
+        Ok(out) => Some(empty(&out)),
+        Err(e) => e.as_service_error().is_some_and(not_found).then_some(true),
+    }
+}
+
+/// A delete call's outcome; "not found" is a retried call whose first attempt AWS had done.
+fn deletion<T, E, R>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, R>>,
+    not_found: impl FnOnce(&E) -> bool,
+) -> Deletion
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Deletion::Deleted,
+        Err(e) if e.as_service_error().is_some_and(not_found) => Deletion::Deleted,
+        Err(e) => Deletion::Failed(ItemError::aws(&e)),
     }
 }
 

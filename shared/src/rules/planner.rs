@@ -5,7 +5,7 @@
 
 use crate::model::Kind;
 use crate::report::ItemError;
-use crate::report::{Failed, Skipped};
+use crate::report::{Failed, Report, Skipped};
 use std::collections::BTreeMap;
 
 /// What a source's own state allows this run to do.
@@ -47,6 +47,15 @@ pub struct SlotPlan<S> {
     pub skipped: Vec<Skipped>,
     /// Sources that need an operator, and why.
     pub failed: Vec<Failed>,
+}
+
+impl<S> SlotPlan<S> {
+    /// Moves the skipped and failed sources into `report`; returns the sources to back up.
+    pub fn into_report(self, report: &mut Report) -> Vec<S> {
+        report.skipped.extend(self.skipped);
+        report.failed.extend(self.failed);
+        self.create
+    }
 }
 
 /// Plans one slot for `kind`: a source whose slot is done is skipped, one that
