@@ -136,6 +136,8 @@ data "aws_iam_policy_document" "ebs_snapshot" {
     actions   = ["ec2:CreateSnapshot", "ec2:CreateSnapshots"]
     resources = [local.ec2_volumes_here, local.ec2_instances_here]
   }
+  # The new snapshot of CreateSnapshot(s) and of CopySnapshot (in the
+  # destination region): only with managed-by=lifeboat in the request.
   statement {
     sid       = "MakeLifeboatSnapshots"
     actions   = ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:CopySnapshot"]
@@ -143,6 +145,17 @@ data "aws_iam_policy_document" "ebs_snapshot" {
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  # CopySnapshot authorises its source snapshot too: only Lifeboat's own, here.
+  statement {
+    sid       = "CopyLifeboatSnapshots"
+    actions   = ["ec2:CopySnapshot"]
+    resources = [local.ec2_snapshots_here]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:ResourceTag/managed-by"
       values   = ["lifeboat"]
     }
   }

@@ -172,6 +172,10 @@ variable "dump_bucket" {
   default = {}
 
   validation {
+    condition     = var.dump_bucket.name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.dump_bucket.name))
+    error_message = "dump_bucket.name must be an S3 bucket name: 3 to 63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit."
+  }
+  validation {
     condition     = var.dump_bucket.noncurrent_version_days >= 1
     error_message = "dump_bucket.noncurrent_version_days must be at least 1."
   }
@@ -267,6 +271,10 @@ variable "schedules" {
   validation {
     condition     = alltrue([for k in keys(var.schedules) : can(regex("^[a-z0-9][a-z0-9-]{0,30}$", k))])
     error_message = "Schedule names must match ^[a-z0-9][a-z0-9-]{0,30}$ (they become part of the schedule's name)."
+  }
+  validation {
+    condition     = alltrue([for k, s in var.schedules : length("${var.name_prefix}${s.function}-${k}") <= 64])
+    error_message = "A schedule is named name_prefix + function + \"-\" + its key, and EventBridge Scheduler takes at most 64 characters: shorten the schedule's key or name_prefix."
   }
   validation {
     condition     = alltrue([for s in values(var.schedules) : can(regex("^[a-z0-9][a-z0-9-]{0,30}$", s.payload.plan))])

@@ -109,6 +109,21 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
 
     check_functions_and_alarms(&resources);
 
+    // Lambda checks the role's right to publish to the on-failure destination
+    // when the invoke config is created: it must wait for the role's policy.
+    let module = &plan["configuration"]["root_module"]["module_calls"]["function"]["module"];
+    let invoke_config = module["resources"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|r| r["address"] == "aws_lambda_function_event_invoke_config.function")
+        })
+        .expect("the invoke config in the module's configuration");
+    assert!(
+        strings(&invoke_config["depends_on"]).contains(&"aws_iam_role_policy.function".to_owned()),
+        "the on-failure destination must be created after the policy that grants sns:Publish: {invoke_config}"
+    );
+
     let policies = rendered_policies(&resources);
     let roles = policies
         .iter()
@@ -189,7 +204,14 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
     expression = "rate(1 hour)"
     payload    = { plan = "nightly", keep = { daily = 7 }, checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 26 }] }
   }
+  nightly-ebs-snapshots-of-prod-1 = {
+    function   = "ebs-snapshot"
+    expression = "rate(1 day)"
+    payload    = { plan = "nightly", select = { ids = ["vol-1"] } }
+  }
 }
+name_prefix = "lifeboat-production-x-"
+dump_bucket = { name = "Lifeboat_Dumps" }
 "#,
     )
     .expect("write dangerous.tfvars");
@@ -203,6 +225,8 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
         "Every payload.plan must match",
         "checks[].max_age_hours (the RPO) must be more than 0",
         "holds a field its function does not take",
+        "EventBridge Scheduler takes at most 64 characters",
+        "dump_bucket.name must be an S3 bucket name",
     ] {
         assert!(
             output.contains(refusal),
@@ -355,6 +379,13 @@ const BACKUP_DELETIONS: [&str; 4] = [
     "ec2:DeregisterImage",
 ];
 
+/// Deletions that are allowed on "*" without a tag condition, each for its
+/// reason. `ec2:DeleteNetworkInterface`: Lambda manages a VPC function's
+/// network interfaces with the execution role and checks the role for it on
+/// "*" (AWS's managed AWSLambdaVPCAccessExecutionRole grants exactly that);
+/// network interfaces are never backups.
+const UNTAGGED_DELETIONS_ALLOWED: [&str; 1] = ["ec2:DeleteNetworkInterface"];
+
 /// Condition keys that hold a deletion to the resource's `managed-by` tag.
 const TAG_CONDITION_KEYS: [&str; 5] = [
     "aws:resourcetag/managed-by",
@@ -396,7 +427,8 @@ fn policy_violations(policy: &Value) -> Vec<String> {
             let deletes = ["Delete", "Deregister"]
                 .iter()
                 .any(|d| name.starts_with(d) || glob(name, &format!("{d}X")));
-            if deletes && resources.iter().any(|r| r == "*") && !tagged {
+            let allowed = UNTAGGED_DELETIONS_ALLOWED.contains(&action.as_str());
+            if deletes && resources.iter().any(|r| r == "*") && !tagged && !allowed {
                 violations.push(format!("{at}: {action} on \"*\" without a tag condition"));
             }
             let backup = BACKUP_DELETIONS

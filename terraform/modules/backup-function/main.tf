@@ -52,31 +52,28 @@ resource "aws_iam_role_policy" "logs" {
   policy = data.aws_iam_policy_document.logs.json
 }
 
-# In a VPC, Lambda manages the function's network interfaces with its role.
-# Create and Describe work only on "*" (Lambda checks them that way); the
-# rest is held to network interfaces and, for creation, to this function's
-# subnets and security groups.
+# In a VPC, Lambda manages the function's network interfaces with its role,
+# and checks the role for these six actions on "*" when the function is
+# created or updated: a role that grants them on narrower ARNs (subnets,
+# security groups, network-interface/*) can be refused with "The provided
+# execution role does not have permissions to call CreateNetworkInterface on
+# EC2". These are the actions and the resource of AWS's managed policy
+# AWSLambdaVPCAccessExecutionRole. The interfaces are Lambda's, not backups:
+# no backup can be deleted through them.
 data "aws_iam_policy_document" "vpc" {
   count = var.vpc == null ? 0 : 1
 
   statement {
-    sid       = "DescribeNetworkInterfaces"
-    actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    sid = "ManageNetworkInterfaces"
+    actions = [
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeSubnets",
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ]
     resources = ["*"]
-  }
-  statement {
-    sid     = "CreateNetworkInterfaces"
-    actions = ["ec2:CreateNetworkInterface"]
-    resources = concat(
-      ["arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:network-interface/*"],
-      [for id in var.vpc.subnet_ids : "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:subnet/${id}"],
-      [for id in var.vpc.security_group_ids : "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:security-group/${id}"],
-    )
-  }
-  statement {
-    sid       = "ManageOwnNetworkInterfaces"
-    actions   = ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
-    resources = ["arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:network-interface/*"]
   }
 }
 
@@ -128,6 +125,13 @@ resource "aws_lambda_function" "function" {
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = length(local.function_name) <= 64 && length("${local.function_name}-scheduler") <= 64
+      error_message = "The function name ${local.function_name} (and its role ${local.function_name}-scheduler) must be at most 64 characters, Lambda's and IAM's limit: shorten name_prefix."
+    }
+  }
+
   # Lambda logs to /aws/lambda/<function name>, the log group above: it must
   # exist first, since the role may not create one, and the role must be able
   # to write to it (and, in a VPC, make its network interfaces).
@@ -138,6 +142,10 @@ resource "aws_lambda_function" "function" {
 # retries, or that time out or crash before the function could send its own
 # alert, land on the alert topic.
 resource "aws_lambda_function_event_invoke_config" "function" {
+  # Lambda checks, when this is created, that the execution role may publish
+  # to the destination: the role's policy (sns:Publish) must be in place first.
+  depends_on = [aws_iam_role_policy.function]
+
   function_name                = aws_lambda_function.function.function_name
   maximum_retry_attempts       = var.async_retries
   maximum_event_age_in_seconds = 6 * 3600

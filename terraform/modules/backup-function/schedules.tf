@@ -57,6 +57,13 @@ resource "aws_scheduler_schedule" "schedule" {
     maximum_window_in_minutes = each.value.flexible_window_minutes == 0 ? null : each.value.flexible_window_minutes
   }
 
+  lifecycle {
+    precondition {
+      condition     = length("${local.function_name}-${each.key}") <= 64 && can(regex("^[0-9A-Za-z_.-]+$", each.key))
+      error_message = "The schedule name ${local.function_name}-${each.key} must be at most 64 characters of letters, digits, '-', '_' and '.' (EventBridge Scheduler's limit): shorten the schedule's key or name_prefix."
+    }
+  }
+
   target {
     arn      = aws_lambda_function.function.arn
     role_arn = aws_iam_role.scheduler[0].arn
