@@ -10,6 +10,9 @@ use std::sync::Mutex;
 /// SNS refuses subjects longer than this.
 const SUBJECT_MAX: usize = 100;
 
+/// How many skipped sources a failure alert lists.
+const SKIPPED_SHOWN: usize = 20;
+
 /// One message for the alert topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
@@ -49,6 +52,24 @@ impl Alert {
                 .iter()
                 .map(|f| [f.kind.to_string(), f.source.clone(), f.error.clone()]),
         ));
+        if !report.skipped.is_empty() {
+            // SNS takes 256 KB a message: the first rows, and a count of the rest.
+            body.push_str("\nLeft alone this run, and why:\n\n");
+            body.push_str(&table(
+                ["kind", "source", "reason"],
+                report
+                    .skipped
+                    .iter()
+                    .take(SKIPPED_SHOWN)
+                    .map(|s| [s.kind.to_string(), s.source.clone(), s.reason.clone()]),
+            ));
+            let more = report.skipped.len().saturating_sub(SKIPPED_SHOWN);
+            if more > 0 {
+                body.push_str(&format!(
+                    "… and {more} more (the run's report lists them)\n"
+                ));
+            }
+        }
         for undelivered in &report.undelivered {
             body.push_str(&format!("\nNot delivered: {undelivered}\n"));
         }
@@ -225,6 +246,37 @@ mod tests {
         assert!(clipped.len() <= SUBJECT_MAX);
         assert!(!clipped.contains('\n'));
         assert!(clipped.ends_with("..."));
+    }
+
+    #[test]
+    fn a_failure_alert_says_why_sources_were_left_alone_within_bounds() {
+        use crate::model::{Kind, Plan, Slot};
+        use crate::report::{Failed, ItemError, Skipped};
+        let slot = Slot::from_tag("2026-11-20T02:00:00Z").expect("slot");
+        let mut report = Report::new(
+            "rds-snapshot",
+            Plan::new("nightly").expect("plan"),
+            slot,
+            false,
+        );
+        report.failed.push(Failed::new(
+            Kind::Rds,
+            "db-1",
+            ItemError::new("storage full"),
+        ));
+        for i in 0..25 {
+            report.skipped.push(Skipped::new(
+                Kind::Rds,
+                format!("db-w{i}"),
+                None,
+                "DB instance is `backing-up` (its backup window)",
+            ));
+        }
+        let alert = Alert::for_failures(&report);
+        assert!(alert.body.contains("storage full"));
+        assert!(alert.body.contains("db-w0") && alert.body.contains("backup window"));
+        assert!(!alert.body.contains("db-w24"), "only the first rows");
+        assert!(alert.body.contains("and 5 more"), "{}", alert.body);
     }
 
     #[test]

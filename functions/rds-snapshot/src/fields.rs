@@ -1,6 +1,7 @@
 //! `rds-snapshot`'s own payload fields.
 
 use lifeboat::PayloadError;
+use lifeboat::aws::rds::Source;
 use lifeboat::request::Fields;
 use lifeboat::rules::copy::{CopyTarget, validate_copy_to};
 use lifeboat::rules::selection::Selection;
@@ -34,6 +35,32 @@ impl Fields for RdsSnapshotFields {
             clusters.validate("clusters")?;
         }
         validate_copy_to(&self.copy_to)
+    }
+}
+
+/// Refuses a `copy_to` target without `kms_key_id` when a selected source is
+/// encrypted: RDS copies an encrypted snapshot to another region only with a
+/// KMS key of that region. Checked on the listing, before any snapshot is made.
+pub fn refuse_unkeyed_copies<'a>(
+    targets: &[CopyTarget],
+    sources: impl IntoIterator<Item = &'a Source>,
+) -> Result<(), PayloadError> {
+    let Some((i, target)) = targets
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.kms_key_id.is_none())
+    else {
+        return Ok(());
+    };
+    match sources.into_iter().find(|s| s.encrypted) {
+        Some(source) => Err(PayloadError::new(
+            format!("copy_to[{i}].kms_key_id"),
+            format!(
+                "missing: `{}` is encrypted, and RDS copies an encrypted snapshot to {} only with a KMS key there (its ARN or alias); the function's role also needs that key and the source snapshots' keys",
+                source.id, target.region
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

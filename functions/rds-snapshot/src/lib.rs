@@ -75,9 +75,17 @@ impl BackupFunction for RdsSnapshot {
             (Kind::Rds, &request.fields.select),
             (Kind::RdsCluster, &request.fields.clusters),
         ];
+        // Every kind's sources first: a payload that cannot copy them is
+        // refused before anything is made.
+        let mut selected = Vec::new();
         for (kind, selection) in kinds {
-            let Some(selection) = selection else { continue };
-            let (sources, missing) = rds::select(&self.rds, kind, selection).await?;
+            if let Some(selection) = selection {
+                selected.push((kind, rds::select(&self.rds, kind, selection).await?));
+            }
+        }
+        let sources = selected.iter().flat_map(|(_, (sources, _))| sources);
+        fields::refuse_unkeyed_copies(&request.fields.copy_to, sources)?;
+        for (kind, (sources, missing)) in selected {
             report
                 .failed
                 .extend(planner::missing(kind, kind.source_noun(), missing));

@@ -363,3 +363,48 @@ async fn an_invalid_payload_makes_no_call_at_all() {
     );
     assert!(alerts.sent().is_empty());
 }
+
+#[tokio::test]
+async fn an_encrypted_source_without_a_key_for_its_copy_is_refused_before_any_snapshot() {
+    let encrypted = mock!(Client::describe_db_instances).then_output(|| {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("db-secret")
+                    .db_instance_status("available")
+                    .storage_encrypted(true)
+                    .tag_list(Tag::builder().key("backup").value("nightly").build())
+                    .build(),
+            )
+            .build()
+    });
+    let (snaps, create) = (no_snapshots(), created_ok());
+    let (function, _, _) = function(&[&encrypted, &snaps, &create]);
+
+    let refused = handle(
+        &function,
+        payload(json!({ "copy_to": [{ "region": "eu-west-1", "kms_key_id": "alias/backups" }, { "region": "eu-central-1" }] })),
+        Invocation::now(),
+    )
+    .await;
+    match refused {
+        Err(Error::InvalidPayload(e)) => {
+            assert_eq!(e.field, "copy_to[1].kms_key_id");
+            assert!(
+                e.message.contains("db-secret") && e.message.contains("eu-central-1"),
+                "{e}"
+            );
+        }
+        other => panic!("must be refused: {other:?}"),
+    }
+    assert_eq!(create.num_calls(), 0, "nothing is made");
+
+    // With a key for every target, the same source is snapshotted.
+    let report = handle(
+        &function,
+        payload(json!({ "copy_to": [{ "region": "eu-west-1", "kms_key_id": "alias/backups" }] })),
+        Invocation::now(),
+    )
+    .await;
+    assert!(create.num_calls() == 1, "{report:?}");
+}

@@ -21,6 +21,8 @@ pub struct Source {
     pub status: String,
     /// For an instance: the cluster it belongs to, if any.
     pub cluster: Option<String>,
+    /// Whether its storage is encrypted (its snapshots are too).
+    pub encrypted: bool,
     /// Its tags.
     pub tags: Vec<(String, String)>,
 }
@@ -52,6 +54,7 @@ pub async fn list_sources(rds: &Client, kind: Kind) -> Result<Vec<Source>, Error
                 id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
                 status: c.status().unwrap_or_default().to_owned(),
                 cluster: None,
+                encrypted: c.storage_encrypted().unwrap_or(false),
                 tags: pairs(c.tag_list()),
             })
             .collect());
@@ -71,6 +74,7 @@ pub async fn list_sources(rds: &Client, kind: Kind) -> Result<Vec<Source>, Error
             id: db.db_instance_identifier().unwrap_or_default().to_owned(),
             status: db.db_instance_status().unwrap_or_default().to_owned(),
             cluster: db.db_cluster_identifier().map(str::to_owned),
+            encrypted: db.storage_encrypted().unwrap_or(false),
             tags: pairs(db.tag_list()),
         })
         .collect())

@@ -162,6 +162,11 @@ pub fn database(kind: Kind, id: &str, status: &str, cluster: Option<&str>) -> Re
         s if s.starts_with("incompatible-") => Readiness::Broken(format!(
             "{noun} `{id}` is `{s}` and cannot be snapshotted until an operator repairs it"
         )),
+        // RDS is taking its automated backup: a schedule inside the backup
+        // window meets this every night, and the source is never snapshotted.
+        "backing-up" => Readiness::Wait(format!(
+            "{noun} is `backing-up` (its automated backup); if this schedule lies inside the {noun}'s backup window, move one of them, or this source is skipped every night; the next run snapshots it"
+        )),
         _ => Readiness::Wait(format!("{noun} is `{status}`; the next run snapshots it")),
     }
 }
@@ -287,6 +292,9 @@ mod tests {
         let Wait(why) = database(Kind::Rds, "d", "backing-up", None) else {
             panic!("backing-up")
         };
-        assert!(why.contains("`backing-up`"), "{why}");
+        assert!(
+            why.contains("`backing-up`") && why.contains("backup window"),
+            "{why}"
+        );
     }
 }
