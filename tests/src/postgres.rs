@@ -11,7 +11,8 @@ pub fn pg15_bin() -> PathBuf {
     PathBuf::from("/usr/lib/postgresql/15/bin")
 }
 
-/// The newest PostgreSQL's binaries (`.state/postgresql-<version>/bin`, from `make setup`).
+/// The newest PostgreSQL's binaries (`.state/postgresql-<version>/bin`, from
+/// `make setup`, or where that links to).
 pub fn newest_bin() -> PathBuf {
     let state = repo_root().join(".state");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&state)
@@ -27,10 +28,12 @@ pub fn newest_bin() -> PathBuf {
         })
         .collect();
     found.sort();
-    found
+    let dir = found
         .pop()
-        .map(|p| p.join("bin"))
-        .expect("the newest PostgreSQL in .state/: run `make setup` first")
+        .expect("the newest PostgreSQL in .state/: run `make setup` first");
+    // Where `make setup` put it outside a checkout that `postgres` cannot enter,
+    // .state/ holds a link: the server runs from the link's target.
+    std::fs::canonicalize(&dir).unwrap_or(dir).join("bin")
 }
 
 /// A running PostgreSQL cluster, stopped and removed when dropped.
