@@ -14,10 +14,17 @@ PG_PORT=${LIFEBOAT_PG_PORT:-55432}
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DATA=$STATE/pg
 PG_PASSWORD_FILE=$STATE/pg-password
+# The server runs as `postgres`: in a checkout it cannot enter (a clone under
+# a 0700 home or `mktemp -d`), its data lives under /var/tmp instead.
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 \
+   && ! runuser -u postgres -- test -r "$PWD/tools/requirements.txt" 2>/dev/null; then
+  PG_DATA=/var/tmp/lifeboat-pg-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
+fi
 
 # PostgreSQL refuses to run as root; run it as the postgres user then.
 pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, which postgres can always enter (the checkout may be closed to it).
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 moto_up() {
@@ -39,7 +46,8 @@ pg_up() {
     [ -f "$PG_PASSWORD_FILE" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$PG_PASSWORD_FILE"
     chmod 700 "$PG_DATA"; chmod 644 "$PG_PASSWORD_FILE"
     [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DATA"
-    pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=scram-sha-256 --pwfile="$PG_PASSWORD_FILE" >/dev/null
+    # The password reaches initdb on its standard input: the file may lie where postgres cannot look.
+    pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=scram-sha-256 --pwfile=/dev/stdin <"$PG_PASSWORD_FILE" >/dev/null
   fi
   if pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then return; fi
   pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \

@@ -205,28 +205,17 @@ data "aws_iam_policy_document" "ami_backup" {
       values   = ["lifeboat"]
     }
   }
+  # CreateImage tags the image and its snapshots itself (two tag
+  # specifications); tagging is allowed only as part of that call, so the
+  # role can never mark another snapshot as Lifeboat's (and so prunable).
   statement {
-    sid       = "TagImagesWhileCreating"
+    sid       = "TagImagesAndSnapshotsWhileCreating"
     actions   = ["ec2:CreateTags"]
-    resources = [local.ec2_images_here]
+    resources = [local.ec2_images_here, local.ec2_snapshots_here]
     condition {
       test     = "StringEquals"
       variable = "ec2:CreateAction"
       values   = ["CreateImage"]
-    }
-  }
-  # An image's snapshots are tagged after CreateImage returns (their ids are
-  # only known then). EC2 cannot tell those snapshots from others here, so a
-  # request must at least carry Lifeboat's tag; prune still deletes a snapshot
-  # only together with its image or when it is one of Lifeboat's own sets.
-  statement {
-    sid       = "TagImageSnapshots"
-    actions   = ["ec2:CreateTags"]
-    resources = [local.ec2_snapshots_here]
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/managed-by"
-      values   = ["lifeboat"]
     }
   }
 }

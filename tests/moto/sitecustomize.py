@@ -7,6 +7,11 @@ AMI names are unique per account and region on AWS: a second CreateImage with
 a name in use fails with InvalidAMIName.Duplicate, which is what makes
 ami-backup idempotent. moto 5 accepts the duplicate; here it refuses it, under
 a lock, because the server is threaded and duplicate deliveries race.
+
+CreateImage on AWS takes a `snapshot` tag specification and tags the image's
+backing snapshots with it; moto 5 raises NotImplementedError for it (HTTP
+500). Here the image is made from the other specifications and the snapshot
+tags are then put on the snapshot moto made for it, as AWS would.
 """
 
 import threading
@@ -21,7 +26,15 @@ if AmiBackend is not None:
     _lock = threading.Lock()
     _create_image = AmiBackend.create_image
 
-    def create_image(self, instance_id, name, *args, **kwargs):
+    def create_image(self, instance_id, name, description, tag_specifications=None):
+        specs = tag_specifications or []
+        snapshot_tags = [
+            tag
+            for spec in specs
+            if spec.get("ResourceType") == "snapshot"
+            for tag in spec.get("Tags", [])
+        ]
+        others = [spec for spec in specs if spec.get("ResourceType") != "snapshot"]
         with _lock:
             for ami in self.amis.values():
                 if ami.name == name and ami.state != "deregistered":
@@ -29,6 +42,13 @@ if AmiBackend is not None:
                         "InvalidAMIName.Duplicate",
                         f"AMI name {name} is already in use by AMI {ami.id}",
                     )
-            return _create_image(self, instance_id, name, *args, **kwargs)
+            ami = _create_image(
+                self, instance_id, name, description, tag_specifications=others
+            )
+        snapshot = getattr(ami, "ebs_snapshot", None)
+        if snapshot is not None:
+            for tag in snapshot_tags:
+                snapshot.add_tag(tag["Key"], tag["Value"])
+        return ami
 
     AmiBackend.create_image = create_image

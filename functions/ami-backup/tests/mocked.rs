@@ -8,10 +8,7 @@ use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Image, Instance, InstanceState, InstanceStateName,
-    Reservation, Tag,
-};
+use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation, ResourceType};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use lifeboat::alert::MemoryAlerts;
 use lifeboat::metrics::MemoryMetrics;
@@ -88,63 +85,57 @@ async fn a_dry_run_makes_no_mutating_call() {
 }
 
 #[tokio::test]
-async fn snapshots_of_an_earlier_image_are_tagged_by_a_later_run() {
+async fn create_image_tags_the_image_and_its_snapshots_and_nothing_is_tagged_afterwards() {
     let list = instances(&["i-a"]);
-    // Last week's image: its snapshot id showed up only after that run ended.
-    let images = mock!(Client::describe_images).then_output(|| {
-        let label = [
-            ("managed-by", "lifeboat"),
-            ("lifeboat:plan", "weekly"),
-            ("lifeboat:source", "i-a"),
-            ("lifeboat:scheduled-time", "2026-11-15T03:00:00Z"),
-        ];
-        DescribeImagesOutput::builder()
-            .images(
-                Image::builder()
-                    .image_id("ami-old")
-                    .set_tags(Some(
-                        label
-                            .iter()
-                            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                            .collect(),
-                    ))
-                    .block_device_mappings(
-                        BlockDeviceMapping::builder()
-                            .device_name("/dev/xvda")
-                            .ebs(EbsBlockDevice::builder().snapshot_id("snap-old").build())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
-    let untagged = mock!(Client::describe_snapshots)
+    let images =
+        mock!(Client::describe_images).then_output(|| DescribeImagesOutput::builder().build());
+    let snapshots = mock!(Client::describe_snapshots)
         .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let name = "lifeboat-weekly-i-a-202611220300";
     let create = mock!(Client::create_image)
-        .then_output(|| CreateImageOutput::builder().image_id("ami-new").build());
-    let tag = mock!(Client::create_tags)
-        .match_requests(|r| {
-            r.resources() == ["snap-old"]
-                && r.tags()
+        .match_requests(move |r| {
+            let spec = |kind: ResourceType| {
+                r.tag_specifications()
                     .iter()
-                    .any(|t| t.key() == Some("lifeboat:image") && t.value() == Some("ami-old"))
-                && r.tags().iter().any(|t| {
-                    t.key() == Some("lifeboat:scheduled-time")
-                        && t.value() == Some("2026-11-15T03:00:00Z")
-                })
+                    .find(|s| s.resource_type() == Some(&kind))
+                    .map(|s| {
+                        s.tags()
+                            .iter()
+                            .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            };
+            let (image, snapshot) = (spec(ResourceType::Image), spec(ResourceType::Snapshot));
+            let label = [
+                ("managed-by", "lifeboat"),
+                ("lifeboat:plan", "weekly"),
+                ("lifeboat:source", "i-a"),
+                ("lifeboat:scheduled-time", "2026-11-22T03:00:00Z"),
+            ];
+            label
+                .iter()
+                .all(|t| image.contains(t) && snapshot.contains(t))
+                && snapshot.contains(&("lifeboat:image", name))
+                && image.contains(&("Name", name))
         })
-        .then_output(|| CreateTagsOutput::builder().build());
-    let function = function(&[&list, &images, &untagged, &create, &tag]);
+        .then_output(|| CreateImageOutput::builder().image_id("ami-new").build());
+    let tag = mock!(Client::create_tags).then_output(|| CreateTagsOutput::builder().build());
+    let function = function(&[&list, &images, &snapshots, &create, &tag]);
 
     let report = handle(&function, payload(json!({})), Invocation::now())
         .await
         .expect("run");
 
-    assert_eq!(report.created.len(), 1);
-    assert_eq!(create.num_calls(), 1);
+    assert_eq!(report.created.len(), 1, "{report:?}");
+    assert_eq!(
+        create.num_calls(),
+        1,
+        "one CreateImage with both tag specifications"
+    );
     assert_eq!(
         tag.num_calls(),
-        1,
-        "the old image's snapshot is tagged with the old image's label"
+        0,
+        "no CreateTags: the role may tag only within CreateImage"
     );
 }

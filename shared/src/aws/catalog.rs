@@ -136,10 +136,12 @@ impl Catalog {
     /// listed before images, so an image made meanwhile is never taken for gone.
     pub async fn leftover_image_snapshots(&self, plan: &Plan) -> Result<Vec<Backup>, Error> {
         let snapshots = ec2::list_snapshots(&self.ec2, ec2::managed_filters(Some(plan))).await?;
+        // A snapshot names its image by id (tagged after the image was made)
+        // or by name (tagged by CreateImage itself, before the id existed).
         let images: BTreeSet<String> = ec2::list_images(&self.ec2, None)
             .await?
             .into_iter()
-            .filter_map(|(image, _)| image.image_id)
+            .flat_map(|(image, _)| [image.image_id, image.name].into_iter().flatten())
             .collect();
         let mut left: BTreeMap<String, (BackupLabel, Vec<String>)> = BTreeMap::new();
         for s in snapshots {
@@ -330,6 +332,11 @@ impl Catalog {
                 |e| e.is_db_cluster_snapshot_not_found_fault(),
             ),
             Kind::Ebs => self.delete_snapshots(&backup.parts).await,
+            // What a deregistration left names its former image, by name
+            // perhaps: no image to deregister, only its snapshots.
+            Kind::Ami if !backup.id.starts_with("ami-") => {
+                self.delete_snapshots(&backup.parts[1..]).await
+            }
             Kind::Ami => {
                 // Deregister first: a registered image's snapshots cannot be deleted.
                 match self

@@ -836,7 +836,8 @@ async fn leftovers(world: &World) -> BTreeSet<BackupId> {
         .images
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|i| i.image_id)
+        // A snapshot names its image by id or, tagged by CreateImage, by name.
+        .flat_map(|i| [i.image_id, i.name].into_iter().flatten())
         .collect();
     lifeboat_tests::managed_snapshots(&ec2)
         .await
