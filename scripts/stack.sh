@@ -30,7 +30,8 @@ pg() {
 moto_up() {
   if curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then return; fi
   echo '[]' > "$STATE/amis.json"   # no public AMIs: moto ignores Owners=self
-  MOTO_AMIS_PATH=$STATE/amis.json nohup .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" \
+  # tests/moto/sitecustomize.py closes the emulator's gaps that Lifeboat meets (as the tests do).
+  PYTHONPATH=$PWD/tests/moto MOTO_AMIS_PATH=$STATE/amis.json nohup .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" \
     > "$STATE/moto.log" 2>&1 &
   echo $! > "$STATE/moto.pid"
   for _ in $(seq 100); do
