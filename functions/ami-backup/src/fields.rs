@@ -25,19 +25,13 @@ impl Fields for AmiBackupFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use lifeboat::Request;
     use serde_json::{Value, json};
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
-
     #[test]
     fn ami_payloads_name_their_fields() {
-        let ami = |p: Value| Request::<AmiBackupFields>::parse(p, now());
+        let ami = |p: Value| Request::<AmiBackupFields>::parse(p, Utc::now());
         assert!(
             ami(json!({"plan": "p", "select": {"tags": {"ami": "weekly"}}, "reboot": true}))
                 .is_ok()

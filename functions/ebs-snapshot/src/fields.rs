@@ -48,19 +48,13 @@ impl Fields for EbsSnapshotFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use lifeboat::Request;
     use serde_json::{Value, json};
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
-
     #[test]
     fn ec2_payloads_name_their_fields() {
-        let ebs = |p: Value| Request::<EbsSnapshotFields>::parse(p, now());
+        let ebs = |p: Value| Request::<EbsSnapshotFields>::parse(p, Utc::now());
         assert!(
             ebs(json!({"plan": "p", "instances": {"ids": ["i-1"]}, "exclude_root": true})).is_ok()
         );

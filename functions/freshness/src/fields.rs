@@ -123,19 +123,13 @@ impl Fields for FreshnessFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use lifeboat::Request;
     use serde_json::{Value, json};
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
-
     #[test]
     fn freshness_payloads_name_their_fields() {
-        let parse = |p: Value| Request::<FreshnessFields>::parse(p, now());
+        let parse = |p: Value| Request::<FreshnessFields>::parse(p, Utc::now());
         assert!(parse(json!({"plan": "p", "checks": [
             {"kind": "ebs", "select": {"tags": {"backup": "nightly"}}, "max_age_hours": 26},
             {"kind": "pg-dump", "database": "orders", "max_age_hours": 26, "plans": ["nightly"]},

@@ -245,19 +245,13 @@ fn is_source_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use lifeboat::Request;
     use serde_json::{Value, json};
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
-
     #[test]
     fn pg_dump_payloads_name_their_fields() {
-        let pg = |p: Value| Request::<PgDumpFields>::parse(p, now());
+        let pg = |p: Value| Request::<PgDumpFields>::parse(p, Utc::now());
         let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf";
         let ok = pg(json!({"plan": "p", "prefix": "pg", "databases": [
             {"name": "orders", "host": "orders.abc.rds.amazonaws.com", "dbname": "orders", "secret_arn": secret},

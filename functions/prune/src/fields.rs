@@ -52,19 +52,13 @@ impl Fields for PruneFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
     use lifeboat::Request;
     use serde_json::{Value, json};
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-20T02:03:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
-
     #[test]
     fn prune_payloads_name_their_fields() {
-        let prune = |p: Value| Request::<PruneFields>::parse(p, now());
+        let prune = |p: Value| Request::<PruneFields>::parse(p, Utc::now());
         let ok = prune(json!({"plan": "p", "kinds": ["ebs", "pg-dump"], "keep": {"daily": 7}}))
             .expect("valid");
         assert_eq!(ok.fields.max_deletions, 100);
