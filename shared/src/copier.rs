@@ -75,15 +75,34 @@ pub async fn copy_missing<S: CopySeam, F: Sync>(
     selected: &BTreeSet<&str>,
     fan_out: FanOut,
     report: &mut Report,
-) -> Result<(), Error> {
+) {
     let kind = seam.kind();
     for target in targets {
-        let there = seam.copied_to(&target.region, &request.plan).await?;
+        let wanted = backups
+            .iter()
+            .filter(|b| copy::wants_copy(&b.label, &request.plan, selected, request.slot));
+        // The backups are made by then: a destination that cannot be listed is
+        // a failure of the sources whose copies wait, never of the whole run.
+        let there = match seam.copied_to(&target.region, &request.plan).await {
+            Ok(there) => there,
+            Err(e) => {
+                let sources: BTreeSet<&str> = wanted.map(|b| b.label.source.as_str()).collect();
+                let why = format!(
+                    "copies to {} not started: {}; a later run copies them",
+                    target.region,
+                    crate::aws::describe(&e)
+                );
+                for source in sources {
+                    report
+                        .failed
+                        .push(Failed::new(kind, source, ItemError::new(why.clone())));
+                }
+                continue;
+            }
+        };
         let mut to_copy = Vec::new();
-        for backup in backups {
-            if !copy::wants_copy(&backup.label, &request.plan, selected, request.slot)
-                || there.contains(&backup.id)
-            {
+        for backup in wanted {
+            if there.contains(&backup.id) {
                 continue;
             }
             if backup.complete {
@@ -133,5 +152,4 @@ pub async fn copy_missing<S: CopySeam, F: Sync>(
             }
         }
     }
-    Ok(())
 }

@@ -130,7 +130,20 @@ impl BackupFunction for EbsSnapshot {
             }
         } else if !create.is_empty() || doubled {
             let made = self.create_all(request, create, &home, &mut report).await;
-            self.remove_duplicates(request, &mut report).await?;
+            // Snapshots were made: a failed look at the slot is a failure of
+            // those sources, never a run that "backed up nothing".
+            if let Err(e) = self.remove_duplicates(request, &mut report).await {
+                let why = format!(
+                    "made, but the slot could not be listed again to remove a racing run's duplicate ({}); the next run does it",
+                    lifeboat::aws::describe(&e)
+                );
+                let made: Vec<String> = report.created.iter().map(|c| c.source.clone()).collect();
+                for source in made {
+                    report
+                        .failed
+                        .push(Failed::new(Kind::Ebs, source, ItemError::new(why.clone())));
+                }
+            }
             existing.extend(made);
         }
 
@@ -150,7 +163,7 @@ impl BackupFunction for EbsSnapshot {
             self.fan_out,
             &mut report,
         )
-        .await?;
+        .await;
         Ok(report)
     }
 }

@@ -451,3 +451,43 @@ async fn a_retried_create_that_made_two_snapshots_keeps_one() {
     assert_eq!(report.created[0].backup, "snap-1");
     assert!(alerts.sent().is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_look_after_creating_fails_those_sources_not_the_whole_run() {
+    use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError;
+    let pages = volume_pages(&[&["vol-a", "vol-b"]]);
+    // The first listing answers; the look for duplicates after creating fails
+    // (AccessDenied is not retried).
+    let listing = mock!(Client::describe_snapshots)
+        .sequence()
+        .output(|| DescribeSnapshotsOutput::builder().build())
+        .error(|| {
+            DescribeSnapshotsError::generic(
+                ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .message("You are not authorized to perform this operation.")
+                    .build(),
+            )
+        })
+        .build();
+    let create = created_ok();
+    let rules: Vec<&Rule> = pages.iter().chain([&listing, &create]).collect();
+    let (function, alerts, _) = function(&rules);
+
+    let outcome = handle(&function, payload(json!({})), Invocation::now()).await;
+
+    let Err(Error::RunFailed { report }) = outcome else {
+        panic!("the run fails with its report: {outcome:?}")
+    };
+    assert_eq!(create.num_calls(), 2);
+    assert_eq!(report.created.len(), 2, "the snapshots made are reported");
+    assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
+    assert!(report.failed.iter().all(|f| f.error.contains("made, but")));
+    let sent = alerts.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].body.contains("Created: 2") && !sent[0].body.contains("before backing anything up"),
+        "{}",
+        sent[0].body
+    );
+}

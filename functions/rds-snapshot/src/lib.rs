@@ -109,7 +109,7 @@ impl BackupFunction for RdsSnapshot {
                 self.fan_out,
                 &mut report,
             )
-            .await?;
+            .await;
         }
         Ok(report)
     }

@@ -408,3 +408,63 @@ async fn an_encrypted_source_without_a_key_for_its_copy_is_refused_before_any_sn
     .await;
     assert!(create.num_calls() == 1, "{report:?}");
 }
+
+#[tokio::test]
+async fn a_destination_that_cannot_be_listed_fails_its_copies_and_keeps_the_snapshots() {
+    use aws_sdk_rds::operation::describe_db_snapshots::DescribeDBSnapshotsError;
+    let pages = instance_pages(&[&["db-a"]]);
+    let earlier = DbSnapshot::builder()
+        .db_snapshot_identifier("lb-nightly-202611190200-db-a")
+        .db_snapshot_arn("arn:aws:rds:us-east-1:123456789012:snapshot:lb-nightly-202611190200-db-a")
+        .status("available")
+        .tag_list(Tag::builder().key("managed-by").value("lifeboat").build())
+        .tag_list(Tag::builder().key("lifeboat:plan").value("nightly").build())
+        .tag_list(Tag::builder().key("lifeboat:source").value("db-a").build())
+        .tag_list(
+            Tag::builder()
+                .key("lifeboat:scheduled-time")
+                .value("2026-11-19T02:00:00Z")
+                .build(),
+        )
+        .build();
+    // The home region lists yesterday's snapshot; the destination refuses its listing.
+    let listing = mock!(Client::describe_db_snapshots)
+        .sequence()
+        .output(move || {
+            DescribeDbSnapshotsOutput::builder()
+                .db_snapshots(earlier.clone())
+                .build()
+        })
+        .error(|| {
+            DescribeDBSnapshotsError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not authorized in eu-west-1")
+                    .build(),
+            )
+        })
+        .build();
+    let create = created_ok();
+    let (function, alerts, _) = function(&[&pages[0], &listing, &create]);
+
+    let outcome = handle(
+        &function,
+        payload(json!({ "copy_to": [{ "region": "eu-west-1", "kms_key_id": "alias/backups" }] })),
+        Invocation::now(),
+    )
+    .await;
+
+    let Err(Error::RunFailed { report }) = outcome else {
+        panic!("the run fails with its report: {outcome:?}")
+    };
+    assert_eq!(sources(&report), vec!["db-a"], "today's snapshot is made");
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0]
+            .error
+            .contains("copies to eu-west-1 not started"),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(alerts.sent().len(), 1);
+}
