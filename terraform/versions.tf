@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.5"
+  # 1.9: a variable's validation may refer to other variables (the schedule
+  # names' length checks name_prefix).
+  required_version = ">= 1.9"
 
   required_providers {
     aws = {
