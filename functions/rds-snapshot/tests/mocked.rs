@@ -50,6 +50,24 @@ fn instance_pages(pages: &[&[&str]]) -> Vec<Rule> {
         .collect()
 }
 
+/// db-a's snapshot of yesterday's slot, available: one a copy can be made of.
+fn yesterdays_snapshot() -> DbSnapshot {
+    DbSnapshot::builder()
+        .db_snapshot_identifier("lb-nightly-202611190200-db-a")
+        .db_snapshot_arn("arn:aws:rds:us-east-1:123456789012:snapshot:lb-nightly-202611190200-db-a")
+        .status("available")
+        .tag_list(Tag::builder().key("managed-by").value("lifeboat").build())
+        .tag_list(Tag::builder().key("lifeboat:plan").value("nightly").build())
+        .tag_list(Tag::builder().key("lifeboat:source").value("db-a").build())
+        .tag_list(
+            Tag::builder()
+                .key("lifeboat:scheduled-time")
+                .value("2026-11-19T02:00:00Z")
+                .build(),
+        )
+        .build()
+}
+
 fn no_snapshots() -> Rule {
     mock!(Client::describe_db_snapshots)
         .then_output(|| DescribeDbSnapshotsOutput::builder().build())
@@ -285,20 +303,7 @@ async fn a_snapshot_still_creating_is_left_for_a_later_run_to_copy() {
 #[tokio::test]
 async fn an_available_snapshot_from_an_earlier_run_is_copied_now() {
     let pages = instance_pages(&[&["db-a"]]);
-    let earlier = DbSnapshot::builder()
-        .db_snapshot_identifier("lb-nightly-202611190200-db-a")
-        .db_snapshot_arn("arn:aws:rds:us-east-1:123456789012:snapshot:lb-nightly-202611190200-db-a")
-        .status("available")
-        .tag_list(Tag::builder().key("managed-by").value("lifeboat").build())
-        .tag_list(Tag::builder().key("lifeboat:plan").value("nightly").build())
-        .tag_list(Tag::builder().key("lifeboat:source").value("db-a").build())
-        .tag_list(
-            Tag::builder()
-                .key("lifeboat:scheduled-time")
-                .value("2026-11-19T02:00:00Z")
-                .build(),
-        )
-        .build();
+    let earlier = yesterdays_snapshot();
     // The home region lists yesterday's snapshot; the destination lists nothing.
     let home = mock!(Client::describe_db_snapshots)
         .match_requests(|_| true)
@@ -413,20 +418,7 @@ async fn an_encrypted_source_without_a_key_for_its_copy_is_refused_before_any_sn
 async fn a_destination_that_cannot_be_listed_fails_its_copies_and_keeps_the_snapshots() {
     use aws_sdk_rds::operation::describe_db_snapshots::DescribeDBSnapshotsError;
     let pages = instance_pages(&[&["db-a"]]);
-    let earlier = DbSnapshot::builder()
-        .db_snapshot_identifier("lb-nightly-202611190200-db-a")
-        .db_snapshot_arn("arn:aws:rds:us-east-1:123456789012:snapshot:lb-nightly-202611190200-db-a")
-        .status("available")
-        .tag_list(Tag::builder().key("managed-by").value("lifeboat").build())
-        .tag_list(Tag::builder().key("lifeboat:plan").value("nightly").build())
-        .tag_list(Tag::builder().key("lifeboat:source").value("db-a").build())
-        .tag_list(
-            Tag::builder()
-                .key("lifeboat:scheduled-time")
-                .value("2026-11-19T02:00:00Z")
-                .build(),
-        )
-        .build();
+    let earlier = yesterdays_snapshot();
     // The home region lists yesterday's snapshot; the destination refuses its listing.
     let listing = mock!(Client::describe_db_snapshots)
         .sequence()
