@@ -337,6 +337,12 @@ data "aws_iam_policy_document" "freshness" {
     resources = [local.rds_instances_any, local.rds_clusters_any, local.rds_snapshots_anywhere, local.rds_cluster_snapshots]
   }
   statement {
+    # The manual-snapshot quotas and their usage; the action has no resource type.
+    sid       = "ReadSnapshotQuotas"
+    actions   = ["rds:DescribeAccountAttributes"]
+    resources = ["*"]
+  }
+  statement {
     sid       = "ListVolumesInstancesAndBackups"
     actions   = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:DescribeImages"]
     resources = ["*"]

@@ -118,8 +118,8 @@ async fn status_command(event: &PathBuf, plan: Option<&str>, json: bool) -> Exit
         }
     };
     let function = freshness::Freshness::with_sinks(&aws, sinks, fan_out);
-    let (checks, failed) = match function.check(&request.fields, only.as_ref(), now).await {
-        Ok(result) => result,
+    let found = match function.check(&request.fields, only.as_ref(), now).await {
+        Ok(found) => found,
         Err(e) => {
             eprintln!(
                 "lifeboat: the check could not run: {}",
@@ -129,13 +129,15 @@ async fn status_command(event: &PathBuf, plan: Option<&str>, json: bool) -> Exit
         }
     };
     if json {
-        let out = serde_json::json!({ "checks": checks, "failed": failed });
+        let out = serde_json::json!({ "checks": found.checks, "failed": found.failed, "quotas": found.quotas });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        print!("{}", status::render(&checks, &failed));
+        print!("{}", status::render(&found));
     }
-    let healthy = failed.is_empty()
-        && checks
+    let healthy = found.failed.is_empty()
+        && found.quotas.iter().all(|q| !q.is_near())
+        && found
+            .checks
             .iter()
             .all(|c| c.state == lifeboat::report::Freshness::Ok);
     if healthy {

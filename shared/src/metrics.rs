@@ -66,6 +66,7 @@ fn datum(metric: &Metric) -> MetricDatum {
         .unit(match metric.unit {
             Unit::Count => StandardUnit::Count,
             Unit::Seconds => StandardUnit::Seconds,
+            Unit::Percent => StandardUnit::Percent,
         })
         .build()
 }

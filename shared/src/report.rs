@@ -201,6 +201,33 @@ pub struct Check {
     pub state: Freshness,
 }
 
+/// An account quota and how much of it is used (RDS's manual snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    /// AWS's name for it (`ManualSnapshots`).
+    pub name: String,
+    /// How many are used.
+    pub used: i64,
+    /// How many are allowed.
+    pub max: i64,
+}
+
+impl Quota {
+    /// The share used, in percent (100 for a quota of zero).
+    pub fn percent(&self) -> f64 {
+        if self.max > 0 {
+            self.used as f64 * 100.0 / self.max as f64
+        } else {
+            100.0
+        }
+    }
+
+    /// Whether it is used to 80 % or more, where the quota alarm fires.
+    pub fn is_near(&self) -> bool {
+        self.percent() >= 80.0
+    }
+}
+
 /// Something a person should hear about that is not a failure of the run
 /// (a safety rail held, a backup gone stale). The runtime sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -222,6 +249,8 @@ pub enum Unit {
     Count,
     /// A duration or an age.
     Seconds,
+    /// A share of a whole.
+    Percent,
 }
 
 /// One metric datum.
@@ -261,6 +290,9 @@ pub struct Report {
     /// Freshness checks, one per protected resource (freshness).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// Account quotas and their usage (freshness).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<Quota>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
     /// What the run has to tell a person besides failures; sent by the runtime.
@@ -287,6 +319,7 @@ impl Report {
             deleted: Vec::new(),
             kept: Vec::new(),
             checks: Vec::new(),
+            quotas: Vec::new(),
             failed: Vec::new(),
             notices: Vec::new(),
             metrics: Vec::new(),
@@ -350,5 +383,23 @@ impl Report {
             )
             .collect::<Vec<_>>()
             .join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_is_near_its_limit_from_80_percent() {
+        let quota = |used, max| Quota {
+            name: "ManualSnapshots".to_owned(),
+            used,
+            max,
+        };
+        assert!(!quota(79, 100).is_near());
+        assert!(quota(80, 100).is_near());
+        assert_eq!(quota(37, 100).percent(), 37.0);
+        assert!(quota(0, 0).is_near(), "a quota of zero admits nothing");
     }
 }

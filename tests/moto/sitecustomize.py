@@ -12,6 +12,12 @@ CreateImage on AWS takes a `snapshot` tag specification and tags the image's
 backing snapshots with it; moto 5 raises NotImplementedError for it (HTTP
 500). Here the image is made from the other specifications and the snapshot
 tags are then put on the snapshot moto made for it, as AWS would.
+
+RDS DescribeAccountAttributes reports the account's quotas with their usage;
+moto 5 does not implement it. Here it answers the two quotas Lifeboat reads,
+ManualSnapshots and ManualClusterSnapshots, counted from moto's own manual
+snapshots, with moto's own snapshot limit (MOTO_RDS_SNAPSHOT_LIMIT) as the
+maximum, so a test sees the usage move as snapshots come and go.
 """
 
 import threading
@@ -52,3 +58,33 @@ if AmiBackend is not None:
         return ami
 
     AmiBackend.create_image = create_image
+
+
+try:
+    from moto.core.responses import ActionResult
+    from moto.rds.responses import RDSResponse
+except Exception:  # not the moto server: nothing to patch
+    RDSResponse = None
+
+if RDSResponse is not None and not hasattr(RDSResponse, "describe_account_attributes"):
+
+    def describe_account_attributes(self):
+        backend = self.backend
+
+        def manual(snapshots):
+            return sum(1 for s in snapshots.values() if s.snapshot_type == "manual")
+
+        quotas = [
+            ("ManualSnapshots", manual(backend.database_snapshots)),
+            ("ManualClusterSnapshots", manual(backend.cluster_snapshots)),
+        ]
+        return ActionResult(
+            {
+                "AccountQuotas": [
+                    {"AccountQuotaName": name, "Used": used, "Max": backend.SNAPSHOT_QUOTA}
+                    for name, used in quotas
+                ]
+            }
+        )
+
+    RDSResponse.describe_account_attributes = describe_account_attributes

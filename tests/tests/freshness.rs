@@ -225,6 +225,59 @@ async fn all_fresh_sends_no_message() {
     );
 }
 
+#[tokio::test]
+async fn rds_snapshot_quota_usage_is_reported_and_measured() {
+    let emulator = Emulator::start();
+    let aws = emulator.sdk_config(REGION).await;
+    let rds = aws_sdk_rds::Client::new(&aws);
+    rds.create_db_instance()
+        .db_instance_identifier("orders")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("lifeboat")
+        .master_user_password("not-a-secret-1")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("backup")
+                .value("nightly")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("instance");
+    for n in 0..3 {
+        rds.create_db_snapshot()
+            .db_instance_identifier("orders")
+            .db_snapshot_identifier(format!("by-hand-{n}"))
+            .send()
+            .await
+            .expect("snapshot");
+    }
+    let inbox = AlertInbox::create(&aws).await;
+    let function = function(&aws, &inbox).await;
+    let payload = json!({ "plan": "nightly", "checks": [
+        { "kind": "rds", "select": { "tags": { "backup": "nightly" } }, "max_age_hours": 26 }
+    ]});
+
+    let report = handle(&function, payload, Invocation::now())
+        .await
+        .expect("findings are not a failure");
+
+    let quota = |name: &str| report.quotas.iter().find(|q| q.name == name).cloned();
+    let instances = quota("ManualSnapshots").expect("the instance snapshot quota is read");
+    assert_eq!(
+        (instances.used, instances.max),
+        (3, 1000),
+        "moto's usage and limit"
+    );
+    assert_eq!(quota("ManualClusterSnapshots").map(|q| q.used), Some(0));
+    let dimension = [("Quota", "ManualSnapshots")];
+    assert_eq!(metric(&aws, "SnapshotQuotaUsed", &dimension).await, 3.0);
+    assert_eq!(metric(&aws, "SnapshotQuotaMax", &dimension).await, 1000.0);
+    assert!((metric(&aws, "SnapshotQuotaUsedPercent", &dimension).await - 0.3).abs() < 1e-9);
+}
+
 /// The maximum of a metric over the last hour.
 async fn metric(aws: &aws_config::SdkConfig, name: &str, dimensions: &[(&str, &str)]) -> f64 {
     let points = lifeboat_tests::metric(aws, name, dimensions).await;

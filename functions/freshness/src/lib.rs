@@ -17,12 +17,23 @@ use lifeboat::alert::table;
 use lifeboat::aws::catalog::Catalog;
 use lifeboat::aws::{ec2, rds};
 use lifeboat::fanout::FanOut;
-use lifeboat::report::{Check, Failed, Freshness as State, Metric, Notice, Report, Unit};
+use lifeboat::report::{Check, Failed, Freshness as State, Metric, Notice, Quota, Report, Unit};
 use lifeboat::rules::freshness::assess;
 use lifeboat::rules::planner;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::{Backup, Error, Kind, Plan, Request};
+use lifeboat::{Backup, Error, ItemError, Kind, Plan, Request};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// What one look finds (see [`Freshness::check`]).
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// One verdict per protected resource and check.
+    pub checks: Vec<Check>,
+    /// Listed resources that do not exist, and a quota that could not be read.
+    pub failed: Vec<Failed>,
+    /// RDS's manual-snapshot quotas and their usage, when RDS backups were checked.
+    pub quotas: Vec<Quota>,
+}
 
 /// The `freshness` function with its clients.
 pub struct Freshness {
@@ -69,14 +80,15 @@ impl Freshness {
     }
 
     /// Runs every check, changing nothing: one verdict per protected resource,
-    /// and a failure for each listed resource that does not exist. `only_plan`
-    /// narrows every check to backups of that plan.
+    /// a failure for each listed resource that does not exist, and RDS's
+    /// snapshot quotas when RDS backups are checked. `only_plan` narrows every
+    /// check to backups of that plan.
     pub async fn check(
         &self,
         fields: &FreshnessFields,
         only_plan: Option<&Plan>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Vec<Check>, Vec<Failed>), Error> {
+    ) -> Result<Findings, Error> {
         // One listing per kind, however many checks share it, the kinds at once.
         let kinds: BTreeSet<Kind> = fields.checks.iter().map(|c| c.kind).collect();
         let calls = kinds
@@ -89,6 +101,18 @@ impl Freshness {
         }
         let mut checks = Vec::new();
         let mut failed = Vec::new();
+        let mut quotas = Vec::new();
+        if listings.contains_key(&Kind::Rds) || listings.contains_key(&Kind::RdsCluster) {
+            // Usage of the quota that a night of new snapshots would otherwise meet unannounced.
+            match rds::snapshot_quotas(&self.rds).await {
+                Ok(found) => quotas = found,
+                Err(e) => failed.push(Failed::new(
+                    Kind::Rds,
+                    "snapshot quotas",
+                    ItemError::new(lifeboat::aws::describe(&e)),
+                )),
+            }
+        }
         for check in &fields.checks {
             let backups = listings
                 .get(&check.kind)
@@ -115,7 +139,11 @@ impl Freshness {
                 .then(a.state.cmp(&b.state))
         });
         // A resource in several checks gets a verdict from each: no verdict hides another.
-        Ok((checks, failed))
+        Ok(Findings {
+            checks,
+            failed,
+            quotas,
+        })
     }
 
     /// The protected resources of one check, and its listed ids that do not exist.
@@ -162,9 +190,8 @@ impl BackupFunction for Freshness {
         invocation: &Invocation,
     ) -> Result<Report, Error> {
         let mut report = request.report(Self::NAME);
-        let (checks, failed) = self.check(&request.fields, None, invocation.now).await?;
-        report.checks = checks;
-        report.failed = failed;
+        let found = self.check(&request.fields, None, invocation.now).await?;
+        (report.checks, report.failed, report.quotas) = (found.checks, found.failed, found.quotas);
         let count = |state| report.checks.iter().filter(|c| c.state == state).count();
         let (stale, unprotected) = (count(State::Stale), count(State::Unprotected));
         tracing::info!(
@@ -181,7 +208,9 @@ impl BackupFunction for Freshness {
     }
 }
 
-/// `BackupAgeSeconds` per resource with a backup; `StaleBackups`, `UnprotectedResources` and `Heartbeat` per plan.
+/// `BackupAgeSeconds` per resource with a backup; `StaleBackups`,
+/// `UnprotectedResources` and `Heartbeat` per plan; `SnapshotQuotaUsed`,
+/// `SnapshotQuotaMax` and `SnapshotQuotaUsedPercent` per quota.
 fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
     let plan = || vec![("Plan", report.plan.to_string())];
     let mut metrics: Vec<Metric> = report
@@ -207,6 +236,20 @@ fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
             value: value as f64,
             unit: Unit::Count,
         });
+    }
+    for quota in &report.quotas {
+        for (name, value, unit) in [
+            ("SnapshotQuotaUsed", quota.used as f64, Unit::Count),
+            ("SnapshotQuotaMax", quota.max as f64, Unit::Count),
+            ("SnapshotQuotaUsedPercent", quota.percent(), Unit::Percent),
+        ] {
+            metrics.push(Metric {
+                name,
+                dimensions: vec![("Quota", quota.name.clone())],
+                value,
+                unit,
+            });
+        }
     }
     metrics
 }

@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::model::{BackupLabel, Kind};
+use crate::report::Quota;
 use crate::rules::planner::{self, Readiness};
 use crate::rules::selection::Selection;
 use aws_sdk_rds::Client;
@@ -194,3 +195,27 @@ pub fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
         })
         .collect()
 }
+/// The region's quotas on manual snapshots (`ManualSnapshots`,
+/// `ManualClusterSnapshots`) and their usage: one `DescribeAccountAttributes`.
+pub async fn snapshot_quotas(rds: &Client) -> Result<Vec<Quota>, Error> {
+    let out = rds
+        .describe_account_attributes()
+        .send()
+        .await
+        .map_err(|e| Error::aws("DescribeAccountAttributes", e))?;
+    Ok(out
+        .account_quotas()
+        .iter()
+        .filter_map(|q| {
+            let name = q.account_quota_name()?;
+            SNAPSHOT_QUOTAS.contains(&name).then(|| Quota {
+                name: name.to_owned(),
+                used: q.used().unwrap_or_default(),
+                max: q.max().unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+/// The account quotas that Lifeboat's RDS and Aurora snapshots count against.
+pub const SNAPSHOT_QUOTAS: [&str; 2] = ["ManualSnapshots", "ManualClusterSnapshots"];
