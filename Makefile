@@ -14,6 +14,7 @@ setup:
 	@scripts/setup.sh
 
 ## build: release Lambda zips in target/lambda/<function>/bootstrap.zip, and pg_dump's layer
+## (CA_BUNDLE=path/to/global-bundle.pem puts the databases' CA bundle in the layer, for sslmode verify-full)
 build: setup layer
 	cargo lambda build --release --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip) target/lambda/pg-dump-layer.zip
@@ -21,7 +22,7 @@ build: setup layer
 ## layer: target/lambda/pg-dump-layer.zip (pg_dump 18 and its libraries), checked:
 ## glibc <= 2.34 for every ELF file, and pg_dump runs from it with only its own libraries
 layer: setup
-	@scripts/pg-layer.sh build
+	@CA_BUNDLE="$(CA_BUNDLE)" scripts/pg-layer.sh build
 	@scripts/pg-layer.sh check
 
 ## up / down: start / stop the local stand-ins (moto server, PostgreSQL) on 127.0.0.1

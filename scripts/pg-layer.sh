@@ -10,7 +10,8 @@
 # Layout (Lambda unpacks layers into /opt): pgsql/bin/pg_dump, whose RUNPATH is
 # $ORIGIN/../lib, and pgsql/lib/ with libpq and every library pg_dump needs
 # beyond glibc (OpenSSL, Kerberos, zstd, lz4, zlib), taken from the Debian 12
-# packages of this machine, which need glibc <= 2.34 too; BUILD-INFO says which.
+# packages of this machine, which need glibc <= 2.34 too; BUILD-INFO says which;
+# and pgsql/ca-bundle.pem when the build is given one (CA_BUNDLE, below).
 # The zip is reproducible: fixed order, times and modes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,36 @@ PG_DIR=$(ls -d .state/postgresql-*/ 2>/dev/null | sort -V | tail -n 1)
 PG_DIR=$PWD/${PG_DIR%/}
 # glibc's own libraries: Amazon Linux 2023 has them (glibc 2.34).
 GLIBC_LIBS='^(libc|libm|libresolv|libpthread|libdl|librt|libutil|ld-linux-x86-64)\.so'
+
+# The CA bundle that pg-dump checks servers against under sslmode verify-ca or
+# verify-full (RDS's is global-bundle.pem). `CA_BUNDLE=path` puts it in the
+# layer and remembers it in .state/ for later builds; `CA_BUNDLE=none` forgets
+# it. A copy beside the zip tells Terraform that the layer has one.
+REMEMBERED=.state/ca-bundle.pem
+SIDECAR=${ZIP%.zip}.ca-bundle.pem
+ca_bundle() {
+  local into=$1 bundle=${CA_BUNDLE:-}
+  if [ "$bundle" = none ]; then
+    rm -f "$REMEMBERED"; bundle=""
+  elif [ -n "$bundle" ]; then
+    [ -f "$bundle" ] || { echo "CA_BUNDLE=$bundle: no such file" >&2; exit 1; }
+    local count
+    count=$(openssl crl2pkcs7 -nocrl -certfile "$bundle" 2>/dev/null | openssl pkcs7 -print_certs -noout 2>/dev/null | grep -c '^subject=' || true)
+    [ "$count" -gt 0 ] || { echo "CA_BUNDLE=$bundle holds no PEM certificate" >&2; exit 1; }
+    mkdir -p .state && cp "$bundle" "$REMEMBERED"
+    echo "CA bundle: $count certificates from $bundle"
+  elif [ -f "$REMEMBERED" ]; then
+    bundle=$REMEMBERED
+    echo "CA bundle: the one remembered in $REMEMBERED (CA_BUNDLE=none forgets it)"
+  fi
+  mkdir -p "$(dirname "$SIDECAR")"
+  if [ -n "$bundle" ]; then
+    cp "$bundle" "$into"; cp "$bundle" "$SIDECAR"
+  else
+    rm -f "$SIDECAR"
+    echo "CA bundle: none (sslmode verify-ca/verify-full will be refused; make build CA_BUNDLE=path adds one)"
+  fi
+}
 
 build() {
   [ -x "$PG_DIR/bin/pg_dump" ] || { echo "no PostgreSQL in .state/: run make setup" >&2; exit 1; }
@@ -44,6 +75,7 @@ build() {
       esac
       echo "  $soname <- $origin" >> "$stage/pgsql/BUILD-INFO"
     done
+  ca_bundle "$stage/pgsql/ca-bundle.pem"
   mkdir -p "$(dirname "$ZIP")"
   python3 - "$stage" "$ZIP" <<'PY'
 import os, sys, zipfile

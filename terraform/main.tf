@@ -80,13 +80,33 @@ resource "aws_scheduler_schedule_group" "lifeboat" {
   tags = var.tags
 }
 
+locals {
+  pg_dump_layer_zip = coalesce(var.pg_dump_layer_zip, "${local.build_dir}/pg-dump-layer.zip")
+  # scripts/pg-layer.sh leaves a copy of the CA bundle it put in the layer beside the zip.
+  pg_dump_ca_bundle = "${trimsuffix(local.pg_dump_layer_zip, ".zip")}.ca-bundle.pem"
+  # Databases whose server certificate pg-dump must check against a CA bundle.
+  verified_databases = flatten([
+    for name, s in var.schedules : [
+      for db in coalesce(s.payload.databases, []) : "${name}: ${db.name}"
+      if contains(["verify-ca", "verify-full"], coalesce(db.sslmode, "require"))
+    ] if s.function == "pg-dump"
+  ])
+}
+
 resource "aws_lambda_layer_version" "pg_dump" {
   layer_name               = "${var.name_prefix}pg-dump"
   description              = "pg_dump and its libraries under /opt/pgsql"
-  filename                 = coalesce(var.pg_dump_layer_zip, "${local.build_dir}/pg-dump-layer.zip")
-  source_code_hash         = filebase64sha256(coalesce(var.pg_dump_layer_zip, "${local.build_dir}/pg-dump-layer.zip"))
+  filename                 = local.pg_dump_layer_zip
+  source_code_hash         = filebase64sha256(local.pg_dump_layer_zip)
   compatible_runtimes      = ["provided.al2023"]
   compatible_architectures = ["x86_64"]
+
+  lifecycle {
+    precondition {
+      condition     = length(local.verified_databases) == 0 || fileexists(local.pg_dump_ca_bundle)
+      error_message = "sslmode verify-ca/verify-full (${join(", ", local.verified_databases)}) needs the servers' CA bundle in pg-dump's layer, and ${local.pg_dump_layer_zip} was built without one: run make build CA_BUNDLE=path/to/global-bundle.pem (RDS's CA bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), then apply again. See docs/pg-dump.md, TLS."
+    }
+  }
 }
 
 module "function" {

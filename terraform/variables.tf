@@ -252,13 +252,15 @@ variable "schedules" {
       })))
       # pg-dump
       databases = optional(list(object({
-        name       = string
-        host       = string
-        port       = optional(number)
-        dbname     = string
-        secret_arn = string
-        format     = optional(string)
-        sslmode    = optional(string)
+        name         = string
+        host         = string
+        port         = optional(number)
+        dbname       = string
+        secret_arn   = string
+        format       = optional(string)
+        sslmode      = optional(string)
+        compression  = optional(string)
+        require_auth = optional(string)
       })))
       prefix = optional(string)
     })

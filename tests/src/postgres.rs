@@ -79,6 +79,15 @@ fn check(what: &str, out: std::io::Result<Output>) -> Output {
 impl PgServer {
     /// Creates and starts a cluster with these binaries.
     pub fn start(bin: &Path) -> Self {
+        Self::start_with(bin, None)
+    }
+
+    /// Creates and starts a cluster with `ssl = on`, serving this certificate.
+    pub fn start_tls(bin: &Path, certificate: &Issued) -> Self {
+        Self::start_with(bin, Some(certificate))
+    }
+
+    fn start_with(bin: &Path, tls: Option<&Issued>) -> Self {
         let dir = TempDir::new("pg");
         let password = format!("pw-{}-{}", std::process::id(), free_port());
         let data = dir.path.join("data");
@@ -102,6 +111,30 @@ impl PgServer {
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .output(),
         );
+        let mut options = String::new();
+        if let Some(issued) = tls {
+            for (from, to) in [(&issued.cert, "server.crt"), (&issued.key, "server.key")] {
+                let path = data.join(to);
+                std::fs::copy(from, &path).expect("certificate into the data directory");
+                // The server refuses a key that others can read.
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod");
+            }
+            if is_root() {
+                check(
+                    "chown",
+                    Command::new("chown")
+                        .arg("postgres")
+                        .arg(data.join("server.crt"))
+                        .arg(data.join("server.key"))
+                        .output(),
+                );
+            }
+            options.push_str(" -c ssl=on");
+        }
         let port = free_port();
         check(
             "pg_ctl start",
@@ -112,7 +145,7 @@ impl PgServer {
                 .arg(dir.path.join("server.log"))
                 .args(["-w", "-o"])
                 .arg(format!(
-                    "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c full_page_writes=off",
+                    "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c full_page_writes=off{options}",
                     dir.path.display()
                 ))
                 .arg("start")
@@ -124,6 +157,24 @@ impl PgServer {
             password,
             dir,
         }
+    }
+
+    /// Lets host connections in with `method` (`password`: in clear) only, from now on.
+    pub fn authenticate_with(&self, method: &str) {
+        let hba = self.dir.path.join("data/pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("local all all trust\nhost all all 127.0.0.1/32 {method}\n"),
+        )
+        .expect("pg_hba.conf");
+        check(
+            "pg_ctl reload",
+            as_server_user(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path.join("data"))
+                .arg("reload")
+                .output(),
+        );
     }
 
     /// A client program of this server's version, connected as `postgres`.
@@ -253,4 +304,119 @@ pub fn generate(server: &PgServer, dbname: &str, mib: u32) {
 /// A loopback port with nothing listening on it.
 pub fn closed_port() -> u16 {
     free_port()
+}
+
+/// A certificate authority made for one test, with `openssl`.
+pub struct TestCa {
+    dir: TempDir,
+    /// Its certificate: the bundle a client trusts.
+    pub cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A certificate and its key, issued by a [`TestCa`].
+pub struct Issued {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+fn openssl(what: &str, args: &[&str], dir: &Path) {
+    check(
+        what,
+        Command::new("openssl").args(args).current_dir(dir).output(),
+    );
+}
+
+impl TestCa {
+    /// A new self-signed CA called `name`, valid for a day.
+    pub fn new(name: &str) -> Self {
+        let dir = TempDir::new("ca");
+        let subject = format!("/CN={name}");
+        openssl(
+            "CA certificate",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                &subject,
+            ],
+            &dir.path,
+        );
+        TestCa {
+            cert: dir.path.join("ca.crt"),
+            key: dir.path.join("ca.key"),
+            dir,
+        }
+    }
+
+    /// A server certificate for the DNS name `host`, signed by this CA.
+    pub fn issue(&self, host: &str) -> Issued {
+        let dir = &self.dir.path;
+        let subject = format!("/CN={host}");
+        openssl(
+            "certificate request",
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                &subject,
+            ],
+            dir,
+        );
+        std::fs::write(
+            dir.join("san.ext"),
+            format!("subjectAltName = DNS:{host}\n"),
+        )
+        .expect("extensions");
+        let (ca_cert, ca_key) = (
+            self.cert.display().to_string(),
+            self.key.display().to_string(),
+        );
+        openssl(
+            "server certificate",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &ca_cert,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "1",
+                "-extfile",
+                "san.ext",
+            ],
+            dir,
+        );
+        Issued {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        }
+    }
 }

@@ -15,7 +15,7 @@ mod pg_dump_common;
 
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::TempDir;
-use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
+use lifeboat_tests::postgres::{PgServer, TestCa, generate, newest_bin, pg15_bin};
 use pg_dump_common::{BUCKET, PARTS, Setup, assert_nothing_left, payload, pg_dump_of};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -416,12 +416,10 @@ async fn a_pg_dump_older_than_the_server_says_both_versions() {
     let server = PgServer::start(&newest_bin());
     let arn = setup.secret("db", &server.password).await;
     let function = setup.function(&pg_dump_of(&pg15_bin()), setup.s3.clone());
-    let outcome = handle(
-        &function,
-        payload("nightly", server.port, "postgres", &arn),
-        Invocation::now(),
-    )
-    .await;
+    let mut event = payload("nightly", server.port, "postgres", &arn);
+    // libpq 15 cannot enforce require_auth; the payload accepts that here.
+    event["databases"][0]["require_auth"] = json!("any");
+    let outcome = handle(&function, event, Invocation::now()).await;
     let version = server.version();
     assert_nothing_left(
         &setup,
@@ -488,4 +486,103 @@ async fn a_configured_kms_key_encrypts_the_dump_and_its_manifest() {
     let manifest: Value =
         serde_json::from_slice(&setup.get(&format!("{dump}.manifest.json")).await).expect("json");
     assert_eq!(manifest["parts"], json!(1));
+}
+
+/// A layer laid out as Lambda unpacks it into /opt: `pgsql/bin/pg_dump` (the
+/// newest), its `lib/`, and `ca-bundle.pem` when one is given.
+fn layer(bundle: Option<&Path>) -> TempDir {
+    let dir = TempDir::new("layer");
+    let bin = newest_bin();
+    std::fs::create_dir_all(dir.path.join("pgsql/bin")).expect("bin");
+    std::os::unix::fs::symlink(bin.join("pg_dump"), dir.path.join("pgsql/bin/pg_dump"))
+        .expect("pg_dump");
+    std::os::unix::fs::symlink(bin.with_file_name("lib"), dir.path.join("pgsql/lib")).expect("lib");
+    if let Some(bundle) = bundle {
+        std::fs::copy(bundle, dir.path.join("pgsql/ca-bundle.pem")).expect("bundle");
+    }
+    dir
+}
+
+/// One run of `pg-dump` from `layer` against `host`, under `sslmode = verify-full`.
+async fn dump_verified(
+    setup: &Setup,
+    layer: &TempDir,
+    (host, port): (&str, u16),
+    arn: &str,
+    (plan, extra): (&str, Value),
+) -> Result<lifeboat::Report, lifeboat::Error> {
+    let function = setup.function(&layer.path.join("pgsql/bin/pg_dump"), setup.s3.clone());
+    let mut event = payload(plan, port, "postgres", arn);
+    event["databases"][0]["host"] = json!(host);
+    event["databases"][0]["sslmode"] = json!("verify-full");
+    for (k, v) in extra.as_object().expect("fields") {
+        event["databases"][0][k] = v.clone();
+    }
+    handle(&function, event, Invocation::now()).await
+}
+
+#[tokio::test]
+async fn verify_full_connects_with_the_servers_ca_and_says_what_to_do_otherwise() {
+    let ca = TestCa::new("Lifeboat test CA");
+    let other = TestCa::new("Some other CA");
+    let server = PgServer::start_tls(&newest_bin(), &ca.issue("localhost"));
+    let setup = Setup::new().await;
+    let arn = setup.secret("db", &server.password).await;
+    let at = ("localhost", server.port);
+    let nightly = || ("nightly", json!({}));
+
+    let none = layer(None);
+    let outcome = dump_verified(&setup, &none, at, &arn, nightly()).await;
+    assert_nothing_left(
+        &setup,
+        outcome,
+        "sslmode verify-full needs the server's CA bundle, and none is configured: build the layer with it (make build CA_BUNDLE=",
+    )
+    .await;
+
+    let wrong_ca = layer(Some(&other.cert));
+    let outcome = dump_verified(&setup, &wrong_ca, at, &arn, nightly()).await;
+    assert_nothing_left(
+        &setup,
+        outcome,
+        "certificate verify failed. The server's certificate is not signed by a CA in the bundle",
+    )
+    .await;
+
+    let right = layer(Some(&ca.cert));
+    let by_address = ("127.0.0.1", server.port);
+    let outcome = dump_verified(&setup, &right, by_address, &arn, nightly()).await;
+    assert_nothing_left(
+        &setup,
+        outcome,
+        "The server's certificate names another host: connect by a name the certificate holds",
+    )
+    .await;
+
+    // verify-full admits no connection without TLS and the right certificate; SCRAM by default.
+    let report = dump_verified(&setup, &right, at, &arn, nightly())
+        .await
+        .expect("verify-full with the server's CA bundle");
+    assert_eq!(report.created.len(), 1, "{report:?}");
+
+    // A password asked for in clear, even inside verified TLS: refused unless the payload allows it.
+    server.authenticate_with("password");
+    let weekly = |extra| ("weekly", extra);
+    let Err(lifeboat::Error::RunFailed { report }) =
+        dump_verified(&setup, &right, at, &arn, weekly(json!({}))).await
+    else {
+        panic!("a cleartext password request must be refused");
+    };
+    assert!(
+        report.failed[0]
+            .error
+            .contains("The server asked for a weaker authentication than require_auth allows"),
+        "{report:?}"
+    );
+    assert_eq!(setup.inbox.drain().await.len(), 1, "one alert");
+    let allowed = json!({"require_auth": "password"});
+    let report = dump_verified(&setup, &right, at, &arn, weekly(allowed))
+        .await
+        .expect("the payload allows a password in clear");
+    assert_eq!(report.created.len(), 1, "{report:?}");
 }

@@ -52,6 +52,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
     tf.run(&["init", "-input=false", "-backend=false"], &[0]);
     tf.run(&["validate"], &[0]);
     refuses_dangerous_values(&tf, &work.path, &var_files);
+    refuses_verify_full_without_a_ca_bundle(&tf, &work.path, &var_files);
     let applied = tf.run_with(
         &["apply", "-auto-approve", "-input=false"],
         &var_files,
@@ -174,6 +175,27 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
 
 /// Values that would lose backups or alert nobody stop the plan, before any
 /// change: each mistake below must be named by its validation block.
+/// The example's verify-full databases with a layer built without a CA bundle:
+/// refused at plan, saying how to build one in.
+fn refuses_verify_full_without_a_ca_bundle(tf: &Terraform, dir: &Path, var_files: &[String]) {
+    let bare = dir.join("bare-layer.tfvars");
+    let zip = dir.join("zips/bare-layer.zip");
+    std::fs::write(
+        &bare,
+        format!("pg_dump_layer_zip = {}\n", json!(zip.display().to_string())),
+    )
+    .expect("write bare-layer.tfvars");
+    let mut files = var_files.to_vec();
+    files.push(format!("-var-file={}", bare.display()));
+    let (_, output) = tf.run_with(&["plan", "-input=false"], &files, &[1]);
+    let output = output.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        output.contains("needs the servers' CA bundle in pg-dump's layer")
+            && output.contains("make build CA_BUNDLE=path/to/global-bundle.pem"),
+        "the plan must refuse verify-full without a CA bundle:\n{output}"
+    );
+}
+
 fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
     let bad = dir.join("dangerous.tfvars");
     std::fs::write(
@@ -636,6 +658,12 @@ async fn emulator_tfvars(emulator: &Emulator, dir: &Path) -> String {
     std::fs::write(zips.join("bootstrap"), "#!/bin/sh\nexit 1\n").expect("write bootstrap");
     std::fs::write(zips.join("pgsql/bin/pg_dump"), "#!/bin/sh\nexit 1\n").expect("write pg_dump");
     let function_zip = zip(&zips, "bootstrap.zip", "bootstrap");
+    zip(&zips, "bare-layer.zip", "pgsql");
+    // The example asks for verify-full: a layer built with a CA bundle, as
+    // scripts/pg-layer.sh leaves it (the bundle inside, a copy beside the zip).
+    let ca = lifeboat_tests::postgres::TestCa::new("Lifeboat test CA");
+    std::fs::copy(&ca.cert, zips.join("pgsql/ca-bundle.pem")).expect("bundle into the layer");
+    std::fs::copy(&ca.cert, zips.join("layer.ca-bundle.pem")).expect("bundle beside it");
     let layer_zip = zip(&zips, "layer.zip", "pgsql");
 
     let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config("us-east-1").await);

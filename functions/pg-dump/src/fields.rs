@@ -50,6 +50,9 @@ pub struct Database {
     /// pg_dump's `--compress`: `zstd`, `gzip`, `lz4` or `none`, with an
     /// optional `:level` (default: `zstd` for the custom format, `none` for plain).
     pub compression: Option<String>,
+    /// libpq's `require_auth`: the authentication methods the server may ask
+    /// for (default `scram-sha-256`), or `any` to accept whatever it asks.
+    pub require_auth: Option<String>,
 }
 
 fn default_pg_port() -> u16 {
@@ -65,6 +68,15 @@ impl Database {
             (Some(c), _) => c,
             (None, DumpFormat::Custom) => "zstd",
             (None, DumpFormat::Plain) => "none",
+        }
+    }
+
+    /// libpq's `require_auth` in force: as given (none for `any`), else SCRAM.
+    pub fn require_auth(&self) -> Option<&str> {
+        match self.require_auth.as_deref() {
+            Some("any") => None,
+            Some(methods) => Some(methods),
+            None => Some("scram-sha-256"),
         }
     }
 
@@ -177,6 +189,10 @@ impl Fields for PgDumpFields {
                     ));
                 }
             }
+            if let Some(methods) = &db.require_auth {
+                check_require_auth(methods)
+                    .map_err(|m| PayloadError::new(field("require_auth"), m))?;
+            }
             if db.port == 0 {
                 return Err(PayloadError::new(field("port"), "must be 1 to 65535"));
             }
@@ -233,6 +249,40 @@ fn check_compression(spec: &str) -> Result<(), String> {
     }
 }
 
+/// `any`, or libpq's `require_auth`: a comma-separated list of methods, all
+/// of them negated with `!` or none.
+fn check_require_auth(spec: &str) -> Result<(), String> {
+    const METHODS: [&str; 7] = [
+        "password",
+        "md5",
+        "gss",
+        "sspi",
+        "scram-sha-256",
+        "oauth",
+        "none",
+    ];
+    if spec == "any" {
+        return Ok(());
+    }
+    let methods: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let negated = methods.iter().filter(|m| m.starts_with('!')).count();
+    if negated != 0 && negated != methods.len() {
+        return Err(format!(
+            "`{spec}` mixes negated and plain methods, which libpq refuses"
+        ));
+    }
+    match methods
+        .iter()
+        .find(|m| !METHODS.contains(&m.trim_start_matches('!')))
+    {
+        Some(bad) => Err(format!(
+            "`{bad}` is not an authentication method: any, or a list of {}",
+            METHODS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A dump's source name is its key's first part and its file name's start:
 /// no `/`, nothing a shell or a URL would trip on.
 fn is_source_name(name: &str) -> bool {
@@ -285,6 +335,23 @@ mod tests {
                 .sslmode(),
             SslMode::VerifyFull
         );
+        assert_eq!(
+            remote.require_auth(),
+            Some("scram-sha-256"),
+            "SCRAM by default"
+        );
+        for (given, in_force) in [
+            ("any", None),
+            ("scram-sha-256,md5", Some("scram-sha-256,md5")),
+            ("!password,!none", Some("!password,!none")),
+        ] {
+            let r = pg(db(json!({"require_auth": given}))).expect(given);
+            assert_eq!(r.fields.databases[0].require_auth(), in_force);
+        }
+        for bad in ["scram", "md5,!password", ""] {
+            let err = pg(db(json!({"require_auth": bad}))).expect_err(bad);
+            assert_eq!(err.field, "databases[0].require_auth", "{bad}: {err}");
+        }
         for good in ["zstd:19", "gzip", "gzip:9", "lz4:1", "none"] {
             let r = pg(db(json!({"compression": good}))).expect(good);
             assert_eq!(r.fields.databases[0].compression(), good);

@@ -226,6 +226,7 @@ impl PgDump {
         request: &Request<PgDumpFields>,
         stop_at: Option<tokio::time::Instant>,
     ) -> Result<Manifest, DumpError> {
+        let security = tool.security(db).map_err(DumpError::PgDump)?;
         let login = secret::credentials(&self.secrets, &db.secret_arn)
             .await
             .map_err(DumpError::Secret)?;
@@ -233,7 +234,10 @@ impl PgDump {
         let started = Utc::now();
         let clock = Instant::now();
         tracing::info!(database = %db.name, host = %db.host, dbname = %db.dbname, key = %target.key, pg_dump = %tool.version, "dump started");
-        let mut child = tool.command(db, &login).spawn().map_err(DumpError::Spawn)?;
+        let mut child = tool
+            .command(db, &login, security)
+            .spawn()
+            .map_err(DumpError::Spawn)?;
         drop(login);
         let stdout = child.stdout.take();
         let stderr = child

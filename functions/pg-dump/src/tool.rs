@@ -1,8 +1,9 @@
 //! The `pg_dump` program: finding its version, starting it with the password in
 //! its environment only, and saying in words why it failed.
 
-use crate::fields::{Database, DumpFormat};
+use crate::fields::{Database, DumpFormat, SslMode};
 use crate::secret::Credentials;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use tokio::io::AsyncReadExt;
@@ -10,6 +11,9 @@ use tokio::process::{ChildStderr, Command};
 
 /// Where the Lambda layer puts `pg_dump` (its libraries are in `../lib`).
 pub const DEFAULT_PATH: &str = "/opt/pgsql/bin/pg_dump";
+
+/// The layer's CA bundle, beside `bin/` (`/opt/pgsql/ca-bundle.pem`), when it was built with one.
+pub const CA_BUNDLE: &str = "ca-bundle.pem";
 
 /// How much of `pg_dump`'s standard error is kept for the report.
 const STDERR_TAIL: usize = 8 << 10;
@@ -54,10 +58,57 @@ impl PgDumpTool {
         })
     }
 
+    /// What libpq is told about TLS and authentication for `db`, or why the
+    /// dump cannot be made safely: `PGREQUIREAUTH` (SCRAM unless the payload
+    /// says otherwise, so that a man in the middle cannot ask for the password
+    /// in clear), and for `verify-ca`/`verify-full` the CA bundle in
+    /// `PGSSLROOTCERT` (the environment's, else the layer's `ca-bundle.pem`).
+    /// The bundle is given to those modes only: under `require`, libpq would
+    /// verify against any bundle it is given, and fail servers that the
+    /// payload asked only to encrypt to.
+    pub fn security(&self, db: &Database) -> Result<Vec<(&'static str, OsString)>, String> {
+        let mut env = Vec::new();
+        if let Some(methods) = db.require_auth() {
+            if self.major < 16 {
+                return Err(format!(
+                    "pg_dump {} cannot refuse weaker password authentication (libpq's require_auth needs 16 or later): deploy the layer's pg_dump, or set require_auth to \"any\" for this database",
+                    self.version
+                ));
+            }
+            env.push(("PGREQUIREAUTH", OsString::from(methods)));
+        }
+        let mode = db.sslmode();
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            let bundle = self.ca_bundle().ok_or_else(|| {
+                format!(
+                    "sslmode {} needs the server's CA bundle, and none is configured: build the layer with it (make build CA_BUNDLE=path/to/global-bundle.pem; RDS's is https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), or set PGSSLROOTCERT",
+                    mode.as_str()
+                )
+            })?;
+            env.push(("PGSSLROOTCERT", bundle.into_os_string()));
+        }
+        Ok(env)
+    }
+
+    /// `PGSSLROOTCERT` if set, else the layer's `ca-bundle.pem` beside `bin/` if it is there.
+    fn ca_bundle(&self) -> Option<PathBuf> {
+        if let Some(root) = std::env::var_os("PGSSLROOTCERT").filter(|r| !r.is_empty()) {
+            return Some(root.into());
+        }
+        let bundle = self.path.parent()?.parent()?.join(CA_BUNDLE);
+        bundle.is_file().then_some(bundle)
+    }
+
     /// The command that dumps `db` to standard output. Connection settings
     /// and the password go in the child's environment, which starts empty:
-    /// nothing on the command line, where `ps` would show it.
-    pub fn command(&self, db: &Database, login: &Credentials) -> Command {
+    /// nothing on the command line, where `ps` would show it. `security` is
+    /// what [`PgDumpTool::security`] allowed.
+    pub fn command(
+        &self,
+        db: &Database,
+        login: &Credentials,
+        security: Vec<(&'static str, OsString)>,
+    ) -> Command {
         let mut command = Command::new(&self.path);
         command
             .arg(match db.format {
@@ -82,11 +133,8 @@ impl PgDumpTool {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // A CA bundle for sslmode=verify-ca/verify-full, as the deployment sets it.
-        if let Some(root) = std::env::var_os("PGSSLROOTCERT") {
-            command.env("PGSSLROOTCERT", root);
-        }
+            .kill_on_drop(true)
+            .envs(security);
         command
     }
 
@@ -118,11 +166,34 @@ impl PgDumpTool {
             .filter(|l| !l.is_empty())
             .collect();
         let last = &lines[lines.len().saturating_sub(3)..];
-        if last.is_empty() {
+        let said = if last.is_empty() {
             how
         } else {
             format!("{how}: {}", last.join(" / "))
+        };
+        match tls_advice(stderr) {
+            Some(advice) => format!("{said}. {advice}"),
+            None => said,
         }
+    }
+}
+
+/// What to do about a certificate that libpq refused, from its words.
+fn tls_advice(stderr: &str) -> Option<&'static str> {
+    if stderr.contains("does not match host name") {
+        Some(
+            "The server's certificate names another host: connect by a name the certificate holds (for RDS, the instance or cluster endpoint, not an address or a CNAME), or use sslmode verify-ca",
+        )
+    } else if stderr.contains("certificate verify failed") {
+        Some(
+            "The server's certificate is not signed by a CA in the bundle: build the layer with the bundle of the CA that signed it (make build CA_BUNDLE=…; RDS's is global-bundle.pem), or point PGSSLROOTCERT at it",
+        )
+    } else if stderr.contains("server requested") && stderr.contains("authentication") {
+        Some(
+            "The server asked for a weaker authentication than require_auth allows (SCRAM by default): set the role's password with SCRAM (password_encryption = scram-sha-256), or name the method in require_auth",
+        )
+    } else {
+        None
     }
 }
 
