@@ -7,7 +7,7 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
 
-.PHONY: setup build layer up down test lint tf-check demo reliability
+.PHONY: setup build layer up down test lint tf-check tf-static iam-policies iam-lint iam-check demo reliability
 
 ## setup: install everything the project needs (idempotent)
 setup:
@@ -37,19 +37,45 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
-## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified beside it)
+## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified
+## beside it), and parliament on every policy Terraform renders (0 findings; each suppression
+## justified in scripts/parliament-suppressions.yaml)
 # The example is a tfvars for the root module: tests/tests/terraform.rs plans,
 # applies and destroys it against the emulator, and checkov reads it here.
-tf-check: setup
+tf-check: tf-static iam-lint
+
+tf-static: setup
 	terraform fmt -check -recursive terraform/
 	terraform -chdir=terraform init -backend=false -input=false -no-color >/dev/null
 	terraform -chdir=terraform validate -no-color
 	checkov --directory terraform --framework terraform --skip-download --quiet --compact \
 	  --var-file terraform/examples/seeds-policy/terraform.tfvars
 
-## test: every check (unit, SDK-level mocks, emulator integration, Terraform)
-test: setup lint layer tf-check
+# The policies reference ARNs made in the same apply, so a plan cannot render
+# them: the terraform test writes them after its apply against the emulator.
+# Rendered again only when terraform/ is newer than the last render.
+POLICIES_JSON := target/aws-policies.json
+$(POLICIES_JSON): $(shell find terraform -name .terraform -prune -o \( -name '*.tf' -o -name '*.tfvars' \) -print) | setup
+	cargo test -p lifeboat-tests --test terraform
+iam-policies: $(POLICIES_JSON)
+
+## iam-lint: parliament on every rendered policy (renders them first if terraform/ changed)
+iam-lint: setup iam-policies
+	.venv/bin/python scripts/iam_grants.py lint
+
+## iam-check: every AWS call the emulator tests recorded is granted by its function's rendered
+## policy (SAR resource types and condition keys), grants no call uses are listed; and its self-test
+iam-check: setup
+	.venv/bin/python scripts/iam_grants.py self-test
+	.venv/bin/python scripts/iam_grants.py check
+
+## test: every check (unit, SDK-level mocks, emulator integration, Terraform, the IAM guards)
+# The recorded calls and the rendered policies are cleared first, so the
+# guards after the run read this run's, never a stale one's.
+test: setup lint layer tf-static
+	rm -rf target/aws-calls $(POLICIES_JSON)
 	cargo test --workspace
+	.venv/bin/python scripts/iam_grants.py all
 
 ## reliability: the reliability scenarios at full size, as in docs/reliability.md (about half an hour)
 reliability: setup

@@ -9,7 +9,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Python tools, in the project's own virtualenv; reinstalled when the list changes.
 stamp=.venv/.requirements
 if [ ! -x .venv/bin/python ] || ! cmp -s tools/requirements.txt "$stamp"; then
-  say "Python tools into .venv (moto, cargo-lambda, zig, checkov)"
+  say "Python tools into .venv (moto, cargo-lambda, zig, checkov, parliament)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt

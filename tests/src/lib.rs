@@ -4,10 +4,12 @@
 pub mod calls;
 pub mod faults;
 pub mod postgres;
+pub mod recorded;
 
 use aws_sdk_sqs::config::Credentials;
 use lifeboat::runtime::Sinks;
 use lifeboat::{alert::SnsAlerts, metrics::CloudWatchMetrics};
+use recorded::Recorded;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -220,15 +222,16 @@ impl AlertInbox {
         }
     }
 
-    /// Sinks that publish to this topic and to the emulator's CloudWatch.
-    pub fn sinks(&self, aws: &aws_config::SdkConfig) -> Sinks {
+    /// `function`'s sinks: they publish to this topic and to the emulator's
+    /// CloudWatch, and their calls are recorded as that function's.
+    pub fn sinks(&self, function: &str, aws: &aws_config::SdkConfig) -> Sinks {
         Sinks {
             alerts: Arc::new(SnsAlerts::new(
-                aws_sdk_sns::Client::new(aws),
+                aws_sdk_sns::Client::new(aws).recorded(function),
                 &self.topic_arn,
             )),
             metrics: Arc::new(CloudWatchMetrics::new(
-                aws_sdk_cloudwatch::Client::new(aws),
+                aws_sdk_cloudwatch::Client::new(aws).recorded(function),
                 "Lifeboat",
             )),
         }

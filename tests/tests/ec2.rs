@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{
 use ebs_snapshot::EbsSnapshot;
 use lifeboat::Error;
 use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event, managed_snapshots};
 use std::collections::BTreeMap;
 
@@ -105,8 +106,8 @@ async fn volume_snapshots_are_made_once_per_slot_with_their_tags() {
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = EbsSnapshot::new(
-        ec2.clone(),
-        inbox.sinks(&aws),
+        ec2.clone().recorded("ebs-snapshot"),
+        inbox.sinks("ebs-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
 
@@ -161,8 +162,8 @@ async fn instance_sets_cover_every_volume_once_per_slot() {
     let (_, instances) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = EbsSnapshot::new(
-        ec2.clone(),
-        inbox.sinks(&aws),
+        ec2.clone().recorded("ebs-snapshot"),
+        inbox.sinks("ebs-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
 
@@ -233,8 +234,8 @@ async fn images_are_made_once_per_slot_with_their_snapshots_tagged() {
         .expect("stop");
     let inbox = AlertInbox::create(&aws).await;
     let function = AmiBackup::new(
-        ec2.clone(),
-        inbox.sinks(&aws),
+        ec2.clone().recorded("ami-backup"),
+        inbox.sinks("ami-backup", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
 
@@ -310,8 +311,8 @@ async fn a_missing_volume_fails_alone_and_alerts_once() {
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = EbsSnapshot::new(
-        ec2.clone(),
-        inbox.sinks(&aws),
+        ec2.clone().recorded("ebs-snapshot"),
+        inbox.sinks("ebs-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
     let payload = serde_json::json!({ "plan": "adhoc", "select": { "ids": [tagged[0], "vol-0123456789abcdef0"] } });
@@ -343,8 +344,8 @@ async fn completed_snapshots_are_copied_to_other_regions_once() {
     let (tagged, _) = seed(&ec2).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = EbsSnapshot::new(
-        ec2.clone(),
-        inbox.sinks(&aws),
+        ec2.clone().recorded("ebs-snapshot"),
+        inbox.sinks("ebs-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
     let payload = serde_json::json!({

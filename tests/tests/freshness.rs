@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use freshness::Freshness;
 use lifeboat::aws::catalog::Catalog;
 use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator};
 use serde_json::json;
 
@@ -100,19 +101,19 @@ async fn seed(aws: &aws_config::SdkConfig) -> Estate {
 }
 
 async fn function(aws: &aws_config::SdkConfig, inbox: &AlertInbox) -> Freshness {
-    let rds = aws_sdk_rds::Client::new(aws);
-    let ec2 = aws_sdk_ec2::Client::new(aws);
+    let rds = aws_sdk_rds::Client::new(aws).recorded("freshness");
+    let ec2 = aws_sdk_ec2::Client::new(aws).recorded("freshness");
     let catalog = Catalog::new(
         rds.clone(),
         ec2.clone(),
-        lifeboat::aws::s3_client(aws),
+        lifeboat::aws::s3_client(aws).recorded("freshness"),
         Some(BUCKET.to_owned()),
     );
     Freshness::new(
         catalog,
         rds,
         ec2,
-        inbox.sinks(aws),
+        inbox.sinks("freshness", aws),
         lifeboat::fanout::FanOut::DEFAULT,
     )
 }

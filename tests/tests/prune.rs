@@ -5,6 +5,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{Duration, TimeZone, Utc};
 use lifeboat::aws::catalog::Catalog;
 use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use prune::Prune;
 use serde_json::json;
@@ -70,15 +71,15 @@ async fn function(emulator: &Emulator) -> (Prune, AlertInbox, aws_config::SdkCon
     let aws = emulator.sdk_config(REGION).await;
     let inbox = AlertInbox::create(&aws).await;
     let catalog = Catalog::new(
-        aws_sdk_rds::Client::new(&aws),
-        aws_sdk_ec2::Client::new(&aws),
-        lifeboat::aws::s3_client(&aws),
+        aws_sdk_rds::Client::new(&aws).recorded("prune"),
+        aws_sdk_ec2::Client::new(&aws).recorded("prune"),
+        lifeboat::aws::s3_client(&aws).recorded("prune"),
         Some(BUCKET.to_owned()),
     );
     (
         Prune::new(
             catalog,
-            inbox.sinks(&aws),
+            inbox.sinks("prune", &aws),
             lifeboat::fanout::FanOut::DEFAULT,
         ),
         inbox,

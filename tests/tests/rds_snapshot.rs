@@ -4,6 +4,7 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 use lifeboat::Error;
 use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use rds_snapshot::RdsSnapshot;
 use std::collections::BTreeMap;
@@ -68,8 +69,8 @@ async fn two_runs_of_one_slot_make_one_snapshot_per_selected_source() {
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = RdsSnapshot::new(
-        rds.clone(),
-        inbox.sinks(&aws),
+        rds.clone().recorded("rds-snapshot"),
+        inbox.sinks("rds-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
 
@@ -188,8 +189,8 @@ async fn a_listed_id_that_does_not_exist_fails_and_alerts_once() {
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = RdsSnapshot::new(
-        rds.clone(),
-        inbox.sinks(&aws),
+        rds.clone().recorded("rds-snapshot"),
+        inbox.sinks("rds-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
     let payload = serde_json::json!({
@@ -237,8 +238,8 @@ async fn copies_go_to_other_regions_with_their_tags() {
     seed(&rds).await;
     let inbox = AlertInbox::create(&aws).await;
     let function = RdsSnapshot::new(
-        rds.clone(),
-        inbox.sinks(&aws),
+        rds.clone().recorded("rds-snapshot"),
+        inbox.sinks("rds-snapshot", &aws),
         lifeboat::fanout::FanOut::new(4),
     );
     let payload = serde_json::json!({

@@ -125,6 +125,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
         "the on-failure destination must be created after the policy that grants sns:Publish: {invoke_config}"
     );
 
+    write_rendered_policies(&resources);
     let policies = rendered_policies(&resources);
     let roles = policies
         .iter()
@@ -596,6 +597,94 @@ fn rendered_policies(resources: &[&Value]) -> Vec<(String, Value)> {
         }
     }
     policies
+}
+
+/// Every policy Terraform rendered, as `scripts/iam_grants.py` reads them
+/// (see docs/terraform.md): each function's role policies, by function, and
+/// every policy document with its kind, for the lint. The partition, region
+/// and account come from the alert topic's ARN.
+fn write_rendered_policies(resources: &[&Value]) {
+    let parse = |text: &Value| -> Value {
+        serde_json::from_str(text.as_str().expect("a rendered policy")).expect("policy JSON")
+    };
+    let topic = resources
+        .iter()
+        .find(|r| r["type"] == "aws_sns_topic")
+        .and_then(|r| r["values"]["arn"].as_str())
+        .expect("the alert topic's ARN");
+    let arn: Vec<&str> = topic.split(':').collect();
+    let mut functions = serde_json::Map::new();
+    for role in resources.iter().filter(|r| {
+        r["type"] == "aws_iam_role"
+            && r["address"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(".aws_iam_role.function"))
+    }) {
+        let name = &role["values"]["name"];
+        let of_role = |kind: &'static str| {
+            resources
+                .iter()
+                .filter(move |r| r["type"] == kind && r["values"]["role"] == *name)
+        };
+        // The check reads inline policies only: a managed policy would be unseen.
+        let attached: Vec<&Value> = of_role("aws_iam_role_policy_attachment")
+            .map(|r| &r["address"])
+            .collect();
+        assert!(
+            attached.is_empty()
+                && role["values"]["managed_policy_arns"]
+                    .as_array()
+                    .is_none_or(Vec::is_empty),
+            "{}: managed policies are attached ({attached:?}); scripts/iam_grants.py reads only inline ones",
+            role["address"]
+        );
+        let policies: serde_json::Map<String, Value> = of_role("aws_iam_role_policy")
+            .map(|r| {
+                (
+                    r["address"].as_str().unwrap_or_default().to_owned(),
+                    parse(&r["values"]["policy"]),
+                )
+            })
+            .collect();
+        functions.insert(
+            function_of(role),
+            json!({ "role": name, "policies": policies }),
+        );
+    }
+    let documents = [
+        ("aws_iam_role_policy", "policy", "identity"),
+        ("aws_iam_role", "assume_role_policy", "trust"),
+        ("aws_kms_key", "policy", "resource"),
+        ("aws_sns_topic_policy", "policy", "resource"),
+        ("aws_s3_bucket_policy", "policy", "resource"),
+    ];
+    let mut all = Vec::new();
+    for resource in resources {
+        for (kind, attribute, role) in documents {
+            if resource["type"] == kind {
+                all.push(json!({
+                    "address": format!("{} {attribute}", resource["address"].as_str().unwrap_or_default()),
+                    "kind": role,
+                    "policy": parse(&resource["values"][attribute]),
+                }));
+            }
+        }
+    }
+    let rendered = json!({
+        "partition": arn[1],
+        "region": arn[3],
+        "account": arn[4],
+        "functions": functions,
+        "documents": all,
+    });
+    let path = lifeboat_tests::recorded::policies_path();
+    std::fs::create_dir_all(path.parent().expect("a folder")).expect("create the policies' folder");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&rendered).expect("JSON"),
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    eprintln!("rendered policies written to {}", path.display());
 }
 
 /// The module without local state, so a developer's `terraform init` there does not leak in.

@@ -6,6 +6,7 @@
 
 use aws_sdk_s3::Client as S3;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use pg_dump::upload::PartPlan;
 use pg_dump::{PgDump, Settings};
@@ -73,10 +74,10 @@ impl Setup {
 
     pub fn function_with(&self, settings: Settings, s3: S3) -> PgDump {
         PgDump::new(
-            s3,
-            aws_sdk_secretsmanager::Client::new(&self.aws),
+            s3.recorded("pg-dump"),
+            aws_sdk_secretsmanager::Client::new(&self.aws).recorded("pg-dump"),
             settings,
-            self.inbox.sinks(&self.aws),
+            self.inbox.sinks("pg-dump", &self.aws),
         )
     }
 

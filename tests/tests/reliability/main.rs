@@ -11,6 +11,7 @@ mod scenarios;
 
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::faults::FaultConfig;
+use lifeboat_tests::recorded::Recorded;
 use scenarios::{Sizes, Subject, World};
 use serde_json::{Value, json};
 
@@ -159,43 +160,47 @@ fn invalid_payloads(valid: &Value) -> Vec<Value> {
 async fn an_invalid_payload_makes_no_aws_call() {
     let world = World::start(seed()).await;
     let aws = &world.faulty;
-    let sinks = || world.inbox.sinks(aws);
-    let catalog = || {
+    let sinks = |function| world.inbox.sinks(function, aws);
+    let catalog = |function| {
         lifeboat::aws::catalog::Catalog::new(
-            aws_sdk_rds::Client::new(aws),
-            aws_sdk_ec2::Client::new(aws),
-            lifeboat::aws::s3_client(aws),
+            aws_sdk_rds::Client::new(aws).recorded(function),
+            aws_sdk_ec2::Client::new(aws).recorded(function),
+            lifeboat::aws::s3_client(aws).recorded(function),
             Some("lifeboat-dumps".to_owned()),
         )
     };
     let rds = rds_snapshot::RdsSnapshot::new(
-        aws_sdk_rds::Client::new(aws),
-        sinks(),
+        aws_sdk_rds::Client::new(aws).recorded("rds-snapshot"),
+        sinks("rds-snapshot"),
         lifeboat::fanout::FanOut::new(4),
     );
     let ebs = ebs_snapshot::EbsSnapshot::new(
-        aws_sdk_ec2::Client::new(aws),
-        sinks(),
+        aws_sdk_ec2::Client::new(aws).recorded("ebs-snapshot"),
+        sinks("ebs-snapshot"),
         lifeboat::fanout::FanOut::new(4),
     );
     let ami = ami_backup::AmiBackup::new(
-        aws_sdk_ec2::Client::new(aws),
-        sinks(),
+        aws_sdk_ec2::Client::new(aws).recorded("ami-backup"),
+        sinks("ami-backup"),
         lifeboat::fanout::FanOut::new(4),
     );
-    let prune = prune::Prune::new(catalog(), sinks(), lifeboat::fanout::FanOut::DEFAULT);
+    let prune = prune::Prune::new(
+        catalog("prune"),
+        sinks("prune"),
+        lifeboat::fanout::FanOut::DEFAULT,
+    );
     let freshness = freshness::Freshness::new(
-        catalog(),
-        aws_sdk_rds::Client::new(aws),
-        aws_sdk_ec2::Client::new(aws),
-        sinks(),
+        catalog("freshness"),
+        aws_sdk_rds::Client::new(aws).recorded("freshness"),
+        aws_sdk_ec2::Client::new(aws).recorded("freshness"),
+        sinks("freshness"),
         lifeboat::fanout::FanOut::DEFAULT,
     );
     let pg_dump = pg_dump::PgDump::new(
-        lifeboat::aws::s3_client(aws),
-        aws_sdk_secretsmanager::Client::new(aws),
+        lifeboat::aws::s3_client(aws).recorded("pg-dump"),
+        aws_sdk_secretsmanager::Client::new(aws).recorded("pg-dump"),
         pg_dump::Settings::from_env().expect("pg-dump settings"),
-        sinks(),
+        sinks("pg-dump"),
     );
     let mut refused = 0;
     macro_rules! refuse_all {

@@ -22,6 +22,7 @@ use lifeboat::report::Freshness as State;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat::{Error, Report};
 use lifeboat_tests::faults::{FaultConfig, FaultProxy, Stats};
+use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator};
 use prune::Prune;
 use rds_snapshot::RdsSnapshot;
@@ -135,11 +136,12 @@ impl World {
         aws_sdk_rds::Client::new(&self.direct)
     }
 
-    fn catalog(&self, aws: &SdkConfig) -> Catalog {
+    /// `function`'s catalog over `aws` (direct or faulty), its calls recorded.
+    fn catalog(&self, function: &str, aws: &SdkConfig) -> Catalog {
         Catalog::new(
-            aws_sdk_rds::Client::new(aws),
-            aws_sdk_ec2::Client::new(aws),
-            lifeboat::aws::s3_client(aws),
+            aws_sdk_rds::Client::new(aws).recorded(function),
+            aws_sdk_ec2::Client::new(aws).recorded(function),
+            lifeboat::aws::s3_client(aws).recorded(function),
             Some(BUCKET.to_owned()),
         )
     }
@@ -231,22 +233,22 @@ enum Function {
 
 impl Function {
     fn new(subject: Subject, world: &World) -> Self {
-        let sinks = world.inbox.sinks(&world.faulty);
-        let ec2 = || aws_sdk_ec2::Client::new(&world.faulty);
+        let sinks = |function| world.inbox.sinks(function, &world.faulty);
+        let ec2 = |function| aws_sdk_ec2::Client::new(&world.faulty).recorded(function);
         match subject {
             Subject::Rds => Function::Rds(RdsSnapshot::new(
-                aws_sdk_rds::Client::new(&world.faulty),
-                sinks,
+                aws_sdk_rds::Client::new(&world.faulty).recorded("rds-snapshot"),
+                sinks("rds-snapshot"),
                 lifeboat::fanout::FanOut::new(4),
             )),
             Subject::Ebs => Function::Ebs(EbsSnapshot::new(
-                ec2(),
-                sinks,
+                ec2("ebs-snapshot"),
+                sinks("ebs-snapshot"),
                 lifeboat::fanout::FanOut::new(8),
             )),
             Subject::Ami => Function::Ami(AmiBackup::new(
-                ec2(),
-                sinks,
+                ec2("ami-backup"),
+                sinks("ami-backup"),
                 lifeboat::fanout::FanOut::new(8),
             )),
         }
@@ -971,7 +973,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
             .await
             .expect("image");
     }
-    let catalog_direct = world.catalog(&world.direct);
+    let catalog_direct = world.catalog("prune", &world.direct);
     // AMI snapshots carry Lifeboat's tags, as ami-backup leaves them.
     for (image, l) in
         lifeboat::aws::ec2::list_images(&ec2, Some(&lifeboat::Plan::new("nightly").expect("plan")))
@@ -998,7 +1000,7 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
     dry_payload["max_deletions"] = json!(100_000);
     let dry = Prune::new(
         catalog_direct,
-        world.inbox.sinks(&world.direct),
+        world.inbox.sinks("prune", &world.direct),
         lifeboat::fanout::FanOut::DEFAULT,
     );
     let plan = handle(&dry, dry_payload, Invocation::now())
@@ -1032,8 +1034,8 @@ pub async fn prune_scenario(sizes: &Sizes, faults: FaultConfig) -> (PruneFigures
     }
 
     let prune = Prune::new(
-        world.catalog(&world.faulty),
-        world.inbox.sinks(&world.faulty),
+        world.catalog("prune", &world.faulty),
+        world.inbox.sinks("prune", &world.faulty),
         lifeboat::fanout::FanOut::DEFAULT,
     );
     world.proxy.set_config(faults);
@@ -1262,10 +1264,10 @@ pub async fn freshness_scenario(
         { "kind": "rds", "select": { "tags": { "backup": "nightly" } }, "max_age_hours": 26 }
     ]});
     let truth_function = Freshness::new(
-        world.catalog(&world.direct),
-        world.rds(),
-        world.ec2(),
-        world.inbox.sinks(&world.direct),
+        world.catalog("freshness", &world.direct),
+        world.rds().recorded("freshness"),
+        world.ec2().recorded("freshness"),
+        world.inbox.sinks("freshness", &world.direct),
         lifeboat::fanout::FanOut::DEFAULT,
     );
     let truth = handle(&truth_function, payload.clone(), Invocation::now())
@@ -1291,10 +1293,10 @@ pub async fn freshness_scenario(
         ));
     }
     let function = Freshness::new(
-        world.catalog(&world.faulty),
-        aws_sdk_rds::Client::new(&world.faulty),
-        aws_sdk_ec2::Client::new(&world.faulty),
-        world.inbox.sinks(&world.faulty),
+        world.catalog("freshness", &world.faulty),
+        aws_sdk_rds::Client::new(&world.faulty).recorded("freshness"),
+        aws_sdk_ec2::Client::new(&world.faulty).recorded("freshness"),
+        world.inbox.sinks("freshness", &world.faulty),
         lifeboat::fanout::FanOut::DEFAULT,
     );
     world.proxy.set_config(faults);

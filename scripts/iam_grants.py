@@ -1,0 +1,486 @@
+#!/usr/bin/env python3
+"""Lifeboat's two IAM guards, over the policies Terraform rendered.
+
+  check      every AWS call a function made in the emulator tests is granted by
+             that function's role, on the resource types and with condition
+             keys that AWS's Service Authorization Reference (SAR) lists for the
+             action; grants no call uses are listed, and fail unless justified
+             in UNCALLED_GRANTS below.
+  lint       parliament on every rendered policy document: zero findings, each
+             suppression in scripts/parliament.yaml justified beside it.
+  self-test  the check refuses a policy without a needed statement and one
+             whose condition key does not apply to the action, naming it.
+
+Inputs: target/aws-calls/*.calls (lines `<function> <region> <prefix>
+<Operation> [version] [tags]`, written by tests/src/recorded.rs) and
+target/aws-policies.json (written by tests/tests/terraform.rs after its apply).
+The SAR is parliament's copy (parliament/iam_definition.json), the one its
+linter uses too; nothing of it is transcribed here.
+"""
+
+import argparse
+import fnmatch
+import glob
+import json
+import os
+import re
+import sys
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+import parliament  # noqa: E402
+from parliament import is_arn_match  # noqa: E402
+from parliament.statement import is_condition_key_match  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+CALLS = os.environ.get("LIFEBOAT_AWS_CALLS", os.path.join(TARGET, "aws-calls"))
+POLICIES = os.environ.get("LIFEBOAT_AWS_POLICIES", os.path.join(TARGET, "aws-policies.json"))
+SUPPRESSIONS = os.path.join(ROOT, "scripts", "parliament-suppressions.yaml")
+FUNCTIONS = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"]
+
+SAR = {service["prefix"]: service for service in parliament.iam_definition}
+
+# SDK operations whose IAM action is not `<prefix>:<Operation>`: S3's, from
+# the SAR's own table "API operations defined by Amazon S3"
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)
+# and the S3 User Guide's "Required permissions for Amazon S3 API operations"
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html;
+# multipart: .../userguide/mpuAndPermissions.html). Each entry: the action,
+# and the action when the request names an object version. Every action here
+# is looked up in the SAR before it is used.
+S3_ACTIONS = {
+    "CreateMultipartUpload": ("s3:PutObject", None),
+    "UploadPart": ("s3:PutObject", None),
+    "CompleteMultipartUpload": ("s3:PutObject", None),
+    "PutObject": ("s3:PutObject", None),
+    "AbortMultipartUpload": ("s3:AbortMultipartUpload", None),
+    "ListParts": ("s3:ListMultipartUploadParts", None),
+    "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    "HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    "GetObjectTagging": ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+    "PutObjectTagging": ("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+    "DeleteObject": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "DeleteObjects": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "ListObjectsV2": ("s3:ListBucket", None),
+    "ListObjects": ("s3:ListBucket", None),
+    "ListObjectVersions": ("s3:ListBucketVersions", None),
+    "ListMultipartUploads": ("s3:ListBucketMultipartUploads", None),
+}
+# Tags sent with an S3 write (x-amz-tagging) need s3:PutObjectTagging as well
+# (S3 API Reference, PutObject and CreateMultipartUpload, "Permissions"); for
+# EC2 and RDS the SAR itself lists the tagging action as a dependent action.
+S3_TAGGING = "s3:PutObjectTagging"
+
+# Grants no recorded call uses, each kept for its reason: by action (any
+# function) or by "function action". Anything else granted and never called
+# fails the check ("and no more").
+LAMBDA_VPC = "Lambda manages a VPC function's network interfaces with its role (pg-dump's vpc policy)"
+UNCALLED_GRANTS = {
+    # Used with the role's rights by AWS services, not by the code's calls.
+    "logs:CreateLogStream": "Lambda's runtime writes the function's logs with the role",
+    "logs:PutLogEvents": "Lambda's runtime writes the function's logs with the role",
+    "ec2:CreateNetworkInterface": LAMBDA_VPC,
+    "ec2:DescribeNetworkInterfaces": LAMBDA_VPC,
+    "ec2:DescribeSubnets": LAMBDA_VPC,
+    "ec2:DeleteNetworkInterface": LAMBDA_VPC,
+    "ec2:AssignPrivateIpAddresses": LAMBDA_VPC,
+    "ec2:UnassignPrivateIpAddresses": LAMBDA_VPC,
+    "kms:GenerateDataKey": "SNS (the encrypted topic) and S3 (SSE-KMS dumps) use KMS with the caller's rights (kms:ViaService)",
+    "kms:Decrypt": "SNS, S3 and Secrets Manager use KMS with the caller's rights (kms:ViaService)",
+    "pg-dump s3:ListBucket": "no call: it makes HeadObject of a missing manifest answer 404, not 403 (S3 HeadObject docs)",
+    # Calls the code makes on paths the emulator tests do not reach.
+    "freshness ec2:DescribeImages": "ami checks (shared/src/aws/ec2.rs list_images); no emulator test checks AMIs",
+    "freshness ec2:DescribeInstances": "ami checks select instances; no emulator test checks AMIs",
+    "freshness rds:DescribeDBClusters": "rds-cluster checks; no emulator test checks clusters",
+    "freshness rds:DescribeDBClusterSnapshots": "rds-cluster checks; no emulator test checks clusters",
+    "prune rds:DescribeDBClusterSnapshots": "cluster snapshots (shared/src/aws/catalog.rs); no emulator test prunes them",
+    "prune rds:DeleteDBClusterSnapshot": "cluster snapshots (shared/src/aws/catalog.rs); no emulator test prunes them",
+    "prune s3:GetObject": "HeadObject after a failed dump deletion (catalog.rs); no emulator test fails one",
+    "rds-snapshot rds:CopyDBClusterSnapshot": "copy_to of cluster snapshots (snapshots.rs); no emulator test copies one",
+}
+# Granted, and called by no code at all: to be removed from terraform/iam.tf.
+# Listed (and printed as UNNEEDED) rather than failed only because this guard
+# came in without changing the policies it reports on.
+UNNEEDED_GRANTS = {
+    "ami-backup ec2:DescribeSnapshots": "ami-backup no longer lists snapshots (CreateImage tags them; "
+                                        "functions/ami-backup/tests/mocked.rs); statement ListInstancesAndImages",
+}
+
+
+def load_calls(directory):
+    """{(function, region, action, resource-hint)} from the recorded lines, and per function the operations."""
+    files = sorted(glob.glob(os.path.join(directory, "*.calls")))
+    if not files:
+        sys.exit(f"iam_grants: no recorded calls in {directory}: run the emulator tests first "
+                 "(cargo test -p lifeboat-tests; `make test` clears and refills it)")
+    calls = set()
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 4:
+                    sys.exit(f"iam_grants: {path}: not a call line: {line!r}")
+                function, region, prefix, operation, *flags = fields
+                calls.add((function, region, prefix, operation, tuple(sorted(flags))))
+    return calls
+
+
+def load_policies(path):
+    if not os.path.exists(path):
+        sys.exit(f"iam_grants: no rendered policies at {path}: run "
+                 "`cargo test -p lifeboat-tests --test terraform` (it writes them after its apply)")
+    newest_tf = max(os.path.getmtime(p) for p in glob.glob(os.path.join(ROOT, "terraform", "**", "*.tf*"), recursive=True))
+    if os.path.getmtime(path) < newest_tf:
+        sys.exit(f"iam_grants: {path} is older than terraform/: run "
+                 "`cargo test -p lifeboat-tests --test terraform` again")
+    with open(path) as f:
+        return json.load(f)
+
+
+def privilege(action):
+    prefix, name = action.split(":", 1)
+    service = SAR.get(prefix)
+    for p in (service or {}).get("privileges", []):
+        if p["privilege"].lower() == name.lower():
+            return service, p
+    return service, None
+
+
+def actions_of(prefix, operation, flags):
+    """The IAM actions a recorded call needs: (action, its resource types to check, why)."""
+    if prefix == "s3":
+        if operation not in S3_ACTIONS:
+            raise KeyError(f"s3:{operation} is not in S3_ACTIONS: add it with its source")
+        plain, versioned = S3_ACTIONS[operation]
+        main = versioned if "version" in flags and versioned else plain
+    else:
+        main = f"{prefix}:{operation}"
+    needed = [(main, None, operation)]
+    if "tags" in flags:
+        if prefix == "s3":
+            needed.append((S3_TAGGING, None, f"{operation} with tags"))
+        else:
+            _, p = privilege(main)
+            dependents = {d for rt in (p or {}).get("resource_types", []) for d in rt["dependent_actions"]}
+            tagging = [d for d in sorted(dependents) if (privilege(d)[1] or {}).get("access_level") == "Tagging"]
+            if not tagging:
+                raise KeyError(f"{main} sent tags but the SAR lists no tagging dependent action for it")
+            for d in tagging:
+                needed.append((d, created_types(p, d), f"{operation} with tags"))
+    return needed
+
+
+def created_types(primary, tagging_action):
+    """The resource types a create tags: its required types whose row takes
+    aws:RequestTag (EC2), else (RDS's rows list none) any one of its required
+    types that the tagging action also lists."""
+    _, tagging = privilege(tagging_action)
+    taggable = {rt["resource_type"].rstrip("*") for rt in tagging["resource_types"]}
+    required = [rt for rt in primary["resource_types"] if rt["resource_type"].endswith("*")]
+    with_tags = [rt["resource_type"].rstrip("*") for rt in required
+                 if any(k.lower().startswith("aws:requesttag/") for k in rt["condition_keys"])]
+    if with_tags:
+        return [[t] for t in with_tags]
+    return [[rt["resource_type"].rstrip("*") for rt in required if rt["resource_type"].rstrip("*") in taggable]]
+
+
+def as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def statements(policy):
+    return as_list(policy.get("Statement"))
+
+
+def action_matches(patterns, action):
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def is_global_key(key):
+    """A global `aws:` key applies to every action, except the tag keys, which
+    apply only where the SAR lists them."""
+    key = key.lower()
+    return key.startswith("aws:") and not key.startswith(("aws:requesttag/", "aws:resourcetag/", "aws:tagkeys"))
+
+
+def arn_of(service, resource_type, where):
+    for r in service["resources"]:
+        if r["resource"] == resource_type:
+            arn = r["arn"].replace("${Partition}", where["partition"])
+            arn = arn.replace("${Region}", where["region"]).replace("${Account}", where["account"])
+            return re.sub(r"\$\{.*?\}", "*", arn)
+    raise KeyError(f"{service['prefix']}: no resource type {resource_type} in the SAR")
+
+
+def check_action(policies, action, type_sets, where):
+    """Problems (empty if granted): for each required resource type, some Allow
+    statement names the action, a resource of that type, and only condition
+    keys that apply to it."""
+    service, p = privilege(action)
+    if p is None:
+        return [f"{action} is not an action in the SAR"]
+    rows = {rt["resource_type"].rstrip("*"): rt for rt in p["resource_types"]}
+    general = rows.get("", {"condition_keys": []})["condition_keys"]
+    if type_sets is None:
+        required = [rt.rstrip("*") for rt in (x["resource_type"] for x in p["resource_types"]) if rt.endswith("*")]
+        type_sets = [[t] for t in required] or [[None]]
+    problems = []
+    for alternatives in type_sets:
+        near = []
+        granted = False
+        for resource_type in alternatives:
+            if resource_type is None:
+                # No required resource type: "*", or a type the SAR lists as optional.
+                formats = ["*"] + [arn_of(service, t, where) for t in rows if t]
+                keys = general
+            else:
+                formats = [arn_of(service, resource_type, where)]
+                # The resource type's own keys (RDS lists them only there), but
+                # not its request keys: aws:RequestTag and aws:TagKeys apply to
+                # an action only where its row lists them (a create, not a delete).
+                declared = [k for r in service["resources"] if r["resource"] == resource_type
+                            for k in r["condition_keys"]
+                            if not k.lower().startswith(("aws:requesttag/", "aws:tagkeys"))]
+                keys = rows[resource_type]["condition_keys"] + general + declared
+            for address, policy in policies.items():
+                for i, s in enumerate(statements(policy)):
+                    if s.get("Effect") != "Allow" or "NotAction" in s or "NotResource" in s:
+                        continue
+                    if not action_matches(as_list(s.get("Action")), action):
+                        continue
+                    resources = as_list(s.get("Resource"))
+                    if not any((r == "*" and f == "*") or (f != "*" and is_arn_match(resource_type or "", f, r))
+                               for r in resources for f in formats):
+                        continue
+                    used = [k for block in (s.get("Condition") or {}).values() for k in block]
+                    foreign = [k for k in used
+                               if not is_global_key(k) and not any(is_condition_key_match(d, k) for d in keys)]
+                    if foreign:
+                        near.append(f"{address} statement {s.get('Sid', i)} names it, but its condition key "
+                                    f"{', '.join(foreign)} does not apply to {action}"
+                                    f"{' on ' + resource_type if resource_type else ''} (so it never matches)")
+                        continue
+                    granted = True
+        if not granted:
+            what = " or ".join(f"{t} ({arn_of(service, t, where)})" if t else '"*"' for t in alternatives)
+            problems.append(f"{action}: no statement grants it on {what}" + "".join(f"\n      - {n}" for n in near))
+    # An explicit Deny of the action wins over any Allow.
+    for address, policy in policies.items():
+        for s in statements(policy):
+            if s.get("Effect") == "Deny" and action_matches(as_list(s.get("Action")), action) and not s.get("Condition"):
+                problems.append(f"{action}: denied by {address} statement {s.get('Sid', '?')}")
+    return problems
+
+
+def granted_actions(policies):
+    """Every action an Allow statement of these policies names, expanded with the SAR."""
+    out = set()
+    for policy in policies.values():
+        for s in statements(policy):
+            if s.get("Effect") != "Allow":
+                continue
+            for pattern in as_list(s.get("Action")):
+                for a in parliament.expand_action(pattern, raise_exceptions=False):
+                    out.add(f"{a['service']}:{a['action']}")
+    return out
+
+
+def check(calls, rendered, allowed_uncalled=UNCALLED_GRANTS, out=sys.stdout):
+    """Returns the failures; prints the report."""
+    where = {k: rendered[k] for k in ("partition", "account")}
+    failures = []
+    functions = rendered["functions"]
+    called = {f for f, *_ in calls}
+    for function in FUNCTIONS:
+        if function not in called:
+            failures.append(f"{function}: no recorded calls (its emulator tests did not run?)")
+        if function not in functions:
+            failures.append(f"{function}: no rendered role policies")
+    for function in sorted(functions):
+        policies = functions[function]["policies"]
+        mine = sorted(c for c in calls if c[0] == function)
+        used = set()
+        checked = 0
+        print(f"{function}: {len(mine)} recorded operations", file=out)
+        for _, region, prefix, operation, flags in mine:
+            try:
+                needed = actions_of(prefix, operation, flags)
+            except KeyError as e:
+                failures.append(f"{function}: {e}")
+                continue
+            for action, type_sets, why in needed:
+                used.add(action)
+                checked += 1
+                problems = check_action(policies, action, type_sets, dict(where, region=region))
+                state = "ok" if not problems else "NOT GRANTED"
+                print(f"  {state:11} {action:40} {why} in {region}", file=out)
+                failures += [f"{function}: {p} (needed by {why} in {region})" for p in problems]
+        uncalled = sorted(granted_actions(policies) - used)
+        print(f"  {checked} actions checked; granted but not called: {len(uncalled)}", file=out)
+        for action in uncalled:
+            why = allowed_uncalled.get(f"{function} {action}") or allowed_uncalled.get(action)
+            unneeded = UNNEEDED_GRANTS.get(f"{function} {action}")
+            if unneeded:
+                print(f"  UNNEEDED    {action:40} {unneeded}", file=out)
+            elif why:
+                print(f"  uncalled    {action:40} {why}", file=out)
+            else:
+                print(f"  UNCALLED    {action:40} no reason kept", file=out)
+                failures.append(f"{function}: {action} is granted but no recorded call needs it "
+                                "(remove it, exercise it in a test, or justify it in UNCALLED_GRANTS)")
+    return failures
+
+
+def lint(rendered, out=sys.stdout):
+    """parliament's findings on every rendered document, less the justified suppressions."""
+    import yaml
+    community = os.path.join(os.path.dirname(parliament.__file__), "community_auditors", "config_override.yaml")
+    parliament.override_config(community)
+    with open(SUPPRESSIONS) as f:
+        suppressions = yaml.safe_load(f) or []
+    for s in suppressions:
+        if not str(s.get("why", "")).strip():
+            sys.exit(f"iam_grants: {SUPPRESSIONS}: a suppression without its reason: {s}")
+    used = [0] * len(suppressions)
+    findings = []
+    for doc in rendered["documents"]:
+        policy = parliament.analyze_policy_string(
+            json.dumps(doc["policy"]), filepath=doc["address"], include_community_auditors=True)
+        for f in policy.findings:
+            f = parliament.enhance_finding(f)
+            detail = str(f.detail)
+            matched = [i for i, s in enumerate(suppressions)
+                       if s["issue"] == f.issue and re.search(s["document"], doc["address"])
+                       and re.search(s.get("detail", ""), detail)]
+            for i in matched:
+                used[i] += 1
+            if not matched:
+                findings.append(f"{doc['address']} ({doc['kind']}): {f.issue} {f.severity}: {detail} {f.location}")
+    for s, n in zip(suppressions, used):
+        if n == 0:
+            findings.append(f"stale suppression (matches no finding): {s['issue']} {s['document']}")
+    print(f"parliament {parliament.__version__}: {len(rendered['documents'])} documents, "
+          f"{len(findings)} findings, {sum(used)} suppressed by {len(suppressions)} justified entries", file=out)
+    return findings
+
+
+def self_test(rendered=None):
+    """The check must fail, naming the action, on a policy without a needed
+    statement and on one whose condition key does not apply."""
+    import io
+    where = {"partition": "aws", "region": "us-east-1", "account": "123456789012"}
+    good = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
+        {"Sid": "Delete", "Effect": "Allow", "Action": "ec2:DeleteSnapshot",
+         "Resource": "arn:aws:ec2:us-east-1::snapshot/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "lifeboat"}}},
+        {"Sid": "Alerts", "Effect": "Allow", "Action": "sns:Publish",
+         "Resource": "arn:aws:sns:us-east-1:123456789012:alerts"},
+        {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+         "Condition": {"StringEquals": {"cloudwatch:namespace": "Lifeboat"}}},
+    ]}
+    calls = {("prune", "us-east-1", "ec2", "DescribeSnapshots", ()),
+             ("prune", "us-east-1", "ec2", "DeleteSnapshot", ()),
+             ("prune", "us-east-1", "sns", "Publish", ()),
+             ("prune", "us-east-1", "cloudwatch", "PutMetricData", ())}
+
+    def run(policy, function="prune", extra=None):
+        r = dict(where, functions={function: {"policies": {"p": policy}}})
+        everyone = {(f, "us-east-1", "sns", "Publish", ()) for f in FUNCTIONS}
+        failures = check(calls | everyone | (extra or set()), r, out=io.StringIO())
+        return [f for f in failures if f.startswith(function + ":") and "no rendered role policies" not in f]
+
+    errors = []
+    if run(good):
+        errors.append(f"the good policy must pass: {run(good)}")
+    missing = json.loads(json.dumps(good))
+    missing["Statement"] = [s for s in missing["Statement"] if s["Sid"] != "Delete"]
+    if not any("ec2:DeleteSnapshot: no statement grants it" in f for f in run(missing)):
+        errors.append(f"a policy without the delete statement must fail naming ec2:DeleteSnapshot: {run(missing)}")
+    foreign = json.loads(json.dumps(good))
+    foreign["Statement"][1]["Condition"] = {"StringEquals": {"s3:ExistingObjectTag/managed-by": "lifeboat"}}
+    if not any("ec2:DeleteSnapshot" in f and "s3:ExistingObjectTag/managed-by does not apply" in f for f in run(foreign)):
+        errors.append(f"a condition key of another service must fail naming it: {run(foreign)}")
+    requested = json.loads(json.dumps(good))
+    requested["Statement"][1]["Condition"] = {"StringEquals": {"aws:RequestTag/managed-by": "lifeboat"}}
+    if not any("aws:RequestTag/managed-by does not apply" in f for f in run(requested)):
+        errors.append(f"aws:RequestTag on a delete (not listed by the SAR) must fail: {run(requested)}")
+    wrong_region = json.loads(json.dumps(good))
+    wrong_region["Statement"][1]["Resource"] = "arn:aws:ec2:eu-west-1::snapshot/*"
+    if not any("ec2:DeleteSnapshot" in f for f in run(wrong_region)):
+        errors.append("a grant in another region must not cover a call here")
+    unused = json.loads(json.dumps(good))
+    unused["Statement"][0]["Action"] = ["ec2:DescribeSnapshots", "ec2:DescribeVolumes"]
+    if not any("ec2:DescribeVolumes is granted but no recorded call" in f for f in run(unused)):
+        errors.append(f"a grant no call uses must be refused: {run(unused)}")
+    tagged = {("prune", "us-east-1", "ec2", "CreateSnapshot", ("tags",))}
+    if not any("ec2:CreateTags" in f for f in run(good, extra=tagged)):
+        errors.append("a create with tags needs the SAR's dependent tagging action")
+    if rendered is not None:
+        # The real policies: pg-dump without its WriteDumps statement, and prune
+        # with its EC2 deletion held by a key that does not apply.
+        errors += real_mutations(rendered)
+    return errors
+
+
+def real_mutations(rendered):
+    import io
+    errors = []
+    calls = load_calls(CALLS)
+    for function, sid, mutate, expect in [
+        ("pg-dump", "WriteDumps", "remove", "s3:PutObject: no statement grants it"),
+        ("prune", "DeleteLifeboatEc2Backups", "foreign-key", "ec2:DeleteSnapshot"),
+    ]:
+        broken = json.loads(json.dumps(rendered))
+        policies = broken["functions"][function]["policies"]
+        found = False
+        for policy in policies.values():
+            kept = []
+            for s in statements(policy):
+                if s.get("Sid") == sid:
+                    found = True
+                    if mutate == "remove":
+                        continue
+                    s["Condition"] = {"StringEquals": {"rds:snapshot-tag/managed-by": "lifeboat"}}
+                kept.append(s)
+            policy["Statement"] = kept
+        if not found:
+            errors.append(f"{function} has no statement {sid} to break")
+            continue
+        report = io.StringIO()
+        failures = [f for f in check(calls, broken, out=report) if f.startswith(function)]
+        shown = "\n".join(failures)
+        print(f"self-test: {function} with {sid} {'removed' if mutate == 'remove' else 'held by rds:snapshot-tag'}:")
+        print("  " + "\n  ".join(failures[:3]))
+        if expect not in shown:
+            errors.append(f"{function} without {sid} must fail naming {expect}: {shown}")
+    return errors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["check", "lint", "self-test", "all"])
+    args = parser.parse_args()
+    failed = []
+    if args.command in ("self-test", "all"):
+        rendered = load_policies(POLICIES) if args.command == "all" else None
+        errors = self_test(rendered)
+        print(f"self-test: {'ok' if not errors else 'FAILED'}")
+        failed += [f"self-test: {e}" for e in errors]
+    if args.command in ("check", "all"):
+        failed += check(load_calls(CALLS), load_policies(POLICIES))
+    if args.command in ("lint", "all"):
+        failed += lint(load_policies(POLICIES))
+    for f in failed:
+        print(f"FAIL {f}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
+    print(f"iam_grants {args.command}: ok")
+
+
+if __name__ == "__main__":
+    main()
