@@ -187,7 +187,7 @@ data "aws_iam_policy_document" "ami_backup" {
 
   statement {
     sid       = "ListInstancesAndImages"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"]
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages"]
     resources = ["*"]
   }
   statement {
