@@ -243,6 +243,58 @@ impl Intercept for LoseCompleteAnswer {
     }
 }
 
+/// The manifest's PutObject lands but its answer is lost, and every look at
+/// the manifest after that fails: the function cannot tell whether the dump
+/// is recorded.
+#[derive(Debug, Default)]
+struct LoseManifestAnswerAndLook {
+    written: std::sync::atomic::AtomicBool,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+impl Intercept for LoseManifestAnswerAndLook {
+    fn name(&self) -> &'static str {
+        "LoseManifestAnswerAndLook"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let manifest = context.request().uri().contains(".manifest.json");
+        match cfg.load::<Metadata>().map(Metadata::name) {
+            Some("PutObject") if manifest => self.written.store(true, SeqCst),
+            Some("HeadObject") if manifest && self.written.load(SeqCst) => {
+                return Err("injected: the look at the manifest failed".into());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<Metadata>().map(Metadata::name) {
+            Some("PutObject")
+                if self.written.load(std::sync::atomic::Ordering::SeqCst)
+                    && !self
+                        .answered
+                        .swap(true, std::sync::atomic::Ordering::SeqCst) =>
+            {
+                Err("injected: the manifest's answer was lost".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A stand-in `pg_dump`: a shell script that answers `--version` as the
 /// real one and otherwise runs `real` through `pipeline` (the function
 /// starts it with an empty environment, hence the full paths).
@@ -585,4 +637,42 @@ async fn verify_full_connects_with_the_servers_ca_and_says_what_to_do_otherwise(
         .await
         .expect("the payload allows a password in clear");
     assert_eq!(report.created.len(), 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_failed_look_never_deletes_a_dump_that_may_be_recorded() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 12);
+    let arn = setup.secret("shop", &server.password).await;
+    let s3 = setup.s3_with(LoseManifestAnswerAndLook::default());
+    let function = setup.function(&pg_dump_of(&newest_bin()), s3);
+
+    let outcome = handle(
+        &function,
+        payload("nightly", server.port, "shop", &arn),
+        Invocation::now(),
+    )
+    .await;
+
+    let Err(lifeboat::Error::RunFailed { report }) = outcome else {
+        panic!("an unconfirmed manifest is a failure: {outcome:?}");
+    };
+    assert!(
+        report.failed[0]
+            .error
+            .contains("the manifest's answer was lost"),
+        "{report:?}"
+    );
+    let mut keys = setup.keys().await;
+    keys.sort();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the dump stays beside its manifest: {keys:?}"
+    );
+    assert!(
+        keys[1].ends_with(".manifest.json") && keys[1].starts_with(&keys[0]),
+        "{keys:?}"
+    );
 }

@@ -193,11 +193,19 @@ impl PgDump {
 
     /// Deletes a dump object that has no manifest (a dump made whole but not
     /// recorded), so that no torn dump is left behind. Returns whether the
-    /// dump was torn; a dump whose manifest exists is left alone.
+    /// dump was torn; a dump whose manifest exists is left alone, and so is
+    /// one whose manifest could not be looked for: a dump without a manifest
+    /// harms nothing (it never counts, and the next run overwrites it), a
+    /// manifest without its dump does.
     async fn remove_torn_dump(&self, target: &Target) -> bool {
         let manifest = naming::manifest_key(&target.key);
-        if let Ok(true) = self.manifest_exists(&target.bucket, &manifest).await {
-            return false;
+        match self.manifest_exists(&target.bucket, &manifest).await {
+            Ok(true) => return false,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(key = %target.key, error = %e, "whether the dump has a manifest is unknown: the dump is left in place");
+                return true;
+            }
         }
         match self
             .s3
