@@ -41,7 +41,7 @@ const STALE_UPLOAD: chrono::Duration = chrono::Duration::minutes(20);
 /// The function's configuration, read once from the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The `pg_dump` to run (`PG_DUMP_PATH`, default the layer's).
+    /// The `pg_dump` to run (`PG_DUMP_PATH`, else the layer's, else the one on `PATH`).
     pub pg_dump: PathBuf,
     /// The default bucket (`LIFEBOAT_BUCKET`).
     pub bucket: Option<String>,
@@ -72,8 +72,11 @@ impl Settings {
         let min_mib = upload::MIN_PART_SIZE >> 20;
         let max_mib = upload::MAX_PART_SIZE >> 20;
         Ok(Settings {
-            pg_dump: var("PG_DUMP_PATH")
-                .map_or_else(|| PathBuf::from(tool::DEFAULT_PATH), PathBuf::from),
+            pg_dump: tool::locate(
+                var("PG_DUMP_PATH").map(PathBuf::from),
+                std::env::var_os("PATH"),
+            )
+            .map_err(Error::Config)?,
             bucket: var("LIFEBOAT_BUCKET"),
             kms_key_id: var("LIFEBOAT_KMS_KEY_ID"),
             parts: PartPlan {

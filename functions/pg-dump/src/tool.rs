@@ -149,10 +149,16 @@ impl PgDumpTool {
     /// standard error, or, when the server is newer, both versions.
     pub fn explain(&self, status: ExitStatus, stderr: &str) -> String {
         if let Some(server) = mismatched_server(stderr) {
+            let major = server.split('.').next().unwrap_or(&server);
+            if major.parse::<u32>().is_ok_and(|m| m <= self.major) {
+                return format!(
+                    "the server runs PostgreSQL {server}, older than pg_dump {} (PG_DUMP_PATH) can dump (9.2 or later): dump it with a pg_dump of its own era, or upgrade it",
+                    self.version
+                );
+            }
             return format!(
-                "the server runs PostgreSQL {server}, newer than pg_dump {} (PG_DUMP_PATH): a pg_dump can only dump servers up to its own major version; deploy the layer with pg_dump {} or later",
-                self.version,
-                server.split('.').next().unwrap_or(&server)
+                "the server runs PostgreSQL {server}, newer than pg_dump {} (PG_DUMP_PATH): a pg_dump can only dump servers up to its own major version; deploy the layer with pg_dump {major} or later",
+                self.version
             );
         }
         let how = match (status.code(), signal(status)) {
@@ -205,6 +211,27 @@ fn signal(status: ExitStatus) -> Option<i32> {
 #[cfg(not(unix))]
 fn signal(_: ExitStatus) -> Option<i32> {
     None
+}
+
+/// The `pg_dump` to run: `PG_DUMP_PATH` if given, else the layer's if it is
+/// there, else the first `pg_dump` on `PATH` (a workstation's `lifeboat run`).
+pub fn locate(given: Option<PathBuf>, path: Option<OsString>) -> Result<PathBuf, String> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    let layer = Path::new(DEFAULT_PATH);
+    if layer.is_file() {
+        return Ok(layer.to_owned());
+    }
+    path.iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("pg_dump"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no pg_dump: PG_DUMP_PATH is not set, the layer's {DEFAULT_PATH} is not there, and no pg_dump is on PATH; install pg_dump 18 or set PG_DUMP_PATH"
+            )
+        })
 }
 
 /// `LD_LIBRARY_PATH` for a `pg_dump` whose libraries lie in `../lib` beside it
@@ -281,6 +308,35 @@ mod tests {
         assert!(message.contains("PostgreSQL 18.6"), "{message}");
         assert!(message.contains("pg_dump 15.18"), "{message}");
         assert!(message.contains("pg_dump 18 or later"), "{message}");
+    }
+
+    #[test]
+    fn a_server_too_old_is_called_too_old() {
+        let stderr = "pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 9.1.24; pg_dump version: 15.18\n";
+        let message = tool().explain(ExitStatus::from_raw(1 << 8), stderr);
+        assert!(
+            message.contains("PostgreSQL 9.1.24, older than pg_dump 15.18 (PG_DUMP_PATH) can dump"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn pg_dump_is_found_as_given_else_on_path_and_the_error_names_all_three() {
+        let given = PathBuf::from("/somewhere/pg_dump");
+        assert_eq!(locate(Some(given.clone()), None), Ok(given));
+        if Path::new(DEFAULT_PATH).exists() {
+            return; // a machine with the layer installed: the layer's wins
+        }
+        let dir = std::env::temp_dir().join(format!("lifeboat-locate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("pg_dump"), "").expect("pg_dump");
+        let path = std::env::join_paths([Path::new("/nonexistent"), &dir]).expect("PATH");
+        assert_eq!(locate(None, Some(path)), Ok(dir.join("pg_dump")));
+        let none = locate(None, Some("/nonexistent".into())).expect_err("nothing to run");
+        for named in ["PG_DUMP_PATH", DEFAULT_PATH, "PATH"] {
+            assert!(none.contains(named), "{none}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
