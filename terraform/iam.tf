@@ -260,8 +260,9 @@ data "aws_iam_policy_document" "pg_dump" {
   # removes the run's own dump when its manifest could not be written (S3 has
   # no tag condition for it; in the versioned bucket it only adds a marker).
   statement {
-    sid       = "WriteDumps"
-    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
+    sid = "WriteDumps"
+    # DeleteObjectVersion: a run deletes only the exact version it wrote (its torn dump), or a dead run's.
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.dumps.arn}/*"]
   }
   statement {

@@ -48,6 +48,16 @@ impl Invocation {
     }
 }
 
+/// A token naming this run, different for every invocation (nanoseconds and
+/// process id): what two runs of one slot tell their own work apart by.
+pub fn run_token() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}-{:x}", nanos, std::process::id())
+}
+
 /// Where a function's alerts and metrics go.
 #[derive(Clone)]
 pub struct Sinks {

@@ -18,6 +18,12 @@ moto 5 does not implement it. Here it answers the two quotas Lifeboat reads,
 ManualSnapshots and ManualClusterSnapshots, counted from moto's own manual
 snapshots, with moto's own snapshot limit (MOTO_RDS_SNAPSHOT_LIMIT) as the
 maximum, so a test sees the usage move as snapshots come and go.
+
+S3's conditional writes (If-None-Match: * on PutObject and
+CompleteMultipartUpload) are atomic on AWS: of two writes racing for one key,
+one wins and the other gets 412. moto checks the key and then writes it, and
+its server is threaded, so two racing writes can both pass the check. Here
+object writes take one lock, which makes the check and the write one step.
 """
 
 import threading
@@ -88,3 +94,22 @@ if RDSResponse is not None and not hasattr(RDSResponse, "describe_account_attrib
         )
 
     RDSResponse.describe_account_attributes = describe_account_attributes
+
+
+try:
+    from moto.s3.responses import S3Response
+except Exception:  # not the moto server: nothing to patch
+    S3Response = None
+
+if S3Response is not None:
+    _s3_write = threading.Lock()
+
+    def _atomic(method):
+        def locked(self, *args, **kwargs):
+            with _s3_write:
+                return method(self, *args, **kwargs)
+
+        return locked
+
+    S3Response.put_object = _atomic(S3Response.put_object)
+    S3Response._key_response_post = _atomic(S3Response._key_response_post)

@@ -676,3 +676,137 @@ async fn a_failed_look_never_deletes_a_dump_that_may_be_recorded() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn two_runs_of_one_slot_at_once_leave_one_dump_and_its_manifest() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 12);
+    let arn = setup.secret("shop", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    // A multipart dump (shop, 12 MiB in 5 MiB parts) and a one-PutObject dump
+    // (postgres, empty), raced in turn.
+    for round in 0..8 {
+        let dbname = if round % 2 == 0 { "shop" } else { "postgres" };
+        let plan = format!("race-{round}");
+        let event = payload(&plan, server.port, dbname, &arn);
+        let (a, b) = tokio::join!(
+            handle(&function, event.clone(), Invocation::now()),
+            handle(&function, event, Invocation::now())
+        );
+        let reports = [a.expect("run a"), b.expect("run b")];
+        let created: usize = reports.iter().map(|r| r.created.len()).sum();
+        assert_eq!(
+            created, 1,
+            "round {round}: one run made the dump: {reports:?}"
+        );
+        let mut keys: Vec<String> = setup
+            .keys()
+            .await
+            .into_iter()
+            .filter(|k| k.contains(&format!("-{plan}-")))
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys.len(),
+            2,
+            "round {round}: one dump and one manifest: {keys:?}"
+        );
+        let (dump, manifest) = (&keys[0], &keys[1]);
+        assert_eq!(manifest, &format!("{dump}.manifest.json"));
+        let manifest: Value = serde_json::from_slice(&setup.get(manifest).await).expect("json");
+        let bytes = setup.get(dump).await;
+        assert_eq!(manifest["size_bytes"], json!(bytes.len()), "round {round}");
+        assert_eq!(
+            manifest["sha256"],
+            json!(
+                Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+            "round {round}: the manifest describes the dump that is there"
+        );
+        assert_eq!(setup.open_uploads().await, 0, "round {round}");
+        let versions = setup
+            .s3
+            .list_object_versions()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("versions");
+        let ours = |key: Option<&str>| key.is_some_and(|k| k.contains(&format!("-{plan}-")));
+        let kept: Vec<_> = versions
+            .versions()
+            .iter()
+            .filter(|v| ours(v.key()))
+            .collect();
+        assert_eq!(kept.len(), 2, "round {round}: no other version: {kept:?}");
+        assert_eq!(
+            manifest["version_id"].as_str(),
+            kept.iter()
+                .find(|v| v.key() == Some(dump.as_str()))
+                .and_then(|v| v.version_id()),
+            "round {round}: the manifest names the dump's version"
+        );
+        assert!(
+            !versions.delete_markers().iter().any(|m| ours(m.key())),
+            "round {round}: nothing deleted"
+        );
+    }
+    assert_eq!(
+        setup.inbox.drain().await.len(),
+        0,
+        "standing aside for another run is not a failure"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_dump_without_its_manifest_is_left_to_the_run_writing_it() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let event = payload("nightly", server.port, "postgres", &arn);
+    let key = lifeboat::rules::naming::dump_key(
+        "pg/",
+        "orders",
+        &lifeboat::Plan::new("nightly").expect("plan"),
+        lifeboat::Request::<pg_dump::fields::PgDumpFields>::parse(
+            event.clone(),
+            chrono::Utc::now(),
+        )
+        .expect("payload")
+        .slot,
+        "dump",
+    );
+    // Another run's dump, completed a moment ago, its manifest not yet written.
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(b"another run's dump".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("standing aside is not a failure");
+
+    assert!(report.created.is_empty(), "{report:?}");
+    assert!(
+        report.skipped[0]
+            .reason
+            .contains("another run wrote this slot's dump moments ago"),
+        "{report:?}"
+    );
+    assert_eq!(
+        setup.keys().await,
+        vec![key.clone()],
+        "the other run's dump is untouched"
+    );
+    assert_eq!(setup.get(&key).await, b"another run's dump");
+    assert!(setup.inbox.drain().await.is_empty());
+}

@@ -188,7 +188,7 @@ impl EbsSnapshot {
         home: &str,
         report: &mut Report,
     ) -> Vec<Snapshot> {
-        let run = run_token();
+        let run = lifeboat::runtime::run_token();
         let run = &run;
         let calls = jobs
             .into_iter()
@@ -421,13 +421,4 @@ where
         Some(message) => ItemError { message, ..item },
         None => item,
     }
-}
-
-/// A token naming this run, different for every invocation.
-fn run_token() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}-{:x}", nanos, std::process::id())
 }

@@ -18,7 +18,7 @@ pub mod upload;
 use crate::archive::{ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck};
 use crate::manifest::Manifest;
 use crate::tool::PgDumpTool;
-use crate::upload::{PartPlan, StreamingUpload, Target, UploadError};
+use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
 use chrono::Utc;
 use fields::{Database, DumpFormat, PgDumpFields};
 use lifeboat::report::{Failed, Report, Skipped};
@@ -112,6 +112,9 @@ enum DumpError {
     Upload(#[from] UploadError),
     #[error("stopped {margin} s before the Lambda deadline after {0} bytes; the upload was aborted", margin = DEADLINE_MARGIN.as_secs())]
     Deadline(u64),
+    /// Another run of the slot holds the key: not a failure, this run stands aside.
+    #[error("{0}")]
+    Taken(String),
 }
 
 impl PgDump {
@@ -194,12 +197,12 @@ impl PgDump {
         }
     }
 
-    /// Deletes a dump object that has no manifest (a dump made whole but not
-    /// recorded), so that no torn dump is left behind. Returns whether the
-    /// dump was torn; a dump whose manifest exists is left alone, and so is
-    /// one whose manifest could not be looked for: a dump without a manifest
-    /// harms nothing (it never counts, and the next run overwrites it), a
-    /// manifest without its dump does.
+    /// Deletes this run's dump object when it has no manifest (a dump made
+    /// whole but not recorded), so that no torn dump is left behind. Returns
+    /// whether the dump was torn. Left alone: a dump whose manifest exists,
+    /// one whose manifest could not be looked for (a dump without a manifest
+    /// harms nothing: it never counts, and a later run replaces it; a manifest
+    /// without its dump does), and any object another run wrote.
     async fn remove_torn_dump(&self, target: &Target) -> bool {
         let manifest = naming::manifest_key(&target.key);
         match self.manifest_exists(&target.bucket, &manifest).await {
@@ -210,15 +213,26 @@ impl PgDump {
                 return true;
             }
         }
+        let version = match self.object(&target.bucket, &target.key).await {
+            Ok(Some(object)) if object.run == target.run => object.version_id,
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!(key = %target.key, error = %e, "the torn dump could not be looked at; it never counts as a backup");
+                return true;
+            }
+        };
         match self
             .s3
             .delete_object()
             .bucket(&target.bucket)
             .key(&target.key)
+            .set_version_id(version)
             .send()
             .await
         {
-            Ok(_) => tracing::info!(key = %target.key, "removed a dump that has no manifest"),
+            Ok(_) => {
+                tracing::info!(key = %target.key, "removed this run's dump, which has no manifest")
+            }
             Err(e) => tracing::error!(
                 key = %target.key,
                 error = %lifeboat::aws::summarize(&e),
@@ -226,6 +240,89 @@ impl PgDump {
             ),
         }
         true
+    }
+
+    /// The object at `key`, if there is one: its version, age and writing run.
+    async fn object(&self, bucket: &str, key: &str) -> Result<Option<Stored>, String> {
+        match self.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(out) => Ok(Some(Stored {
+                run: out
+                    .metadata()
+                    .and_then(|m| m.get(upload::RUN_METADATA))
+                    .cloned()
+                    .unwrap_or_default(),
+                written: out
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+                version_id: out.version_id,
+                e_tag: out.e_tag,
+            })),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(format!(
+                "HeadObject {key}: {}",
+                lifeboat::aws::summarize(&e)
+            )),
+        }
+    }
+
+    /// Makes sure the slot's key is free before a dump starts: a dump there
+    /// without a manifest is another run's that is writing its manifest now
+    /// (this run stands aside), or, older than any run lasts, a dead run's,
+    /// whose version is deleted.
+    async fn claim(&self, target: &Target) -> Result<(), DumpError> {
+        let Some(found) = self
+            .object(&target.bucket, &target.key)
+            .await
+            .map_err(DumpError::PgDump)?
+        else {
+            return Ok(());
+        };
+        let stale_before = SystemTime::from(Utc::now() - STALE_UPLOAD);
+        if found.written > stale_before {
+            return Err(DumpError::Taken(format!(
+                "another run wrote this slot's dump moments ago (run {}) and is writing its manifest; if that run died, a run {} minutes later replaces its dump",
+                found.run,
+                STALE_UPLOAD.num_minutes()
+            )));
+        }
+        self.s3
+            .delete_object()
+            .bucket(&target.bucket)
+            .key(&target.key)
+            .set_version_id(found.version_id)
+            .send()
+            .await
+            .map_err(|e| {
+                DumpError::PgDump(format!(
+                    "a dead run's dump without a manifest could not be removed: DeleteObject {}: {}",
+                    target.key,
+                    lifeboat::aws::summarize(&e)
+                ))
+            })?;
+        tracing::info!(key = %target.key, run = %found.run, "removed a dead run's dump without a manifest");
+        Ok(())
+    }
+
+    /// After S3 refused this run's write because the key is taken: whether
+    /// the object there is this run's own (a retried call whose first attempt
+    /// S3 had done), or another run's, which this run leaves to it.
+    async fn own_or_taken(
+        &self,
+        target: &Target,
+        error: UploadError,
+    ) -> Result<Written, DumpError> {
+        match self.object(&target.bucket, &target.key).await {
+            Ok(Some(found)) if found.run == target.run => Ok(Written {
+                version_id: found.version_id,
+                e_tag: found.e_tag,
+            }),
+            Ok(Some(found)) => Err(DumpError::Taken(format!(
+                "another run of this slot (run {}) wrote {} first; this run's copy was discarded",
+                found.run, target.key
+            ))),
+            Ok(None) | Err(_) => Err(error.into()),
+        }
     }
 
     /// Dumps one database into `target`, then writes its manifest.
@@ -242,6 +339,7 @@ impl PgDump {
             .await
             .map_err(DumpError::Secret)?;
         self.abort_stale_uploads(&target.bucket, &target.key).await;
+        self.claim(&target).await?;
         let started = Utc::now();
         let clock = Instant::now();
         tracing::info!(database = %db.name, host = %db.host, dbname = %db.dbname, key = %target.key, pg_dump = %tool.version, "dump started");
@@ -270,8 +368,12 @@ impl PgDump {
                 return Err(DumpError::PgDump(tool.explain(status, &stderr)));
             }
             let summary = streamed.check.finish()?;
-            let parts = upload.finish().await?;
-            Ok((summary, parts))
+            let written = match upload.finish().await {
+                Ok(written) => written,
+                Err(e) if e.key_taken() => (upload.parts(), self.own_or_taken(&target, e).await?),
+                Err(e) => return Err(e.into()),
+            };
+            Ok((summary, written))
         };
         let outcome = match stop_at {
             Some(at) => tokio::time::timeout_at(at, work)
@@ -279,12 +381,12 @@ impl PgDump {
                 .unwrap_or(Err(DumpError::Deadline(streamed.size))),
             None => work.await,
         };
-        let (summary, parts) = match outcome {
+        let (summary, (parts, written)) = match outcome {
             Ok(done) => done,
             Err(e) => {
                 let _ = child.start_kill();
                 upload.abort().await;
-                if upload.completion_sent() {
+                if upload.completion_sent() && !matches!(e, DumpError::Taken(_)) {
                     // S3 may have made the object even though we saw no answer.
                     self.remove_torn_dump(&target).await;
                 }
@@ -294,6 +396,8 @@ impl PgDump {
         let finished = Utc::now();
         let manifest = Manifest {
             key: target.key.clone(),
+            version_id: written.version_id.clone(),
+            e_tag: written.e_tag.clone(),
             bucket: target.bucket.clone(),
             database: db.name.clone(),
             host: db.host.clone(),
@@ -315,12 +419,20 @@ impl PgDump {
             ..target.clone()
         };
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        if let Err(e) = upload::put_object(&self.s3, &manifest_target, body.into()).await {
-            // The write may have landed with its answer lost: then the dump is complete.
-            if self.remove_torn_dump(&target).await {
-                return Err(e.into());
+        match upload::put_object(&self.s3, &manifest_target, body.into()).await {
+            Ok(_) => {}
+            // Only this run's dump can be at the key, so only this run's manifest
+            // can be there too: a retried write whose first attempt S3 had done.
+            Err(e) if e.key_taken() => {
+                self.own_or_taken(&manifest_target, e).await?;
             }
-            tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all");
+            Err(e) => {
+                // The write may have landed with its answer lost: then the dump is complete.
+                if self.remove_torn_dump(&target).await {
+                    return Err(e.into());
+                }
+                tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all");
+            }
         }
         tracing::info!(
             database = %db.name,
@@ -333,6 +445,14 @@ impl PgDump {
         );
         Ok(manifest)
     }
+}
+
+/// An object found at a key: its version, when it was written, and by which run.
+struct Stored {
+    version_id: Option<String>,
+    e_tag: Option<String>,
+    written: SystemTime,
+    run: String,
 }
 
 /// The running totals of a dump as it streams: size, hash, structure check, progress.
@@ -451,6 +571,7 @@ impl BackupFunction for PgDump {
             tokio::time::Instant::now() + left
         });
         let mut report = request.report(Self::NAME);
+        let run = lifeboat::runtime::run_token();
         let prefix = fields.key_prefix();
         let region = lifeboat::aws::region_name(self.s3.config().region());
         for db in &fields.databases {
@@ -491,9 +612,16 @@ impl BackupFunction for PgDump {
                 key: key.clone(),
                 tagging: upload::tagging(&label.tags()),
                 kms_key_id: self.settings.kms_key_id.clone(),
+                run: run.clone(),
             };
             match self.dump(db, &tool, target, request, stop_at).await {
                 Ok(_) => report.created(Kind::PgDump, &db.name, key, &region, None),
+                Err(DumpError::Taken(why)) => {
+                    tracing::warn!(database = %db.name, %why, "the slot's dump is another run's");
+                    report
+                        .skipped
+                        .push(Skipped::new(Kind::PgDump, &db.name, Some(key), why));
+                }
                 Err(e) => {
                     tracing::error!(database = %db.name, error = %e, "dump failed");
                     report.failed.push(failed(e.to_string()));

@@ -11,6 +11,11 @@ use serde::Serialize;
 pub struct Manifest {
     /// The dump's key.
     pub key: String,
+    /// The dump object's version: the one this manifest describes (`None`
+    /// in a bucket without versioning).
+    pub version_id: Option<String>,
+    /// The dump object's ETag.
+    pub e_tag: Option<String>,
     /// Its bucket.
     pub bucket: String,
     /// The database's name in the payload (the backup's source).

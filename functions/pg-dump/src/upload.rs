@@ -3,6 +3,11 @@
 //! their buffers are reused. The multipart upload is created only when the
 //! first part is full (a small dump is one `PutObject`), and is aborted on
 //! any failure, so a failed dump leaves nothing behind.
+//!
+//! Every object is written only if its key is free (`If-None-Match: *` on the
+//! `PutObject` or `CompleteMultipartUpload`), and carries the run that wrote
+//! it (`x-amz-meta-lifeboat-run`): of two runs of one slot, one writes, the
+//! other learns it lost, and each can tell its own object from the other's.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -27,6 +32,20 @@ pub struct Target {
     pub tagging: String,
     /// The KMS key for SSE-KMS, if one is configured.
     pub kms_key_id: Option<String>,
+    /// The run writing it, recorded on the object as `lifeboat-run` metadata.
+    pub run: String,
+}
+
+/// The object's metadata key naming the run that wrote it.
+pub const RUN_METADATA: &str = "lifeboat-run";
+
+/// The object as S3 wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Its version (`None` in a bucket without versioning).
+    pub version_id: Option<String>,
+    /// Its ETag.
+    pub e_tag: Option<String>,
 }
 
 /// How the object is cut into parts.
@@ -46,6 +65,8 @@ pub struct UploadError {
     pub operation: &'static str,
     /// S3's code and message, or the transport error.
     pub message: String,
+    /// S3's error code, when S3 answered.
+    pub code: Option<String>,
 }
 
 impl UploadError {
@@ -53,7 +74,27 @@ impl UploadError {
         UploadError {
             operation,
             message: message.into(),
+            code: None,
         }
+    }
+
+    fn aws<E>(operation: &'static str, error: &E) -> Self
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        UploadError {
+            code: error.code().map(str::to_owned),
+            ..UploadError::new(operation, lifeboat::aws::summarize(error))
+        }
+    }
+
+    /// Whether S3 refused the write because the key is taken, or was being
+    /// taken by a concurrent write (412 `PreconditionFailed`, 409 `ConditionalRequestConflict`).
+    pub fn key_taken(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some("PreconditionFailed" | "ConditionalRequestConflict")
+        )
     }
 }
 
@@ -139,7 +180,7 @@ impl StreamingUpload {
             let out = request
                 .send()
                 .await
-                .map_err(|e| UploadError::new("UploadPart", lifeboat::aws::summarize(&e)))?;
+                .map_err(|e| UploadError::aws("UploadPart", &e))?;
             let part = CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
@@ -172,6 +213,7 @@ impl StreamingUpload {
             .bucket(&self.target.bucket)
             .key(&self.target.key)
             .tagging(&self.target.tagging)
+            .metadata(RUN_METADATA, &self.target.run)
             .content_type("application/octet-stream");
         if let Some(key) = &self.target.kms_key_id {
             request = request
@@ -181,13 +223,18 @@ impl StreamingUpload {
         let out = request
             .send()
             .await
-            .map_err(|e| UploadError::new("CreateMultipartUpload", lifeboat::aws::summarize(&e)))?;
+            .map_err(|e| UploadError::aws("CreateMultipartUpload", &e))?;
         let id = out
             .upload_id
             .ok_or_else(|| UploadError::new("CreateMultipartUpload", "S3 returned no upload id"))?;
         tracing::info!(key = %self.target.key, upload_id = %id, "multipart upload started");
         self.upload_id = Some(id.clone());
         Ok(id)
+    }
+
+    /// How many parts the object has been given so far.
+    pub fn parts(&self) -> i32 {
+        (self.next_part - 1).max(1)
     }
 
     /// Whether the call that makes the object (`CompleteMultipartUpload`, or
@@ -197,14 +244,15 @@ impl StreamingUpload {
         self.completion_sent
     }
 
-    /// Sends what is left and completes the object. Returns the number of parts.
-    pub async fn finish(&mut self) -> Result<i32, UploadError> {
+    /// Sends what is left and completes the object, if its key is still free.
+    /// Returns the number of parts and the object written.
+    pub async fn finish(&mut self) -> Result<(i32, Written), UploadError> {
         if self.upload_id.is_none() {
             // Smaller than one part: a single PutObject.
             let body = std::mem::take(&mut self.filling).freeze();
             self.completion_sent = true;
-            put_object(&self.client, &self.target, body).await?;
-            return Ok(1);
+            let written = put_object(&self.client, &self.target, body).await?;
+            return Ok((1, written));
         }
         if !self.filling.is_empty() {
             self.send_part().await?;
@@ -215,11 +263,13 @@ impl StreamingUpload {
         self.done.sort_by_key(|p| p.part_number);
         let parts = self.done.len() as i32;
         self.completion_sent = true;
-        self.client
+        let out = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.target.bucket)
             .key(&self.target.key)
             .upload_id(self.upload_id.as_deref().unwrap_or_default())
+            .if_none_match("*")
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(std::mem::take(&mut self.done)))
@@ -227,10 +277,16 @@ impl StreamingUpload {
             )
             .send()
             .await
-            .map_err(|e| {
-                UploadError::new("CompleteMultipartUpload", lifeboat::aws::summarize(&e))
-            })?;
-        Ok(parts)
+            .map_err(|e| UploadError::aws("CompleteMultipartUpload", &e))?;
+        // Completed: nothing is left to abort.
+        self.upload_id = None;
+        Ok((
+            parts,
+            Written {
+                version_id: out.version_id,
+                e_tag: out.e_tag,
+            },
+        ))
     }
 
     /// Stops the parts in flight and aborts the multipart upload, so S3 keeps
@@ -262,8 +318,12 @@ impl StreamingUpload {
     }
 }
 
-/// Writes a small object whole (the manifest, or a dump smaller than one part).
-pub async fn put_object(client: &Client, target: &Target, body: Bytes) -> Result<(), UploadError> {
+/// Writes a small object whole (the manifest, or a dump smaller than one part), if its key is free.
+pub async fn put_object(
+    client: &Client,
+    target: &Target,
+    body: Bytes,
+) -> Result<Written, UploadError> {
     let content_type = if target.key.ends_with(".json") {
         "application/json"
     } else {
@@ -274,6 +334,8 @@ pub async fn put_object(client: &Client, target: &Target, body: Bytes) -> Result
         .bucket(&target.bucket)
         .key(&target.key)
         .tagging(&target.tagging)
+        .metadata(RUN_METADATA, &target.run)
+        .if_none_match("*")
         .content_type(content_type)
         .body(ByteStream::from(body));
     if let Some(key) = &target.kms_key_id {
@@ -281,11 +343,14 @@ pub async fn put_object(client: &Client, target: &Target, body: Bytes) -> Result
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(key);
     }
-    request
+    let out = request
         .send()
         .await
-        .map_err(|e| UploadError::new("PutObject", lifeboat::aws::summarize(&e)))?;
-    Ok(())
+        .map_err(|e| UploadError::aws("PutObject", &e))?;
+    Ok(Written {
+        version_id: out.version_id,
+        e_tag: out.e_tag,
+    })
 }
 
 /// S3's `Tagging` query string for these tags.

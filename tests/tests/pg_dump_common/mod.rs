@@ -37,6 +37,17 @@ impl Setup {
             .send()
             .await
             .expect("bucket");
+        // As Terraform makes it: versioned, so manifests name object versions.
+        s3.put_bucket_versioning()
+            .bucket(BUCKET)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("versioning");
         let inbox = AlertInbox::create(&aws).await;
         Setup {
             _emulator: emulator,
