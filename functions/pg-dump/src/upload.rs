@@ -20,6 +20,16 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 /// S3's largest part.
 pub const MAX_PART_SIZE: usize = 5 << 30;
 const MAX_PARTS: i32 = 10_000;
+/// S3's largest object.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+/// What the part buffers may take while parts grow, unless the configured
+/// size and parallelism take more to begin with.
+const BUFFER_BUDGET: usize = 64 << 20;
+/// Parts grow with the dump, so that S3's 10,000 parts can never be what
+/// stops a dump below S3's own object limit: (last part number of a tier,
+/// multiple of the configured size). The last 1,000 parts take whatever is
+/// left of 5 TiB.
+const TIERS: [(i32, usize); 5] = [(2_000, 1), (4_000, 2), (6_000, 4), (8_000, 8), (9_000, 32)];
 
 /// Where and how the object is written.
 #[derive(Debug, Clone)]
@@ -51,10 +61,43 @@ pub struct Written {
 /// How the object is cut into parts.
 #[derive(Debug, Clone, Copy)]
 pub struct PartPlan {
-    /// Bytes per part.
+    /// Bytes per part, to begin with.
     pub part_size: usize,
-    /// Parts uploading at once.
+    /// Parts uploading at once, to begin with.
     pub parts_in_flight: usize,
+}
+
+impl PartPlan {
+    /// The size of part `number` (1-based): the configured size for the
+    /// first 2,000 parts, then twice, four, eight and 32 times that, then
+    /// for the last 1,000 parts what is left of S3's 5 TiB object; never
+    /// more than S3's 5 GiB part.
+    pub fn size_of(&self, number: i32) -> usize {
+        let mut below = 0u64;
+        let mut from = 1;
+        for (last, times) in TIERS {
+            let size = self.part_size.saturating_mul(times).min(MAX_PART_SIZE);
+            if number <= last {
+                return size;
+            }
+            below += (last - from + 1) as u64 * size as u64;
+            from = last + 1;
+        }
+        let rest = MAX_OBJECT_SIZE
+            .saturating_sub(below)
+            .div_ceil((MAX_PARTS - from + 1) as u64);
+        (rest as usize).clamp(self.part_size.min(MAX_PART_SIZE), MAX_PART_SIZE)
+    }
+
+    /// How many parts of `size` may upload at once: as configured while the
+    /// buffers fit the configured memory or 64 MiB, whichever is more; fewer
+    /// as parts grow, but never none.
+    pub fn in_flight(&self, size: usize) -> usize {
+        let budget = BUFFER_BUDGET.max((self.parts_in_flight + 1) * self.part_size);
+        (budget / size)
+            .saturating_sub(1)
+            .clamp(1, self.parts_in_flight)
+    }
 }
 
 /// An S3 failure, with the operation that failed.
@@ -117,7 +160,7 @@ impl StreamingUpload {
     /// An upload of `target` that has sent nothing yet.
     pub fn new(client: Client, target: Target, plan: PartPlan) -> Self {
         StreamingUpload {
-            filling: BytesMut::with_capacity(plan.part_size),
+            filling: BytesMut::with_capacity(plan.size_of(1)),
             client,
             target,
             plan,
@@ -133,11 +176,12 @@ impl StreamingUpload {
     /// Takes the next bytes of the object; waits while the parts in flight are at their limit.
     pub async fn write(&mut self, mut bytes: &[u8]) -> Result<(), UploadError> {
         while !bytes.is_empty() {
-            let room = self.plan.part_size - self.filling.len();
+            let size = self.plan.size_of(self.next_part);
+            let room = size - self.filling.len();
             let n = room.min(bytes.len());
             self.filling.extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
-            if self.filling.len() == self.plan.part_size {
+            if self.filling.len() == size {
                 self.send_part().await?;
             }
         }
@@ -149,8 +193,8 @@ impl StreamingUpload {
             return Err(UploadError::new(
                 "UploadPart",
                 format!(
-                    "the dump needs more than {MAX_PARTS} parts of {} MiB: raise LIFEBOAT_PART_SIZE_MIB",
-                    self.plan.part_size >> 20
+                    "the dump is larger than S3's largest object ({} TiB)",
+                    MAX_OBJECT_SIZE >> 40
                 ),
             ));
         }
@@ -158,15 +202,22 @@ impl StreamingUpload {
             Some(id) => id.clone(),
             None => self.create().await?,
         };
-        while self.in_flight.len() >= self.plan.parts_in_flight {
+        let number = self.next_part;
+        let size = self.plan.size_of(number);
+        let next_size = self.plan.size_of(number + 1);
+        while self.in_flight.len() >= self.plan.in_flight(next_size) {
             self.join_one().await?;
+        }
+        if next_size != size {
+            // Parts grow: the smaller buffers go, the memory with them.
+            self.spare.clear();
+            tracing::info!(key = %self.target.key, part = number + 1, part_mib = next_size >> 20, in_flight = self.plan.in_flight(next_size), "parts grow");
         }
         let next = self
             .spare
             .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(self.plan.part_size));
+            .unwrap_or_else(|| BytesMut::with_capacity(next_size));
         let body = std::mem::replace(&mut self.filling, next).freeze();
-        let number = self.next_part;
         self.next_part += 1;
         let request = self
             .client
@@ -198,8 +249,11 @@ impl StreamingUpload {
         let (part, body) = joined
             .map_err(|e| UploadError::new("UploadPart", format!("the upload task ended: {e}")))??;
         self.done.push(part);
-        // The SDK has let go of the body once the request is done: reuse the buffer.
-        if let Ok(mut buffer) = body.try_into_mut() {
+        // The SDK has let go of the body once the request is done: reuse the
+        // buffer, if it is of the size parts have now.
+        if let Ok(mut buffer) = body.try_into_mut()
+            && buffer.capacity() >= self.plan.size_of(self.next_part)
+        {
             buffer.clear();
             self.spare.push(buffer);
         }
@@ -376,6 +430,66 @@ fn encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// Bytes in the first `parts` parts, and the most the buffers held on the way.
+    fn walk(plan: PartPlan, until: u64) -> (i32, u64, usize) {
+        let (mut parts, mut bytes, mut peak) = (0, 0u64, 0);
+        while bytes < until && parts < MAX_PARTS {
+            parts += 1;
+            let size = plan.size_of(parts);
+            bytes += size as u64;
+            peak = peak.max((plan.in_flight(size) + 1) * size);
+        }
+        (parts, bytes, peak)
+    }
+
+    #[test]
+    fn parts_grow_so_that_the_part_count_never_stops_a_dump_below_s3s_limit() {
+        for (mib, in_flight) in [(5, 1), (8, 4), (64, 16), (5120, 1)] {
+            let plan = PartPlan {
+                part_size: mib * MIB,
+                parts_in_flight: in_flight,
+            };
+            let (parts, bytes, _) = walk(plan, MAX_OBJECT_SIZE);
+            assert!(
+                parts <= MAX_PARTS && bytes >= MAX_OBJECT_SIZE,
+                "{mib} MiB: {parts} parts hold {bytes} bytes"
+            );
+            for n in 1..=MAX_PARTS {
+                let size = plan.size_of(n);
+                assert!(
+                    (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size),
+                    "{mib} MiB: part {n}: {size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn at_the_defaults_the_buffers_stay_within_64_mib_up_to_100_gib() {
+        let defaults = PartPlan {
+            part_size: 8 * MIB,
+            parts_in_flight: 4,
+        };
+        let (parts, _, peak) = walk(defaults, 100 << 30);
+        assert!(peak <= 64 * MIB, "{} MiB at {parts} parts", peak / MIB);
+        assert_eq!(
+            (defaults.size_of(1), defaults.in_flight(8 * MIB)),
+            (8 * MIB, 4)
+        );
+        assert_eq!(
+            (defaults.size_of(2_001), defaults.in_flight(16 * MIB)),
+            (16 * MIB, 3)
+        );
+        assert_eq!(
+            (defaults.size_of(4_001), defaults.in_flight(32 * MIB)),
+            (32 * MIB, 1)
+        );
+        // Beyond, memory grows with the part size: never fewer than one part in flight.
+        assert_eq!(defaults.in_flight(defaults.size_of(9_500)), 1);
+    }
 
     #[test]
     fn tags_become_a_query_string() {
