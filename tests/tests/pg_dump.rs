@@ -810,3 +810,198 @@ async fn a_fresh_dump_without_its_manifest_is_left_to_the_run_writing_it() {
     assert_eq!(setup.get(&key).await, b"another run's dump");
     assert!(setup.inbox.drain().await.is_empty());
 }
+
+/// The key of this payload's dump of `orders` for `plan`, at its slot or `days` before it.
+fn dump_key_of(event: &Value, plan: &str, days: i64) -> String {
+    let slot = lifeboat::Request::<pg_dump::fields::PgDumpFields>::parse(
+        event.clone(),
+        chrono::Utc::now(),
+    )
+    .expect("payload")
+    .slot;
+    let slot = lifeboat::Slot::from_stamp(
+        &(slot.time() - chrono::Duration::days(days))
+            .format("%Y%m%dT%H%MZ")
+            .to_string(),
+    )
+    .expect("slot");
+    lifeboat::rules::naming::dump_key(
+        "pg/",
+        "orders",
+        &lifeboat::Plan::new(plan).expect("plan"),
+        slot,
+        "dump",
+    )
+}
+
+#[tokio::test]
+async fn a_dump_that_took_longer_than_the_time_left_is_not_started() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let event = payload("nightly", server.port, "postgres", &arn);
+    // Yesterday's dump of the database took 800 s.
+    let yesterday = dump_key_of(&event, "nightly", 1);
+    let manifest = json!({ "key": yesterday, "duration_seconds": 800.0 });
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("{yesterday}.manifest.json"))
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put");
+    let in_ms = |seconds: u64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        (now + std::time::Duration::from_secs(seconds)).as_millis() as u64
+    };
+
+    let Err(lifeboat::Error::RunFailed { report }) = handle(
+        &function,
+        event.clone(),
+        Invocation::with_deadline_ms(in_ms(600)),
+    )
+    .await
+    else {
+        panic!("a dump that cannot finish must not start");
+    };
+    assert!(
+        report.failed[0]
+            .error
+            .contains("not started: its last dump (pg/orders/"),
+        "{report:?}"
+    );
+    assert!(report.failed[0].error.contains("took 800 s"), "{report:?}");
+    assert_eq!(
+        setup.keys().await.len(),
+        1,
+        "nothing written but the old manifest"
+    );
+    assert_eq!(setup.open_uploads().await, 0);
+    setup.inbox.drain().await;
+
+    // With time enough, it runs.
+    let report = handle(&function, event, Invocation::with_deadline_ms(in_ms(900)))
+        .await
+        .expect("time enough");
+    assert_eq!(report.created.len(), 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_run_without_a_deadline_keeps_its_upload_from_lambda_runs() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let event = payload("nightly", server.port, "postgres", &arn);
+    let key = dump_key_of(&event, "nightly", 0);
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(900);
+    let deadline_ms = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    // The emulator dates every multipart upload to 2010: any upload looks a dead run's.
+    let upload = |live: bool| {
+        let (s3, key) = (setup.s3.clone(), key.clone());
+        async move {
+            s3.create_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .expect("upload");
+            if live {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(format!("{key}.live.by-hand"))
+                    .body(Vec::new().into())
+                    .send()
+                    .await
+                    .expect("mark");
+            }
+        }
+    };
+
+    // A `lifeboat run` on a workstation is dumping this slot: its upload stays.
+    upload(true).await;
+    let report = handle(
+        &function,
+        event.clone(),
+        Invocation::with_deadline_ms(deadline_ms),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.created.len(), 1, "{report:?}");
+    assert_eq!(
+        setup.open_uploads().await,
+        1,
+        "the live run's upload is left to it"
+    );
+
+    // Without the mark, an old upload is a dead run's: the next run aborts it.
+    setup
+        .s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key(format!("{key}.live.by-hand"))
+        .send()
+        .await
+        .expect("unmark");
+    let weekly = payload("weekly", server.port, "postgres", &arn);
+    let weekly_key = dump_key_of(&weekly, "weekly", 0);
+    setup
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&weekly_key)
+        .send()
+        .await
+        .expect("upload");
+    handle(&function, weekly, Invocation::with_deadline_ms(deadline_ms))
+        .await
+        .expect("run");
+    let left: Vec<String> = setup
+        .s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("uploads")
+        .uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        left,
+        vec![key],
+        "the dead run's upload of the weekly slot was aborted"
+    );
+
+    // And a run without a deadline marks its slot while it works, then unmarks it.
+    let monthly = payload("monthly", server.port, "postgres", &arn);
+    handle(&function, monthly, Invocation::now())
+        .await
+        .expect("run");
+    let versions = setup
+        .s3
+        .list_object_versions()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("versions");
+    let marks = versions
+        .versions()
+        .iter()
+        .filter_map(|v| v.key())
+        .chain(versions.delete_markers().iter().filter_map(|m| m.key()))
+        .filter(|k| k.contains(".live.") && !k.ends_with(".live.by-hand"))
+        .count();
+    assert_eq!(
+        marks, 0,
+        "nothing of the run's mark is left, in any version"
+    );
+}

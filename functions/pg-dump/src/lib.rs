@@ -34,9 +34,14 @@ use tokio::io::AsyncReadExt;
 const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 /// How often a long dump logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// Multipart uploads of a slot's key older than this belong to a run that
-/// died (Lambda runs 15 minutes at most) and are aborted by the next run.
+/// A run with no deadline (`lifeboat run`) takes multipart uploads older
+/// than this for a dead Lambda run's (Lambda runs 15 minutes at most); a
+/// Lambda run, uploads older than its own timeout and this margin.
 const STALE_UPLOAD: chrono::Duration = chrono::Duration::minutes(20);
+const STALE_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+/// A run with no deadline marks its slot with `<key>.live.<run>` while it
+/// works, so that no other run takes its upload, however old, for a dead one's.
+const LIVE_MARK: &str = ".live.";
 
 /// The function's configuration, read once from the environment.
 #[derive(Debug, Clone)]
@@ -154,9 +159,9 @@ impl PgDump {
         }
     }
 
-    /// Aborts the slot's multipart uploads left by runs that died; a live
-    /// run's upload is younger and is left alone.
-    async fn abort_stale_uploads(&self, bucket: &str, key: &str) {
+    /// Aborts the slot's multipart uploads left by runs that died: older than
+    /// `stale`, and no run without a deadline marks the slot as live.
+    async fn abort_stale_uploads(&self, bucket: &str, key: &str, stale: chrono::Duration) {
         let listed = self
             .s3
             .list_multipart_uploads()
@@ -171,15 +176,42 @@ impl PgDump {
                 return;
             }
         };
-        let stale_before = SystemTime::from(Utc::now() - STALE_UPLOAD);
-        for upload in uploads {
-            let initiated = upload
-                .initiated
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            if upload.key.as_deref() != Some(key) || initiated > stale_before {
-                continue;
+        let stale_before = SystemTime::from(Utc::now() - stale);
+        let stale: Vec<_> = uploads
+            .into_iter()
+            .filter(|upload| {
+                let initiated = upload
+                    .initiated
+                    .and_then(|t| SystemTime::try_from(t).ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                upload.key.as_deref() == Some(key) && initiated <= stale_before
+            })
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let live = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{key}{LIVE_MARK}"))
+            .send()
+            .await;
+        match live {
+            Ok(out) if out.contents().is_empty() => {}
+            Ok(_) => {
+                tracing::info!(
+                    key,
+                    "a run without a deadline works on this slot: its uploads are left to it"
+                );
+                return;
             }
+            Err(e) => {
+                tracing::warn!(key, error = %lifeboat::aws::summarize(&e), "cannot tell whether a run without a deadline works on this slot; its uploads are left alone");
+                return;
+            }
+        }
+        for upload in stale {
             let aborted = self
                 .s3
                 .abort_multipart_upload()
@@ -270,7 +302,7 @@ impl PgDump {
     /// without a manifest is another run's that is writing its manifest now
     /// (this run stands aside), or, older than any run lasts, a dead run's,
     /// whose version is deleted.
-    async fn claim(&self, target: &Target) -> Result<(), DumpError> {
+    async fn claim(&self, target: &Target, stale: chrono::Duration) -> Result<(), DumpError> {
         let Some(found) = self
             .object(&target.bucket, &target.key)
             .await
@@ -278,12 +310,12 @@ impl PgDump {
         else {
             return Ok(());
         };
-        let stale_before = SystemTime::from(Utc::now() - STALE_UPLOAD);
+        let stale_before = SystemTime::from(Utc::now() - stale);
         if found.written > stale_before {
             return Err(DumpError::Taken(format!(
                 "another run wrote this slot's dump moments ago (run {}) and is writing its manifest; if that run died, a run {} minutes later replaces its dump",
                 found.run,
-                STALE_UPLOAD.num_minutes()
+                stale.num_minutes()
             )));
         }
         self.s3
@@ -325,21 +357,157 @@ impl PgDump {
         }
     }
 
-    /// Dumps one database into `target`, then writes its manifest.
+    /// Dumps one database into `target`, then writes its manifest; with no
+    /// deadline, marks the slot as live while it works.
     async fn dump(
         &self,
         db: &Database,
         tool: &PgDumpTool,
         target: Target,
         request: &Request<PgDumpFields>,
-        stop_at: Option<tokio::time::Instant>,
+        limits: Limits,
     ) -> Result<Manifest, DumpError> {
         let security = tool.security(db).map_err(DumpError::PgDump)?;
+        if let Some(at) = limits.stop_at {
+            self.refuse_if_too_long(&target, request.slot, at).await?;
+        }
         let login = secret::credentials(&self.secrets, &db.secret_arn)
             .await
             .map_err(DumpError::Secret)?;
-        self.abort_stale_uploads(&target.bucket, &target.key).await;
-        self.claim(&target).await?;
+        self.abort_stale_uploads(&target.bucket, &target.key, limits.stale)
+            .await;
+        self.claim(&target, limits.stale).await?;
+        let live = format!("{}{LIVE_MARK}{}", target.key, target.run);
+        let mut mark = None;
+        if limits.stop_at.is_none() {
+            let marked = self
+                .s3
+                .put_object()
+                .bucket(&target.bucket)
+                .key(&live)
+                .body(Vec::new().into())
+                .send()
+                .await;
+            match marked {
+                Ok(out) => mark = Some(out.version_id),
+                Err(e) => {
+                    tracing::warn!(key = %live, error = %lifeboat::aws::summarize(&e), "the slot could not be marked live: a Lambda run may take this run's upload for a dead one's");
+                }
+            }
+        }
+        let outcome = self
+            .dump_streamed(db, tool, &target, request, limits.stop_at, login, security)
+            .await;
+        if let Some(version) = mark {
+            // The exact version: in a versioned bucket nothing of the mark remains.
+            let unmarked = self
+                .s3
+                .delete_object()
+                .bucket(&target.bucket)
+                .key(&live)
+                .set_version_id(version)
+                .send()
+                .await;
+            if let Err(e) = unmarked {
+                tracing::warn!(key = %live, error = %lifeboat::aws::summarize(&e), "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
+            }
+        }
+        outcome
+    }
+
+    /// Refuses to start a dump that its last run shows cannot finish before
+    /// the deadline: the newest manifest of the database before this slot
+    /// (this month's or last month's) records how long that dump took.
+    async fn refuse_if_too_long(
+        &self,
+        target: &Target,
+        slot: lifeboat::Slot,
+        stop_at: tokio::time::Instant,
+    ) -> Result<(), DumpError> {
+        let Some((key, took)) = self.previous_duration(target, slot).await else {
+            return Ok(());
+        };
+        let left = stop_at.saturating_duration_since(tokio::time::Instant::now());
+        if took <= left.as_secs_f64() {
+            return Ok(());
+        }
+        Err(DumpError::PgDump(format!(
+            "not started: its last dump ({key}) took {took:.0} s, and this run has {} s before the Lambda deadline, so it would be cut off; give pg-dump a longer timeout (pg_dump.timeout_seconds, at most 900), or dump this database where no deadline stops it (lifeboat run pg-dump)",
+            left.as_secs()
+        )))
+    }
+
+    /// The key and duration of the newest dump before `slot` of the database whose key `target` has.
+    async fn previous_duration(
+        &self,
+        target: &Target,
+        slot: lifeboat::Slot,
+    ) -> Option<(String, f64)> {
+        // `<prefix><name>/<yyyy>/<mm>/<dd>/<file>`: this month's and last month's folders.
+        let database = target.key.rsplitn(5, '/').nth(4)?;
+        let time = slot.time();
+        let last_month = time.checked_sub_months(chrono::Months::new(1))?;
+        let mut newest: Option<String> = None;
+        for month in [last_month, time] {
+            let prefix = format!("{database}/{}/", month.format("%Y/%m"));
+            let listed = self
+                .s3
+                .list_objects_v2()
+                .bucket(&target.bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await;
+            let pages = match listed {
+                Ok(pages) => pages,
+                Err(e) => {
+                    tracing::warn!(%prefix, error = %lifeboat::aws::summarize(&e), "the last dump's duration is unknown");
+                    return None;
+                }
+            };
+            let before = pages
+                .iter()
+                .flat_map(|p| p.contents())
+                .filter_map(|o| o.key())
+                .filter_map(|k| k.strip_suffix(".manifest.json"))
+                .filter(|dump| naming::parse_dump_key(dump).is_some_and(|d| d.slot < slot))
+                .max_by_key(|dump| naming::parse_dump_key(dump).map(|d| d.slot));
+            if let Some(dump) = before {
+                newest = Some(dump.to_owned());
+            }
+        }
+        let dump = newest?;
+        let body = self
+            .s3
+            .get_object()
+            .bucket(&target.bucket)
+            .key(naming::manifest_key(&dump))
+            .send()
+            .await
+            .ok()?
+            .body
+            .collect()
+            .await
+            .ok()?
+            .into_bytes();
+        let manifest: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        Some((dump, manifest["duration_seconds"].as_f64()?))
+    }
+
+    /// Streams `pg_dump` of `db` into `target`, checks it, then writes the manifest.
+    #[allow(clippy::too_many_arguments)]
+    async fn dump_streamed(
+        &self,
+        db: &Database,
+        tool: &PgDumpTool,
+        target: &Target,
+        request: &Request<PgDumpFields>,
+        stop_at: Option<tokio::time::Instant>,
+        login: secret::Credentials,
+        security: Vec<(&'static str, std::ffi::OsString)>,
+    ) -> Result<Manifest, DumpError> {
+        let target = target.clone();
         let started = Utc::now();
         let clock = Instant::now();
         tracing::info!(database = %db.name, host = %db.host, dbname = %db.dbname, key = %target.key, pg_dump = %tool.version, "dump started");
@@ -445,6 +613,13 @@ impl PgDump {
         );
         Ok(manifest)
     }
+}
+
+/// When a run must stop, and how old an upload must be to be a dead run's.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    stop_at: Option<tokio::time::Instant>,
+    stale: chrono::Duration,
 }
 
 /// An object found at a key: its version, when it was written, and by which run.
@@ -570,6 +745,19 @@ impl BackupFunction for PgDump {
                 .saturating_sub(DEADLINE_MARGIN);
             tokio::time::Instant::now() + left
         });
+        // A Lambda run's uploads outlive it by no more than its timeout: what
+        // its deadline was from the start. A run with no deadline knows only
+        // that no Lambda run lasts more than 15 minutes.
+        let stale = match invocation.deadline {
+            Some(deadline) => {
+                let timeout = deadline
+                    .duration_since(SystemTime::from(invocation.now))
+                    .unwrap_or_default();
+                chrono::Duration::from_std(timeout).unwrap_or(STALE_UPLOAD) + STALE_MARGIN
+            }
+            None => STALE_UPLOAD,
+        };
+        let limits = Limits { stop_at, stale };
         let mut report = request.report(Self::NAME);
         let run = lifeboat::runtime::run_token();
         let prefix = fields.key_prefix();
@@ -614,7 +802,7 @@ impl BackupFunction for PgDump {
                 kms_key_id: self.settings.kms_key_id.clone(),
                 run: run.clone(),
             };
-            match self.dump(db, &tool, target, request, stop_at).await {
+            match self.dump(db, &tool, target, request, limits).await {
                 Ok(_) => report.created(Kind::PgDump, &db.name, key, &region, None),
                 Err(DumpError::Taken(why)) => {
                     tracing::warn!(database = %db.name, %why, "the slot's dump is another run's");
