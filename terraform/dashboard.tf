@@ -1,5 +1,6 @@
 # One dashboard: how old each resource's newest backup is, what freshness
-# found, and how each function's runs went.
+# found, how each function's runs went, and whether the schedules invoked
+# their functions.
 
 locals {
   dashboard_functions = [for f in local.function_names : module.function[f].function_name]
@@ -41,6 +42,11 @@ locals {
             [for a in aws_cloudwatch_metric_alarm.stale_backups : a.arn],
             [for a in aws_cloudwatch_metric_alarm.unprotected_resources : a.arn],
             [for a in aws_cloudwatch_metric_alarm.heartbeat : a.arn],
+            [
+              aws_cloudwatch_metric_alarm.schedule_invocations_dropped.arn,
+              aws_cloudwatch_metric_alarm.schedule_dead_letters_lost.arn,
+              aws_cloudwatch_metric_alarm.schedule_dead_letters_waiting.arn,
+            ],
           )
         }
       },
@@ -62,6 +68,24 @@ locals {
           ]
         }
       }
+    ],
+    [
+      {
+        type = "metric", x = 16, y = 26, width = 8, height = 6
+        properties = {
+          title  = "Schedules: invocations"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Sum"
+          metrics = [
+            ["AWS/Scheduler", "InvocationAttemptCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "attempts" }],
+            ["AWS/Scheduler", "TargetErrorCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "Invoke refused (retried)" }],
+            ["AWS/Scheduler", "InvocationDroppedCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "dropped" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.schedule_dead_letters.name, { label = "dead letters", stat = "Maximum" }],
+          ]
+        }
+      },
     ],
   )
 }

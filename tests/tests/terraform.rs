@@ -108,6 +108,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
     }
 
     check_functions_and_alarms(&resources);
+    check_retries_and_dead_letters(&resources);
 
     // Lambda checks the role's right to publish to the on-failure destination
     // when the invoke config is created: it must wait for the role's policy.
@@ -299,8 +300,8 @@ fn check_functions_and_alarms(resources: &[&Value]) {
     let alarms = of_type("aws_cloudwatch_metric_alarm");
     assert_eq!(
         alarms.len(),
-        6 * 3 + 3,
-        "three per function, three for the plan freshness checks"
+        6 * 3 + 3 + 3,
+        "three per function, three for the plan freshness checks, three for the schedules"
     );
     for alarm in &alarms {
         assert_eq!(
@@ -316,6 +317,118 @@ fn check_functions_and_alarms(resources: &[&Value]) {
         .expect("a heartbeat alarm");
     assert_eq!(heartbeat["treat_missing_data"], "breaching");
     assert_eq!(heartbeat["dimensions"], json!({"Plan": "nightly"}));
+}
+
+/// The resources of one type in planned values, by address.
+fn of_type<'a>(resources: &[&'a Value], kind: &str) -> Vec<&'a Value> {
+    resources
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .copied()
+        .collect()
+}
+
+/// The one resource at `address`, its values.
+fn at<'a>(resources: &[&'a Value], address: &str) -> &'a Value {
+    &resources
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("no {address} in the plan"))["values"]
+}
+
+/// One failed night alerts once per slot (docs/terraform.md, Retries): Lambda
+/// runs no asynchronous retry; what Scheduler could not invoke goes to the
+/// encrypted dead-letter queue, which the schedules' roles may send to, and
+/// three alarms watch it and Scheduler's drops.
+fn check_retries_and_dead_letters(resources: &[&Value]) {
+    let invoke_configs = of_type(resources, "aws_lambda_function_event_invoke_config");
+    assert_eq!(invoke_configs.len(), 6, "one invoke config per function");
+    for config in invoke_configs {
+        assert_eq!(
+            config["values"]["maximum_retry_attempts"], 0,
+            "{}: a failed run has alerted already; a retry would alert again",
+            config["address"]
+        );
+    }
+
+    let queue = at(resources, "aws_sqs_queue.schedule_dead_letters");
+    let alert_key = at(resources, "aws_kms_key.alerts");
+    assert_eq!(queue["kms_master_key_id"], alert_key["arn"], "{queue}");
+    assert_eq!(queue["message_retention_seconds"], 14 * 24 * 3600);
+    let group = at(resources, "aws_scheduler_schedule_group.lifeboat");
+    for schedule in of_type(resources, "aws_scheduler_schedule") {
+        let target = &schedule["values"]["target"][0];
+        assert_eq!(
+            target["dead_letter_config"][0]["arn"], queue["arn"],
+            "{}",
+            schedule["address"]
+        );
+        let retry = &target["retry_policy"][0];
+        let attempts = retry["maximum_retry_attempts"].as_i64().unwrap_or(-1);
+        let age = retry["maximum_event_age_in_seconds"].as_i64().unwrap_or(0);
+        assert!(
+            (0..=185).contains(&attempts) && (60..=86_400).contains(&age),
+            "Scheduler's retry limits: {retry}"
+        );
+    }
+    let scheduler_policies: Vec<Value> = of_type(resources, "aws_iam_role_policy")
+        .into_iter()
+        .filter(|r| {
+            r["address"]
+                .as_str()
+                .is_some_and(|a| a.contains(".aws_iam_role_policy.scheduler"))
+        })
+        .map(|r| {
+            serde_json::from_str(r["values"]["policy"].as_str().expect("a policy"))
+                .expect("policy JSON")
+        })
+        .collect();
+    assert_eq!(
+        scheduler_policies.len(),
+        6,
+        "every function has schedules in the example"
+    );
+    for policy in &scheduler_policies {
+        let grants = |action: &str, resource: &Value| {
+            policy["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|st| {
+                    st["Effect"] == "Allow"
+                        && strings(&st["Action"]).iter().any(|a| a == action)
+                        && strings(&st["Resource"])
+                            .contains(&resource.as_str().unwrap_or("").to_owned())
+                })
+        };
+        assert!(grants("sqs:SendMessage", &queue["arn"]), "{policy}");
+        assert!(grants("kms:GenerateDataKey", &alert_key["arn"]), "{policy}");
+    }
+
+    let alarms = of_type(resources, "aws_cloudwatch_metric_alarm");
+    let alarm = |namespace: &str, metric: &str| {
+        alarms
+            .iter()
+            .map(|a| &a["values"])
+            .find(|a| a["namespace"] == namespace && a["metric_name"] == metric)
+            .unwrap_or_else(|| panic!("an alarm on {namespace} {metric}"))
+    };
+    for metric in [
+        "InvocationDroppedCount",
+        "InvocationsFailedToBeSentToDeadLetterCount",
+    ] {
+        let a = alarm("AWS/Scheduler", metric);
+        assert_eq!(
+            a["dimensions"],
+            json!({"ScheduleGroup": group["name"]}),
+            "{metric}"
+        );
+        assert_eq!(a["threshold"], 0.0, "{metric}");
+        assert_eq!(a["comparison_operator"], "GreaterThanThreshold", "{metric}");
+    }
+    let waiting = alarm("AWS/SQS", "ApproximateNumberOfMessagesVisible");
+    assert_eq!(waiting["dimensions"], json!({"QueueName": queue["name"]}));
+    assert_eq!(waiting["comparison_operator"], "GreaterThanThreshold");
 }
 
 /// Payloads as the scheduler sends them: the placeholder filled in with a slot.
@@ -607,6 +720,7 @@ fn provider_override(endpoint: &str) -> String {
         "s3",
         "scheduler",
         "sns",
+        "sqs",
         "sts",
     ];
     let endpoints: String = services
