@@ -1,6 +1,7 @@
 # What freshness finds, per plan it checks: a resource whose newest backup is
 # older than its RPO, a resource with no backup at all, and freshness itself
-# gone quiet; and a schedule that could not invoke its function. Each function's own alarms (errors,
+# gone quiet; the account's snapshot quotas filling up; and a schedule that
+# could not invoke its function. Each function's own alarms (errors,
 # throttles, duration) live in modules/backup-function.
 
 resource "aws_cloudwatch_metric_alarm" "stale_backups" {
@@ -64,6 +65,47 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
   tags                = var.tags
+}
+
+# The account's RDS snapshot quotas, as freshness reads them
+# (DescribeAccountAttributes): at a quota, CreateDBSnapshot and
+# CreateDBClusterSnapshot fail and every further backup of that kind with
+# them, so the alarm fires at 80%, while there is room to prune or to ask for
+# more. Only a deployment that runs freshness publishes them.
+locals {
+  snapshot_quotas = length(local.freshness_plans) == 0 ? {} : {
+    ManualSnapshots        = { slug = "manual-snapshots", what = "RDS manual DB instance snapshots" }
+    ManualClusterSnapshots = { slug = "manual-cluster-snapshots", what = "Aurora manual DB cluster snapshots" }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "snapshot_quota" {
+  for_each = local.snapshot_quotas
+
+  alarm_name          = "${var.name_prefix}snapshot-quota-${each.value.slug}"
+  alarm_description   = "The account's quota of ${each.value.what} (${each.key}) is 80% used or more: at 100% new snapshots of that kind fail. Prune harder, delete snapshots no one needs, or ask Service Quotas for more; see README, Deploy to AWS."
+  namespace           = var.metric_namespace
+  metric_name         = "SnapshotQuotaUsedPercent"
+  dimensions          = { Quota = each.key }
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 80
+  # As with stale backups: freshness reports once a run, and the use changes
+  # only when snapshots are made or deleted, so between runs the alarm keeps
+  # the state the last run set; freshness gone quiet is the heartbeat's to say.
+  treat_missing_data = "ignore"
+  alarm_actions      = [aws_sns_topic.alerts.arn]
+  ok_actions         = [aws_sns_topic.alerts.arn]
+  tags               = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length("${var.name_prefix}snapshot-quota-${each.value.slug}") <= 255
+      error_message = "Alarm names are at most 255 characters (CloudWatch's limit): shorten name_prefix."
+    }
+  }
 }
 
 # EventBridge Scheduler's own failures, for the deployment's schedule group

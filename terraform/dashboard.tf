@@ -1,6 +1,6 @@
 # One dashboard: how old each resource's newest backup is, what freshness
-# found, how each function's runs went, and whether the schedules invoked
-# their functions.
+# found, how each function's runs went, how full the snapshot quotas are, and
+# whether the schedules invoked their functions.
 
 locals {
   dashboard_functions = [for f in local.function_names : module.function[f].function_name]
@@ -42,6 +42,7 @@ locals {
             [for a in aws_cloudwatch_metric_alarm.stale_backups : a.arn],
             [for a in aws_cloudwatch_metric_alarm.unprotected_resources : a.arn],
             [for a in aws_cloudwatch_metric_alarm.heartbeat : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.snapshot_quota : a.arn],
             [
               aws_cloudwatch_metric_alarm.schedule_invocations_dropped.arn,
               aws_cloudwatch_metric_alarm.schedule_dead_letters_lost.arn,
@@ -66,6 +67,25 @@ locals {
             ["AWS/Lambda", "Errors", "FunctionName", module.function[f].function_name, { label = "Lambda errors" }],
             ["AWS/Lambda", "Throttles", "FunctionName", module.function[f].function_name, { label = "throttles" }],
           ]
+        }
+      }
+    ],
+    # Used against the quota, per quota: the line to watch is the distance
+    # between the two (the alarm fires at 80%).
+    [
+      for i, quota in keys(local.snapshot_quotas) : {
+        type = "metric", x = i * 8, y = 26, width = 8, height = 6
+        properties = {
+          title  = "Snapshot quota ${quota}: used and max"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Maximum"
+          metrics = [
+            [var.metric_namespace, "SnapshotQuotaUsed", "Quota", quota, { label = "used" }],
+            [var.metric_namespace, "SnapshotQuotaMax", "Quota", quota, { label = "max" }],
+          ]
+          yAxis = { left = { min = 0 } }
         }
       }
     ],

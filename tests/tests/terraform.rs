@@ -109,6 +109,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
 
     check_functions_and_alarms(&resources);
     check_retries_and_dead_letters(&resources);
+    check_snapshot_quota_alarms(&resources);
     check_pg_dump_endpoints(&resources);
     // The rule the databases' groups need, for the operator to add.
     let ingress = &plan["planned_values"]["outputs"]["pg_dump_database_ingress"]["value"];
@@ -311,8 +312,8 @@ fn check_functions_and_alarms(resources: &[&Value]) {
     let alarms = of_type("aws_cloudwatch_metric_alarm");
     assert_eq!(
         alarms.len(),
-        6 * 3 + 3 + 3,
-        "three per function, three for the plan freshness checks, three for the schedules"
+        6 * 3 + 3 + 2 + 3,
+        "three per function, three for the plan freshness checks, two snapshot quotas, three for the schedules"
     );
     for alarm in &alarms {
         assert_eq!(
@@ -440,6 +441,52 @@ fn check_retries_and_dead_letters(resources: &[&Value]) {
     let waiting = alarm("AWS/SQS", "ApproximateNumberOfMessagesVisible");
     assert_eq!(waiting["dimensions"], json!({"QueueName": queue["name"]}));
     assert_eq!(waiting["comparison_operator"], "GreaterThanThreshold");
+}
+
+/// freshness's SnapshotQuotaUsedPercent per quota: an alarm at 80% that keeps
+/// its state between runs, and a widget of used against max.
+fn check_snapshot_quota_alarms(resources: &[&Value]) {
+    let topic = at(resources, "aws_sns_topic.alerts")["arn"].clone();
+    let dashboard: Value = serde_json::from_str(
+        at(resources, "aws_cloudwatch_dashboard.lifeboat")["dashboard_body"]
+            .as_str()
+            .expect("a dashboard body"),
+    )
+    .expect("dashboard JSON");
+    for quota in ["ManualSnapshots", "ManualClusterSnapshots"] {
+        let alarm = of_type(resources, "aws_cloudwatch_metric_alarm")
+            .into_iter()
+            .map(|a| &a["values"])
+            .find(|a| {
+                a["metric_name"] == "SnapshotQuotaUsedPercent"
+                    && a["dimensions"] == json!({"Quota": quota})
+            })
+            .unwrap_or_else(|| panic!("an alarm on the {quota} quota"));
+        assert_eq!(alarm["namespace"], "Lifeboat", "{quota}");
+        assert_eq!(alarm["statistic"], "Maximum", "{quota}");
+        assert_eq!(alarm["threshold"], 80.0, "{quota}");
+        assert_eq!(
+            alarm["comparison_operator"], "GreaterThanOrEqualToThreshold",
+            "{quota}"
+        );
+        assert_eq!(alarm["treat_missing_data"], "ignore", "{quota}");
+        assert_eq!(alarm["alarm_actions"], json!([topic]), "{quota}");
+        let shows = |widget: &Value, metric: &str| {
+            widget["properties"]["metrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m[0] == "Lifeboat" && m[1] == metric && m[2] == "Quota" && m[3] == quota)
+        };
+        assert!(
+            dashboard["widgets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|w| shows(w, "SnapshotQuotaUsed") && shows(w, "SnapshotQuotaMax")),
+            "a widget of {quota} used and max: {dashboard}"
+        );
+    }
 }
 
 /// pg-dump in a VPC reaches every API it calls through the endpoints: S3's
