@@ -1,5 +1,6 @@
 # One dashboard: how old each resource's newest backup is, what freshness
-# found, and how each function's runs went.
+# found, how each function's runs went, how full the snapshot quotas are, and
+# whether the schedules invoked their functions.
 
 locals {
   dashboard_functions = [for f in local.function_names : module.function[f].function_name]
@@ -41,6 +42,12 @@ locals {
             [for a in aws_cloudwatch_metric_alarm.stale_backups : a.arn],
             [for a in aws_cloudwatch_metric_alarm.unprotected_resources : a.arn],
             [for a in aws_cloudwatch_metric_alarm.heartbeat : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.snapshot_quota : a.arn],
+            [
+              aws_cloudwatch_metric_alarm.schedule_invocations_dropped.arn,
+              aws_cloudwatch_metric_alarm.schedule_dead_letters_lost.arn,
+              aws_cloudwatch_metric_alarm.schedule_dead_letters_waiting.arn,
+            ],
           )
         }
       },
@@ -62,6 +69,43 @@ locals {
           ]
         }
       }
+    ],
+    # Used against the quota, per quota: the line to watch is the distance
+    # between the two (the alarm fires at 80%).
+    [
+      for i, quota in keys(local.snapshot_quotas) : {
+        type = "metric", x = i * 8, y = 26, width = 8, height = 6
+        properties = {
+          title  = "Snapshot quota ${quota}: used and max"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Maximum"
+          metrics = [
+            [var.metric_namespace, "SnapshotQuotaUsed", "Quota", quota, { label = "used" }],
+            [var.metric_namespace, "SnapshotQuotaMax", "Quota", quota, { label = "max" }],
+          ]
+          yAxis = { left = { min = 0 } }
+        }
+      }
+    ],
+    [
+      {
+        type = "metric", x = 16, y = 26, width = 8, height = 6
+        properties = {
+          title  = "Schedules: invocations"
+          region = local.region
+          view   = "timeSeries"
+          period = 3600
+          stat   = "Sum"
+          metrics = [
+            ["AWS/Scheduler", "InvocationAttemptCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "attempts" }],
+            ["AWS/Scheduler", "TargetErrorCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "Invoke refused (retried)" }],
+            ["AWS/Scheduler", "InvocationDroppedCount", "ScheduleGroup", aws_scheduler_schedule_group.lifeboat.name, { label = "dropped" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.schedule_dead_letters.name, { label = "dead letters", stat = "Maximum" }],
+          ]
+        }
+      },
     ],
   )
 }

@@ -133,7 +133,9 @@ module "function" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = aws_kms_key.alerts.arn
 
-  schedule_group = aws_scheduler_schedule_group.lifeboat.name
+  schedule_group          = aws_scheduler_schedule_group.lifeboat.name
+  dead_letter_queue_arn   = aws_sqs_queue.schedule_dead_letters.arn
+  dead_letter_kms_key_arn = aws_kms_key.alerts.arn
   schedules = {
     for name, s in var.schedules : name => {
       expression              = s.expression

@@ -22,3 +22,12 @@ output "dashboard" {
   description = "The CloudWatch dashboard's name."
   value       = aws_cloudwatch_dashboard.lifeboat.dashboard_name
 }
+
+output "pg_dump_database_ingress" {
+  description = "The rule each database's security group needs so pg-dump reaches it: inbound TCP on database_port from pg-dump's security group (null when pg-dump runs outside a VPC). Lifeboat does not change the databases' groups."
+  value = local.pg_dump_in_vpc ? {
+    source_security_group_id = aws_security_group.pg_dump[0].id
+    protocol                 = "tcp"
+    port                     = var.pg_dump.database_port
+  } : null
+}

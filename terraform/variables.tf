@@ -84,10 +84,16 @@ variable "functions" {
 variable "pg_dump" {
   description = <<-EOT
     pg-dump's network and size: the VPC subnets it runs in, where its databases
-    are (CIDR blocks and/or security groups, and their port), the CIDR blocks it
-    reaches AWS APIs at over HTTPS (S3, Secrets Manager: a NAT gateway, or
-    VPC endpoints), its timeout and memory, and where it writes its dumps.
-    With `vpc_id = null` it runs outside any VPC (databases reachable publicly).
+    are (CIDR blocks and/or security groups, and their port), how it reaches
+    the AWS APIs it calls (S3, Secrets Manager, SNS, CloudWatch) over HTTPS,
+    its timeout and memory, and where it writes its dumps. Either
+    `vpc_endpoints = true`: Lifeboat creates S3's gateway endpoint (in
+    `route_table_ids`, the route tables of `subnet_ids`) and interface
+    endpoints for the other three, with private DNS, in `subnet_ids` (at most
+    one a zone; the VPC needs DNS support and DNS hostnames); or a NAT gateway
+    or endpoints of your own, reached at `https_cidrs` (default: 0.0.0.0/0
+    without vpc_endpoints, none with them). With `vpc_id = null` it runs
+    outside any VPC (databases reachable publicly).
   EOT
   type = object({
     vpc_id                      = optional(string)
@@ -95,7 +101,9 @@ variable "pg_dump" {
     database_cidrs              = optional(list(string), [])
     database_security_group_ids = optional(list(string), [])
     database_port               = optional(number, 5432)
-    https_cidrs                 = optional(list(string), ["0.0.0.0/0"])
+    vpc_endpoints               = optional(bool, false)
+    route_table_ids             = optional(list(string), [])
+    https_cidrs                 = optional(list(string))
     timeout_seconds             = optional(number, 900)
     memory_mb                   = optional(number, 1024)
     part_size_mib               = optional(number, 8)
@@ -111,6 +119,10 @@ variable "pg_dump" {
   validation {
     condition     = var.pg_dump.vpc_id == null || length(var.pg_dump.database_cidrs) + length(var.pg_dump.database_security_group_ids) > 0
     error_message = "pg_dump needs database_cidrs or database_security_group_ids: its security group lets it reach nothing else."
+  }
+  validation {
+    condition     = !var.pg_dump.vpc_endpoints || (var.pg_dump.vpc_id != null && length(var.pg_dump.route_table_ids) > 0)
+    error_message = "pg_dump.vpc_endpoints needs pg_dump.vpc_id and pg_dump.route_table_ids (the route tables of subnet_ids, for S3's gateway endpoint)."
   }
   validation {
     condition     = var.pg_dump.database_port >= 1 && var.pg_dump.database_port <= 65535

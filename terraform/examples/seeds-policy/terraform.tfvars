@@ -29,9 +29,16 @@ dump_bucket = {
   }
 }
 
+# Private subnets without a NAT gateway: Lifeboat adds the VPC endpoints
+# pg-dump needs (S3's gateway endpoint in the subnets' route tables; Secrets
+# Manager, SNS and CloudWatch in the subnets, one a zone). With a NAT gateway,
+# leave out vpc_endpoints and route_table_ids. The database's security group
+# must admit pg-dump: `terraform output pg_dump_database_ingress`.
 pg_dump = {
   vpc_id          = "vpc-0123456789abcdef0"
   subnet_ids      = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+  route_table_ids = ["rtb-0123456789abcdef0"]
+  vpc_endpoints   = true
   database_cidrs  = ["10.0.16.0/20"]
   database_port   = 5432
   timeout_seconds = 900

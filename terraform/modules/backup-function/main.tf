@@ -138,16 +138,19 @@ resource "aws_lambda_function" "function" {
   depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.logs, aws_iam_role_policy.vpc]
 }
 
-# Asynchronous invocations (every schedule) that still fail after Lambda's
-# retries, or that time out or crash before the function could send its own
-# alert, land on the alert topic.
+# An asynchronous invocation (every schedule) that failed, timed out or
+# crashed lands on the alert topic: a timeout or a crash never sends the
+# function's own alert. No retries (docs/terraform.md, Retries): a run that
+# failed has already alerted, and a second run of the same slot would alert
+# again and, for a dump that hit its deadline, fail the same way; calls are
+# retried inside the run (the SDK's standard mode) and a slot by the next one.
 resource "aws_lambda_function_event_invoke_config" "function" {
   # Lambda checks, when this is created, that the execution role may publish
   # to the destination: the role's policy (sns:Publish) must be in place first.
   depends_on = [aws_iam_role_policy.function]
 
   function_name                = aws_lambda_function.function.function_name
-  maximum_retry_attempts       = var.async_retries
+  maximum_retry_attempts       = 0
   maximum_event_age_in_seconds = 6 * 3600
 
   destination_config {

@@ -1,5 +1,6 @@
 # EventBridge Scheduler schedules that invoke the function asynchronously,
-# with a role that may invoke this function and nothing else.
+# with a role that may invoke this function, and send an invocation it could
+# not make to the dead-letter queue, and nothing else.
 
 data "aws_iam_policy_document" "assume_scheduler" {
   statement {
@@ -30,6 +31,24 @@ data "aws_iam_policy_document" "invoke" {
     sid       = "InvokeThisFunction"
     actions   = ["lambda:InvokeFunction"]
     resources = [aws_lambda_function.function.arn, "${aws_lambda_function.function.arn}:*"]
+  }
+  # Scheduler delivers dead letters with the schedule's execution role, so the
+  # role (not a service principal) sends, and SQS encrypts with the role's
+  # grant on the queue's key: the key policy hands its use to IAM.
+  statement {
+    sid       = "SendDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.dead_letter_queue_arn]
+  }
+  statement {
+    sid       = "EncryptDeadLetters"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.dead_letter_kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${data.aws_region.current.name}.amazonaws.com"]
+    }
   }
 }
 
@@ -69,11 +88,21 @@ resource "aws_scheduler_schedule" "schedule" {
     role_arn = aws_iam_role.scheduler[0].arn
     input    = each.value.input
 
-    # A slot delivered late is still the same slot (its name and idempotency
-    # come from <aws.scheduler.scheduled-time>), so retrying for hours is safe.
+    # Scheduler retries only an Invoke call that failed (throttled, or a
+    # service error): the function has not run, so nothing has alerted yet. A
+    # slot delivered late is still the same slot (its name and idempotency
+    # come from <aws.scheduler.scheduled-time>), so retrying for hours is
+    # safe. Scheduler's limits: 0 to 185 attempts, 60 s to 24 h of age.
     retry_policy {
       maximum_event_age_in_seconds = 6 * 3600
       maximum_retry_attempts       = 10
+    }
+
+    # What Scheduler still could not invoke (retries exhausted, or a refusal
+    # it does not retry, such as a role that may not invoke) is kept here
+    # instead of being dropped in silence; the root module alarms on it.
+    dead_letter_config {
+      arn = var.dead_letter_queue_arn
     }
   }
 }

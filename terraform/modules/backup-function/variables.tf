@@ -99,15 +99,14 @@ variable "log_kms_key_arn" {
   type        = string
 }
 
-variable "async_retries" {
-  description = "Times Lambda retries a failed asynchronous invocation (0 to 2). The functions are idempotent per slot, so a retry never makes a second backup."
-  type        = number
-  default     = 2
+variable "dead_letter_queue_arn" {
+  description = "The SQS queue a schedule sends an invocation to when EventBridge Scheduler could not invoke the function (its retry policy exhausted, or a refusal it does not retry)."
+  type        = string
+}
 
-  validation {
-    condition     = var.async_retries >= 0 && var.async_retries <= 2
-    error_message = "async_retries must be 0, 1 or 2."
-  }
+variable "dead_letter_kms_key_arn" {
+  description = "The KMS key that encrypts the dead-letter queue: the schedules' role sends through SQS with it."
+  type        = string
 }
 
 variable "schedules" {
