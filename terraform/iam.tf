@@ -256,13 +256,14 @@ data "aws_iam_policy_document" "pg_dump" {
   }
   # PutObject covers the multipart calls (create, upload part, complete),
   # PutObjectTagging the tags sent with them, GetObject the HeadObject that
-  # tells a finished dump (its manifest exists) from a torn one. DeleteObject
-  # removes the run's own dump when its manifest could not be written (S3 has
-  # no tag condition for it; in the versioned bucket it only adds a marker).
+  # tells a finished dump (its manifest exists) from a torn one and its own
+  # object from another run's. DeleteObjectVersion, not DeleteObject: a run
+  # deletes only an exact version (its own torn dump or live mark, or a dead
+  # run's dump), never whatever is newest at a key (S3 has no tag condition
+  # for deletions).
   statement {
-    sid = "WriteDumps"
-    # DeleteObjectVersion: a run deletes only the exact version it wrote (its torn dump), or a dead run's.
-    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion"]
+    sid       = "WriteDumps"
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.dumps.arn}/*"]
   }
   statement {

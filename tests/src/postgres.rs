@@ -79,15 +79,20 @@ fn check(what: &str, out: std::io::Result<Output>) -> Output {
 impl PgServer {
     /// Creates and starts a cluster with these binaries.
     pub fn start(bin: &Path) -> Self {
-        Self::start_with(bin, None)
+        Self::start_with(bin, None, "")
     }
 
     /// Creates and starts a cluster with `ssl = on`, serving this certificate.
     pub fn start_tls(bin: &Path, certificate: &Issued) -> Self {
-        Self::start_with(bin, Some(certificate))
+        Self::start_with(bin, Some(certificate), "")
     }
 
-    fn start_with(bin: &Path, tls: Option<&Issued>) -> Self {
+    /// Creates and starts a cluster with these server settings (`-c name=value …`).
+    pub fn start_with_settings(bin: &Path, settings: &str) -> Self {
+        Self::start_with(bin, None, settings)
+    }
+
+    fn start_with(bin: &Path, tls: Option<&Issued>, settings: &str) -> Self {
         let dir = TempDir::new("pg");
         let password = format!("pw-{}-{}", std::process::id(), free_port());
         let data = dir.path.join("data");
@@ -111,7 +116,7 @@ impl PgServer {
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .output(),
         );
-        let mut options = String::new();
+        let mut options = format!(" {settings}");
         if let Some(issued) = tls {
             for (from, to) in [(&issued.cert, "server.crt"), (&issued.key, "server.key")] {
                 let path = data.join(to);

@@ -1005,3 +1005,51 @@ async fn a_run_without_a_deadline_keeps_its_upload_from_lambda_runs() {
         "nothing of the run's mark is left, in any version"
     );
 }
+
+#[tokio::test]
+async fn a_schema_of_50_000_tables_and_300_000_large_objects_is_accepted() {
+    let setup = Setup::new().await;
+    // pg_dump locks every table it dumps in one transaction: the lock table
+    // must hold them (max_locks_per_transaction × max_connections).
+    let server = PgServer::start_with_settings(&newest_bin(), "-c max_locks_per_transaction=1024");
+    server.sql("postgres", "CREATE DATABASE wide");
+    server.sql(
+        "wide",
+        "DO $$ BEGIN FOR i IN 1..50000 LOOP \
+           EXECUTE format('CREATE TABLE table_%s (id integer primary key, note text)', i); \
+           IF i % 2000 = 0 THEN COMMIT; END IF; \
+         END LOOP; END $$",
+    );
+    server.sql("postgres", "CREATE DATABASE objects");
+    server.sql(
+        "objects",
+        "SELECT count(lo_from_bytea(0, convert_to('object ' || i, 'UTF8'))) FROM generate_series(1, 300000) i",
+    );
+    let arn = setup.secret("db", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+
+    for (plan, dbname) in [("wide", "wide"), ("objects", "objects")] {
+        let report = handle(
+            &function,
+            payload(plan, server.port, dbname, &arn),
+            Invocation::now(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{dbname}: {e}"));
+        assert_eq!(report.created.len(), 1, "{dbname}: {report:?}");
+        let key = &report.created[0].backup;
+        let manifest: Value =
+            serde_json::from_slice(&setup.get(&format!("{key}.manifest.json")).await)
+                .expect("json");
+        let entries = manifest["archive"]["toc_entries"]
+            .as_u64()
+            .expect("entries");
+        // Every table is at least its TABLE and its constraint; the objects' metadata is grouped.
+        let least = if dbname == "wide" { 100_000 } else { 300 };
+        assert!(entries >= least, "{dbname}: {entries} entries");
+        println!(
+            "{dbname}: {entries} table-of-contents entries, {} bytes",
+            manifest["size_bytes"]
+        );
+    }
+}

@@ -16,10 +16,11 @@ use serde::Serialize;
 const MIN_VERSION: (u8, u8) = (1, 12);
 /// The newest archive version this check knows (pg_dump 17 and 18 write it).
 const MAX_VERSION: (u8, u8) = (1, 16);
-/// The largest table of contents held in memory while it is read. It is
-/// proportional to the number of objects in the database (about 40,000 tables
-/// at this size), not to the data.
-pub const MAX_TOC_BYTES: usize = 32 << 20;
+/// The largest table-of-contents entry held while it arrives: a limit of this
+/// check, not of pg_dump, far above any real entry (one object's definition).
+/// The table of contents itself is read entry by entry as it streams, so its
+/// size (which grows with the number of objects) takes no memory.
+pub const MAX_ENTRY_BYTES: usize = 64 << 20;
 
 const BLK_DATA: u8 = 1;
 const BLK_BLOBS: u8 = 3;
@@ -54,15 +55,19 @@ pub enum ArchiveError {
     /// The stream ended before the archive did.
     #[error("the archive is incomplete: {0}")]
     Truncated(String),
+    /// The archive may be whole, but passes a limit of this check.
+    #[error("the archive cannot be checked: {0}")]
+    Limit(String),
 }
 
 /// A custom-format archive checked as it streams: feed it every byte, then [`finish`](Self::finish).
 #[derive(Debug, Default)]
 pub struct CustomArchiveCheck {
-    /// Bytes not yet consumed: the table of contents while it arrives, then
-    /// the few bytes of a block header or a length split across reads.
+    /// Bytes not yet consumed: the header or the one table-of-contents entry
+    /// still arriving, then the few bytes of a block header or a length split
+    /// across reads.
     pending: Vec<u8>,
-    /// Try to read the table of contents again once this many bytes are pending.
+    /// Try to read the pending entry again once this many bytes are pending.
     next_attempt: usize,
     toc: Option<Toc>,
     stage: Stage,
@@ -72,6 +77,7 @@ pub struct CustomArchiveCheck {
 #[derive(Debug)]
 struct Toc {
     int_size: usize,
+    offset_size: usize,
     version: (u8, u8, u8),
     compression: String,
     server_version: Option<String>,
@@ -82,9 +88,11 @@ struct Toc {
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// Reading the header and table of contents.
+    /// Reading the header.
     #[default]
-    Toc,
+    Header,
+    /// Reading the table of contents: this many entries to go.
+    Entries { left: u64 },
     /// Between blocks: the next byte starts a block or the archive has ended.
     BlockHeader,
     /// A chunk length of a data block (or of a large object, in a large-object block).
@@ -103,41 +111,66 @@ impl CustomArchiveCheck {
 
     /// Checks the next bytes of the stream.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        if self.stage != Stage::Toc {
+        if !self.in_toc() {
             return self.feed_blocks(bytes);
         }
         self.pending.extend_from_slice(bytes);
-        // Re-read only once the buffer has doubled: reading a large table of
-        // contents stays linear in its size.
+        // Re-read a pending entry only once the bytes of it have doubled:
+        // reading even one huge entry stays linear in its size.
         if self.pending.len() >= self.next_attempt {
             self.read_toc()?;
         }
         Ok(())
     }
 
-    /// Reads the header and table of contents from the bytes so far, if they
-    /// hold them whole, and goes on to the data blocks after them.
+    fn in_toc(&self) -> bool {
+        matches!(self.stage, Stage::Header | Stage::Entries { .. })
+    }
+
+    /// Reads the header and every table-of-contents entry whole in the
+    /// pending bytes, keeps the rest, and goes on to the data blocks after the
+    /// last entry.
     fn read_toc(&mut self) -> Result<(), ArchiveError> {
-        let mut reader = Reader::new(&self.pending, 0);
-        match read_toc(&mut reader) {
-            Ok(toc) => {
-                let rest = self.pending.split_off(reader.at);
+        let mut at = 0;
+        loop {
+            if self.stage == (Stage::Entries { left: 0 }) {
+                let rest = self.pending.split_off(at);
                 self.pending = Vec::new();
-                self.toc = Some(toc);
                 self.stage = Stage::BlockHeader;
-                self.feed_blocks(&rest)
+                return self.feed_blocks(&rest);
             }
-            Err(Short::Malformed(m)) => Err(ArchiveError::Malformed(m)),
-            Err(Short::NeedMore) if self.pending.len() > MAX_TOC_BYTES => {
-                Err(ArchiveError::Malformed(format!(
-                    "its table of contents is larger than {} MiB",
-                    MAX_TOC_BYTES >> 20
-                )))
+            let int_size = self.toc.as_ref().map_or(0, |t| t.int_size);
+            let mut reader = Reader::new(&self.pending[at..], int_size);
+            let read = match &self.toc {
+                None => read_header(&mut reader).map(Read::Header),
+                Some(toc) => read_entry(&mut reader, toc).map(Read::Entry),
+            };
+            let used = reader.at;
+            match read {
+                Ok(Read::Header(toc)) => {
+                    self.stage = Stage::Entries { left: toc.entries };
+                    self.toc = Some(toc);
+                }
+                Ok(Read::Entry(has_data)) => {
+                    if let (Stage::Entries { left }, Some(toc)) = (&mut self.stage, &mut self.toc) {
+                        *left -= 1;
+                        toc.entries_with_data += u64::from(has_data);
+                    }
+                }
+                Err(Short::Malformed(m)) => return Err(ArchiveError::Malformed(m)),
+                Err(Short::NeedMore) => {
+                    self.pending.drain(..at);
+                    if self.pending.len() > MAX_ENTRY_BYTES {
+                        return Err(ArchiveError::Limit(format!(
+                            "a table-of-contents entry is larger than {} MiB, this check's limit (not pg_dump's)",
+                            MAX_ENTRY_BYTES >> 20
+                        )));
+                    }
+                    self.next_attempt = self.pending.len() * 2;
+                    return Ok(());
+                }
             }
-            Err(Short::NeedMore) => {
-                self.next_attempt = self.pending.len() * 2;
-                Ok(())
-            }
+            at += used;
         }
     }
 
@@ -208,7 +241,9 @@ impl CustomArchiveCheck {
                 0 => Stage::BlockHeader,
                 _ => Stage::ChunkLength { in_blobs: true },
             },
-            Stage::Toc | Stage::Chunk { .. } => unreachable!("handled above"),
+            Stage::Header | Stage::Entries { .. } | Stage::Chunk { .. } => {
+                unreachable!("handled above")
+            }
         };
         Ok(n)
     }
@@ -216,14 +251,20 @@ impl CustomArchiveCheck {
     /// Ends the check: the stream must have ended between blocks, with every
     /// promised data block present.
     pub fn finish(mut self) -> Result<ArchiveSummary, ArchiveError> {
-        if self.stage == Stage::Toc {
+        if self.in_toc() {
             self.read_toc()?;
         }
-        let Some(toc) = self.toc else {
+        let Some(toc) = self.toc.filter(|_| self.stage != Stage::Header) else {
             return Err(ArchiveError::Truncated(
                 "it ends inside its header or table of contents".into(),
             ));
         };
+        if let Stage::Entries { left } = self.stage {
+            return Err(ArchiveError::Truncated(format!(
+                "it ends inside its table of contents, {left} of {} entries short",
+                toc.entries
+            )));
+        }
         if self.stage != Stage::BlockHeader || !self.pending.is_empty() {
             return Err(ArchiveError::Truncated(format!(
                 "it ends inside data block {}",
@@ -246,6 +287,13 @@ impl CustomArchiveCheck {
             data_blocks: Some(self.data_blocks),
         })
     }
+}
+
+/// What one read of the table of contents found.
+enum Read {
+    Header(Toc),
+    /// An entry, and whether a data block for it follows.
+    Entry(bool),
 }
 
 /// Why a read stopped.
@@ -301,8 +349,11 @@ impl<'a> Reader<'a> {
             len if len < 0 => Err(Short::Malformed(format!("a string of length {len}"))),
             len => {
                 let len = usize::try_from(len).map_err(|_| Short::NeedMore)?;
-                if len > MAX_TOC_BYTES {
-                    return Err(Short::Malformed(format!("a string of {len} bytes")));
+                if len > MAX_ENTRY_BYTES {
+                    return Err(Short::Malformed(format!(
+                        "a string of {len} bytes, more than this check's limit of {} MiB per table-of-contents entry",
+                        MAX_ENTRY_BYTES >> 20
+                    )));
                 }
                 Ok(Some(String::from_utf8_lossy(self.take(len)?).into_owned()))
             }
@@ -310,7 +361,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
+/// The header, up to the number of table-of-contents entries.
+fn read_header(r: &mut Reader<'_>) -> Result<Toc, Short> {
     if r.take(5)? != b"PGDMP" {
         return Err(Short::Malformed("it does not start with PGDMP".into()));
     }
@@ -357,42 +409,44 @@ fn read_toc(r: &mut Reader<'_>) -> Result<Toc, Short> {
     if entries < 0 {
         return Err(Short::Malformed(format!("{entries} entries")));
     }
-    let mut entries_with_data = 0;
-    for _ in 0..entries {
-        r.int()?; // dump id
-        if r.int()? != 0 {
-            entries_with_data += 1; // had a data dumper: a data block follows
-        }
-        r.string()?; // table oid
-        r.string()?; // oid
-        r.string()?; // tag
-        r.string()?; // description
-        r.int()?; // section
-        for _ in 0..5 {
-            // definition, drop statement, copy statement, namespace, tablespace
-            r.string()?;
-        }
-        if v >= (1, 14) {
-            r.string()?; // table access method
-        }
-        if v >= (1, 16) {
-            r.int()?; // relkind
-        }
-        r.string()?; // owner
-        r.string()?; // "false": WITH OIDS, long gone
-        while r.string()?.is_some() {} // dependencies, ending in a null string
-        r.byte()?; // data offset: its state, then its bytes
-        r.take(offset_size)?;
-    }
     Ok(Toc {
         int_size: r.int_size,
+        offset_size,
         version,
         compression,
         server_version,
         pg_dump_version,
         entries: entries as u64,
-        entries_with_data,
+        entries_with_data: 0,
     })
+}
+
+/// One table-of-contents entry; whether a data block for it follows.
+fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<bool, Short> {
+    let v = (toc.version.0, toc.version.1);
+    r.int()?; // dump id
+    let has_data = r.int()? != 0; // had a data dumper: a data block follows
+    r.string()?; // table oid
+    r.string()?; // oid
+    r.string()?; // tag
+    r.string()?; // description
+    r.int()?; // section
+    for _ in 0..5 {
+        // definition, drop statement, copy statement, namespace, tablespace
+        r.string()?;
+    }
+    if v >= (1, 14) {
+        r.string()?; // table access method
+    }
+    if v >= (1, 16) {
+        r.int()?; // relkind
+    }
+    r.string()?; // owner
+    r.string()?; // "false": WITH OIDS, long gone
+    while r.string()?.is_some() {} // dependencies, ending in a null string
+    r.byte()?; // data offset: its state, then its bytes
+    r.take(toc.offset_size)?;
+    Ok(has_data)
 }
 
 /// A plain (SQL) dump checked as it streams: it must open with pg_dump's
@@ -519,6 +573,79 @@ mod tests {
         }
         a.extend(int(0));
         a
+    }
+
+    /// A version 1.16 archive whose table of contents has `entries` entries
+    /// of about 150 bytes, none with data.
+    fn archive_of(entries: usize) -> Vec<u8> {
+        // The header of `archive()`, up to its count of entries.
+        let mut a = archive();
+        a.truncate(5 + 7 + 7 * 5 + [6, 4, 4].iter().map(|n| 5 + n).sum::<usize>());
+        a.extend(int(entries as i64));
+        for id in 0..entries {
+            a.extend(int(id as i64 + 1));
+            a.extend(int(0));
+            for s in [Some("0"), Some("0")] {
+                a.extend(string(s));
+            }
+            a.extend(string(Some(&format!("table_{id:07}"))));
+            a.extend(string(Some("TABLE")));
+            a.extend(int(1));
+            let create = format!("CREATE TABLE public.table_{id:07} (id integer);");
+            for s in [
+                Some(create.as_str()),
+                None,
+                None,
+                Some("public"),
+                None,
+                None,
+            ] {
+                a.extend(string(s));
+            }
+            a.extend(int(114));
+            a.extend(string(Some("postgres")));
+            a.extend(string(Some("false")));
+            a.extend(string(None));
+            a.extend([1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        a // no data blocks: no entry has data
+    }
+
+    #[test]
+    fn a_table_of_contents_of_any_size_is_read_as_it_streams_in_little_memory() {
+        // 400,000 entries: about 60 MiB of table of contents, twice the 32 MiB
+        // that reading it whole once allowed.
+        let bytes = archive_of(400_000);
+        assert!(bytes.len() > 48 << 20, "{} bytes", bytes.len());
+        let mut check = CustomArchiveCheck::new();
+        let mut held = 0;
+        for chunk in bytes.chunks(64 << 10) {
+            check.feed(chunk).expect("readable");
+            held = held.max(check.pending.capacity());
+        }
+        let summary = check.finish().expect("complete");
+        assert_eq!(summary.toc_entries, Some(400_000));
+        assert_eq!(summary.data_blocks, Some(0));
+        assert!(held <= 256 << 10, "held {held} bytes at once");
+    }
+
+    #[test]
+    fn an_entry_beyond_the_checks_limit_is_worded_as_a_limit() {
+        let mut bytes = archive_of(1);
+        // The one entry's tag: its length becomes 65 MiB.
+        let at = bytes
+            .windows(12)
+            .position(|w| w == b"table_000000")
+            .expect("the tag")
+            - 5;
+        bytes[at..at + 5].copy_from_slice(&int(65 << 20));
+        let error = check_in_pieces(&bytes, 4096).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("more than this check's limit of 64 MiB per table-of-contents entry"),
+            "{error}"
+        );
     }
 
     fn check_in_pieces(bytes: &[u8], piece: usize) -> Result<ArchiveSummary, ArchiveError> {
