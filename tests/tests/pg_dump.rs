@@ -62,6 +62,16 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     assert!(manifest["parts"].as_i64().unwrap_or(0) > 1, "{manifest}");
     let method = compression.unwrap_or("zstd").split(':').next();
     assert_eq!(manifest["archive"]["compression"].as_str(), method);
+    // The fingerprint: every table's rows, counted in the decompressed data, as the database has them.
+    let counted = &manifest["archive"]["fingerprint"];
+    for table in ["sales.orders", "audit.events", "audit.documents"] {
+        let rows: u64 = server
+            .sql("shop", &format!("SELECT count(*) FROM {table}"))
+            .parse()
+            .expect("count");
+        assert_eq!(counted["tables"][table], json!(rows), "{table}: {counted}");
+    }
+    assert_eq!(counted["large_objects"], json!(1), "{counted}");
     assert!(
         dump.len() > 5 << 20,
         "a multipart-sized dump: {}",
@@ -1052,4 +1062,31 @@ async fn a_schema_of_50_000_tables_and_300_000_large_objects_is_accepted() {
             manifest["size_bytes"]
         );
     }
+}
+
+#[tokio::test]
+async fn a_byte_flipped_in_a_tables_compressed_data_fails_the_dump() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 8);
+    let arn = setup.secret("shop", &server.password).await;
+    let dir = TempDir::new("flip");
+    // pg_dump's output with one byte flipped in its middle, inside the orders' data.
+    let flip = "/usr/bin/python3 -c 'import sys; d = bytearray(sys.stdin.buffer.read()); d[len(d) // 2] ^= 0xff; sys.stdout.buffer.write(d)'";
+    let wrapper = wrapped_pg_dump(&dir.path, "pg_dump-flip", &pg_dump_of(&newest_bin()), flip);
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    // gzip's checksum catches every flipped byte (pg_dump writes zstd frames without one).
+    event["databases"][0]["compression"] = json!("gzip");
+    let outcome = handle(
+        &setup.function(&wrapper, setup.s3.clone()),
+        event,
+        Invocation::now(),
+    )
+    .await;
+    assert_nothing_left(
+        &setup,
+        outcome,
+        "the dump would not restore: not a readable pg_dump archive: the data of table sales.orders: its gzip data does not decode",
+    )
+    .await;
 }

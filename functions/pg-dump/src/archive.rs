@@ -10,7 +10,9 @@
 //! a type byte, the entry's id, and length-prefixed chunks ending in a zero
 //! length (large-object blocks hold such a chunk run per object, ending in oid 0).
 
+use crate::fingerprint::{Fingerprint, Stream};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// The oldest archive version read (pg_dump 9.x and later write at least this).
 const MIN_VERSION: (u8, u8) = (1, 12);
@@ -44,6 +46,10 @@ pub struct ArchiveSummary {
     /// Data blocks read (each entry with data has one); absent for plain dumps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_blocks: Option<u64>,
+    /// Rows per table and large objects, counted in the decompressed data;
+    /// absent for plain dumps and for data compressed with lz4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// Why a dump would not restore.
@@ -72,6 +78,10 @@ pub struct CustomArchiveCheck {
     toc: Option<Toc>,
     stage: Stage,
     data_blocks: u64,
+    /// The stream of the data block (or large object) being read, and the table it is of.
+    stream: Option<(Option<String>, Stream)>,
+    /// What was counted so far; `None` when the data cannot be counted.
+    fingerprint: Option<Fingerprint>,
 }
 
 #[derive(Debug)]
@@ -84,6 +94,8 @@ struct Toc {
     pg_dump_version: Option<String>,
     entries: u64,
     entries_with_data: u64,
+    /// `schema.table` of each table-data entry, by dump id.
+    tables: HashMap<i64, String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -149,12 +161,19 @@ impl CustomArchiveCheck {
             match read {
                 Ok(Read::Header(toc)) => {
                     self.stage = Stage::Entries { left: toc.entries };
+                    // Counting needs the data's compression to be one this check decodes.
+                    self.fingerprint = Stream::new(&toc.compression)
+                        .is_ok()
+                        .then(Fingerprint::default);
                     self.toc = Some(toc);
                 }
-                Ok(Read::Entry(has_data)) => {
+                Ok(Read::Entry(entry)) => {
                     if let (Stage::Entries { left }, Some(toc)) = (&mut self.stage, &mut self.toc) {
                         *left -= 1;
-                        toc.entries_with_data += u64::from(has_data);
+                        toc.entries_with_data += u64::from(entry.has_data);
+                        if let Some(table) = entry.table.filter(|_| entry.has_data) {
+                            toc.tables.insert(entry.id, table);
+                        }
                     }
                 }
                 Err(Short::Malformed(m)) => return Err(ArchiveError::Malformed(m)),
@@ -187,6 +206,11 @@ impl CustomArchiveCheck {
         let int_size = self.toc.as_ref().map_or(4, |t| t.int_size);
         if let Stage::Chunk { left, in_blobs } = self.stage {
             let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+            if let Some((table, stream)) = &mut self.stream {
+                stream
+                    .feed(&bytes[..n])
+                    .map_err(|e| data_error(table, &e))?;
+            }
             let left = left - n as u64;
             self.stage = if left == 0 {
                 Stage::ChunkLength { in_blobs }
@@ -215,7 +239,11 @@ impl CustomArchiveCheck {
                 let id = reader.int().map_err(malformed)?;
                 self.data_blocks += 1;
                 match kind {
-                    BLK_DATA => Stage::ChunkLength { in_blobs: false },
+                    BLK_DATA => {
+                        let table = self.toc.as_ref().and_then(|t| t.tables.get(&id)).cloned();
+                        self.start_stream(Some(table.unwrap_or_else(|| format!("entry {id}"))));
+                        Stage::ChunkLength { in_blobs: false }
+                    }
                     BLK_BLOBS => Stage::BlobOid,
                     other => {
                         return Err(ArchiveError::Malformed(format!(
@@ -225,8 +253,14 @@ impl CustomArchiveCheck {
                 }
             }
             Stage::ChunkLength { in_blobs } => match reader.int().map_err(malformed)? {
-                0 if in_blobs => Stage::BlobOid,
-                0 => Stage::BlockHeader,
+                0 => {
+                    self.end_stream()?;
+                    if in_blobs {
+                        Stage::BlobOid
+                    } else {
+                        Stage::BlockHeader
+                    }
+                }
                 len if len < 0 => {
                     return Err(ArchiveError::Malformed(format!(
                         "negative chunk length {len}"
@@ -239,13 +273,48 @@ impl CustomArchiveCheck {
             },
             Stage::BlobOid => match reader.int().map_err(malformed)? {
                 0 => Stage::BlockHeader,
-                _ => Stage::ChunkLength { in_blobs: true },
+                _ => {
+                    if let Some(fingerprint) = &mut self.fingerprint {
+                        fingerprint.large_objects += 1;
+                    }
+                    self.start_stream(None);
+                    Stage::ChunkLength { in_blobs: true }
+                }
             },
             Stage::Header | Stage::Entries { .. } | Stage::Chunk { .. } => {
                 unreachable!("handled above")
             }
         };
         Ok(n)
+    }
+
+    /// Starts reading the compressed stream of a data block (of `table`) or
+    /// of a large object (`None`), when the data is being counted.
+    fn start_stream(&mut self, table: Option<String>) {
+        let compression = self.toc.as_ref().map_or("none", |t| t.compression.as_str());
+        self.stream = match (&self.fingerprint, Stream::new(compression)) {
+            (Some(_), Ok(stream)) => Some((table, stream)),
+            _ => None,
+        };
+    }
+
+    /// The end of a data block or large object: its stream must be whole, and
+    /// a table's data must end as `COPY` ends it; its rows are counted.
+    fn end_stream(&mut self) -> Result<(), ArchiveError> {
+        let Some((table, stream)) = self.stream.take() else {
+            return Ok(());
+        };
+        let copy_ended = stream.copy_ended();
+        let rows = stream.finish().map_err(|e| data_error(&table, &e))?;
+        if let (Some(table), Some(fingerprint)) = (table, &mut self.fingerprint) {
+            if !copy_ended {
+                return Err(ArchiveError::Malformed(format!(
+                    "the data of table {table} does not end as COPY ends it"
+                )));
+            }
+            *fingerprint.tables.entry(table).or_default() += rows;
+        }
+        Ok(())
     }
 
     /// Ends the check: the stream must have ended between blocks, with every
@@ -285,15 +354,32 @@ impl CustomArchiveCheck {
             pg_dump_version: toc.pg_dump_version,
             toc_entries: Some(toc.entries),
             data_blocks: Some(self.data_blocks),
+            fingerprint: self.fingerprint,
         })
+    }
+}
+
+/// A data stream that does not read, worded with the table it is of.
+fn data_error(table: &Option<String>, error: &str) -> ArchiveError {
+    match table {
+        Some(table) => ArchiveError::Malformed(format!("the data of table {table}: {error}")),
+        None => ArchiveError::Malformed(format!("a large object's data: {error}")),
     }
 }
 
 /// What one read of the table of contents found.
 enum Read {
     Header(Toc),
-    /// An entry, and whether a data block for it follows.
-    Entry(bool),
+    Entry(Entry),
+}
+
+/// What the check keeps of a table-of-contents entry.
+struct Entry {
+    id: i64,
+    /// Whether a data block for it follows.
+    has_data: bool,
+    /// `schema.table`, for table data.
+    table: Option<String>,
 }
 
 /// Why a read stopped.
@@ -418,23 +504,25 @@ fn read_header(r: &mut Reader<'_>) -> Result<Toc, Short> {
         pg_dump_version,
         entries: entries as u64,
         entries_with_data: 0,
+        tables: HashMap::new(),
     })
 }
 
-/// One table-of-contents entry; whether a data block for it follows.
-fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<bool, Short> {
+/// One table-of-contents entry.
+fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<Entry, Short> {
     let v = (toc.version.0, toc.version.1);
-    r.int()?; // dump id
+    let id = r.int()?; // dump id
     let has_data = r.int()? != 0; // had a data dumper: a data block follows
     r.string()?; // table oid
     r.string()?; // oid
-    r.string()?; // tag
-    r.string()?; // description
+    let tag = r.string()?;
+    let description = r.string()?;
     r.int()?; // section
-    for _ in 0..5 {
-        // definition, drop statement, copy statement, namespace, tablespace
-        r.string()?;
-    }
+    r.string()?; // definition
+    r.string()?; // drop statement
+    r.string()?; // copy statement
+    let namespace = r.string()?;
+    r.string()?; // tablespace
     if v >= (1, 14) {
         r.string()?; // table access method
     }
@@ -446,7 +534,16 @@ fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<bool, Short> {
     while r.string()?.is_some() {} // dependencies, ending in a null string
     r.byte()?; // data offset: its state, then its bytes
     r.take(toc.offset_size)?;
-    Ok(has_data)
+    let table = match (description.as_deref(), namespace, tag) {
+        (Some("TABLE DATA"), Some(namespace), Some(tag)) => Some(format!("{namespace}.{tag}")),
+        (Some("TABLE DATA"), None, Some(tag)) => Some(tag),
+        _ => None,
+    };
+    Ok(Entry {
+        id,
+        has_data,
+        table,
+    })
 }
 
 /// A plain (SQL) dump checked as it streams: it must open with pg_dump's
@@ -504,6 +601,7 @@ impl PlainDumpCheck {
             pg_dump_version: version("-- Dumped by pg_dump version "),
             toc_entries: None,
             data_blocks: None,
+            fingerprint: None,
         })
     }
 }
@@ -526,11 +624,12 @@ mod tests {
         }
     }
 
-    /// A version 1.16 archive with two entries, one with data, and that data
-    /// block in two chunks, plus a large-object block with two objects.
+    /// A version 1.16 archive, its data not compressed, with three entries:
+    /// one without data, a table's with two rows in two chunks, and a
+    /// large-object block with two objects.
     fn archive() -> Vec<u8> {
         let mut a = b"PGDMP".to_vec();
-        a.extend([1, 16, 0, 4, 8, 1, 1]);
+        a.extend([1, 16, 0, 4, 8, 1, 0]);
         for t in [25, 54, 18, 22, 10, 126, 0] {
             a.extend(int(t));
         }
@@ -558,7 +657,7 @@ mod tests {
         }
         a.push(BLK_DATA);
         a.extend(int(2));
-        for chunk in [&b"hello"[..], &b" world"[..]] {
+        for chunk in [&b"1\thello\n"[..], &b"2\tworld\n\\.\n\n"[..]] {
             a.extend(int(chunk.len() as i64));
             a.extend_from_slice(chunk);
         }
@@ -665,7 +764,14 @@ mod tests {
             assert_eq!(summary.data_blocks, Some(2));
             assert_eq!(summary.server_version.as_deref(), Some("18.6"));
             assert_eq!(summary.archive_version.as_deref(), Some("1.16.0"));
-            assert_eq!(summary.compression.as_deref(), Some("gzip"));
+            assert_eq!(summary.compression.as_deref(), Some("none"));
+            let fingerprint = summary.fingerprint.expect("counted");
+            assert_eq!(
+                fingerprint.tables.into_iter().collect::<Vec<_>>(),
+                vec![("public.t".to_owned(), 2)],
+                "piece {piece}"
+            );
+            assert_eq!(fingerprint.large_objects, 2);
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod fields;
+pub mod fingerprint;
 pub mod manifest;
 pub mod secret;
 pub mod tool;
@@ -638,7 +639,7 @@ struct Streamed {
 }
 
 enum Check {
-    Custom(CustomArchiveCheck),
+    Custom(Box<CustomArchiveCheck>),
     Plain(PlainDumpCheck),
 }
 
@@ -668,7 +669,7 @@ impl Streamed {
             size: 0,
             hasher: Sha256::new(),
             check: match format {
-                DumpFormat::Custom => Check::Custom(CustomArchiveCheck::new()),
+                DumpFormat::Custom => Check::Custom(Box::default()),
                 DumpFormat::Plain => Check::Plain(PlainDumpCheck::new()),
             },
         }
