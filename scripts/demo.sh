@@ -81,6 +81,9 @@ RUST_LOG=info show "$lifeboat" run pg-dump --event .state/pg-dump.demo.json | su
 step "The dump in S3 with its tags, and its manifest (written last: a dump without one never counts)"
 .venv/bin/python scripts/estate.py dumps
 
+step "lifeboat verify: the stored dump against its manifest (the exact version, size, SHA-256, every table's rows)"
+show "$lifeboat" verify --bucket lifeboat-dumps --prefix pg --database shop
+
 step "Restore check: download the dump, read its table of contents, restore it into a fresh database, compare"
 key=$(.venv/bin/python scripts/estate.py dumps | awk '/\.dump /{print $1; exit}')
 .venv/bin/python scripts/estate.py fetch "$key"

@@ -3,6 +3,7 @@
 
 mod retention;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lifeboat::Error;
@@ -63,6 +64,13 @@ enum Command {
         #[arg(long, default_value = "1d", requires = "simulate")]
         every: String,
     },
+    /// Check a stored dump against its manifest without restoring it: the
+    /// exact object version it names, its size and SHA-256, its archive read
+    /// whole, and the rows of every table against the manifest's fingerprint.
+    ///
+    /// Exits 0 when the dump is the one its manifest describes, 1 when it
+    /// differs or cannot be checked, 2 on bad options.
+    Verify(verify::Which),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,6 +97,7 @@ async fn main() -> ExitCode {
             simulate,
             every,
         } => retention_command(&policy, simulate, &every),
+        Command::Verify(which) => verify::command(which).await,
     }
 }
 

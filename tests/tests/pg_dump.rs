@@ -1090,3 +1090,76 @@ async fn a_byte_flipped_in_a_tables_compressed_data_fails_the_dump() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn verify_reads_the_recorded_version_and_finds_any_difference() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 6);
+    let arn = setup.secret("shop", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let report = handle(
+        &function,
+        payload("nightly", server.port, "shop", &arn),
+        Invocation::now(),
+    )
+    .await
+    .expect("dump");
+    let key = report.created[0].backup.clone();
+
+    let verified = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+        .await
+        .expect("checked");
+    assert_eq!(verified.mismatches, Vec::<String>::new());
+    let rows = verified.fingerprint.expect("a fingerprint").tables;
+    assert_eq!(rows["sales.orders"], 6 * 1700, "{rows:?}");
+
+    // Someone writes over the key: the manifest's version is still the one read.
+    let mut tampered = setup.get(&key).await;
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0xff;
+    let put = setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(tampered.clone().into())
+        .send()
+        .await
+        .expect("put");
+    let again = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+        .await
+        .expect("checked");
+    assert_eq!(
+        again.mismatches,
+        Vec::<String>::new(),
+        "the recorded version is read"
+    );
+    assert_eq!(again.sha256, verified.sha256);
+
+    // A manifest that names the tampered version: the difference is found.
+    let manifest_key = format!("{key}.manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
+    manifest["version_id"] = json!(put.version_id().expect("versioned"));
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&manifest_key)
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put");
+    let found = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+        .await
+        .expect("checked");
+    assert!(
+        found
+            .mismatches
+            .iter()
+            .any(|m| m.starts_with("SHA-256: the manifest says")),
+        "{:?}",
+        found.mismatches
+    );
+}

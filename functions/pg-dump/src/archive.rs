@@ -28,7 +28,7 @@ const BLK_DATA: u8 = 1;
 const BLK_BLOBS: u8 = 3;
 
 /// What the check learned of a complete archive, for the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ArchiveSummary {
     /// The archive format's version (`1.16.0`); absent for plain dumps.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod secret;
 pub mod tool;
 pub mod upload;
+pub mod verify;
 
 use crate::archive::{ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck};
 use crate::manifest::Manifest;
