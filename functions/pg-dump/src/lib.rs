@@ -565,6 +565,11 @@ impl PgDump {
         };
         let finished = Utc::now();
         let manifest = Manifest {
+            manifest_version: manifest::MANIFEST_VERSION,
+            pg_restore_needs: summary
+                .archive_version
+                .as_deref()
+                .and_then(manifest::pg_restore_needs),
             key: target.key.clone(),
             version_id: written.version_id.clone(),
             e_tag: written.e_tag.clone(),

@@ -6,9 +6,18 @@ use crate::fields::DumpFormat;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// The manifest's schema: 2 adds the version and ETag of the dump object,
+/// the fingerprint, and the pg_restore the archive needs.
+pub const MANIFEST_VERSION: u32 = 2;
+
 /// `<key>.manifest.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
+    /// The schema of this manifest ([`MANIFEST_VERSION`]).
+    pub manifest_version: u32,
+    /// The oldest `pg_restore` that reads the archive (`17`), for the custom format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_restore_needs: Option<u32>,
     /// The dump's key.
     pub key: String,
     /// The dump object's version: the one this manifest describes (`None`
@@ -46,4 +55,35 @@ pub struct Manifest {
     pub finished_at: DateTime<Utc>,
     /// The difference, in seconds.
     pub duration_seconds: f64,
+}
+
+/// The oldest `pg_restore` major that reads a custom archive of this format
+/// version: each version is read by the release that introduced it and later
+/// ones (1.16 by 17, 1.15 by 16, 1.14 by 12, 1.13 by 11, 1.12 by 9.0).
+pub fn pg_restore_needs(archive_version: &str) -> Option<u32> {
+    let mut parts = archive_version.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    match (major, minor.parse::<u32>().ok()?) {
+        ("1", 16..) => Some(17),
+        ("1", 15) => Some(16),
+        ("1", 14) => Some(12),
+        ("1", 13) => Some(11),
+        ("1", 12) => Some(9),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pg_restore_an_archive_needs() {
+        assert_eq!(pg_restore_needs("1.16.0"), Some(17));
+        assert_eq!(pg_restore_needs("1.15.0"), Some(16));
+        assert_eq!(pg_restore_needs("1.14.0"), Some(12));
+        assert_eq!(pg_restore_needs("1.12.0"), Some(9));
+        assert_eq!(pg_restore_needs("2.0.0"), None);
+        assert_eq!(pg_restore_needs("garbage"), None);
+    }
 }
