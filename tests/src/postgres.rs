@@ -334,31 +334,39 @@ fn openssl(what: &str, args: &[&str], dir: &Path) {
     );
 }
 
+/// `openssl req` for a new P-256 key `<key>.key` and `out` (a request, or
+/// with `-x509` a self-signed certificate) for the common name `name`.
+fn new_key(what: &str, dir: &Path, extra: &[&str], key: &str, out: &str, name: &str) {
+    let (key, subject) = (format!("{key}.key"), format!("/CN={name}"));
+    let mut args = vec!["req"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        out,
+        "-subj",
+        &subject,
+    ]);
+    openssl(what, &args, dir);
+}
+
 impl TestCa {
     /// A new self-signed CA called `name`, valid for a day.
     pub fn new(name: &str) -> Self {
         let dir = TempDir::new("ca");
-        let subject = format!("/CN={name}");
-        openssl(
+        new_key(
             "CA certificate",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "1",
-                "-subj",
-                &subject,
-            ],
             &dir.path,
+            &["-x509", "-days", "1"],
+            "ca",
+            "ca.crt",
+            name,
         );
         TestCa {
             cert: dir.path.join("ca.crt"),
@@ -370,24 +378,13 @@ impl TestCa {
     /// A server certificate for the DNS name `host`, signed by this CA.
     pub fn issue(&self, host: &str) -> Issued {
         let dir = &self.dir.path;
-        let subject = format!("/CN={host}");
-        openssl(
+        new_key(
             "certificate request",
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                &subject,
-            ],
             dir,
+            &[],
+            "server",
+            "server.csr",
+            host,
         );
         std::fs::write(
             dir.join("san.ext"),

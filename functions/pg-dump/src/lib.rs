@@ -256,24 +256,38 @@ impl PgDump {
             }
         };
         match self
-            .s3
-            .delete_object()
-            .bucket(&target.bucket)
-            .key(&target.key)
-            .set_version_id(version)
-            .send()
+            .delete_version(&target.bucket, &target.key, version)
             .await
         {
-            Ok(_) => {
+            Ok(()) => {
                 tracing::info!(key = %target.key, "removed this run's dump, which has no manifest")
             }
-            Err(e) => tracing::error!(
+            Err(error) => tracing::error!(
                 key = %target.key,
-                error = %lifeboat::aws::summarize(&e),
+                %error,
                 "a dump without a manifest could not be removed; it never counts as a backup"
             ),
         }
         true
+    }
+
+    /// Deletes exactly `version` of `key` (the only deletion pg-dump makes:
+    /// its role may delete versions, never whatever is newest at a key).
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<String>,
+    ) -> Result<(), String> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("DeleteObject {key}: {}", lifeboat::aws::summarize(&e)))
     }
 
     /// The object at `key`, if there is one: its version, age and writing run.
@@ -320,18 +334,11 @@ impl PgDump {
                 stale.num_minutes()
             )));
         }
-        self.s3
-            .delete_object()
-            .bucket(&target.bucket)
-            .key(&target.key)
-            .set_version_id(found.version_id)
-            .send()
+        self.delete_version(&target.bucket, &target.key, found.version_id)
             .await
             .map_err(|e| {
                 DumpError::PgDump(format!(
-                    "a dead run's dump without a manifest could not be removed: DeleteObject {}: {}",
-                    target.key,
-                    lifeboat::aws::summarize(&e)
+                    "a dead run's dump without a manifest could not be removed: {e}"
                 ))
             })?;
         tracing::info!(key = %target.key, run = %found.run, "removed a dead run's dump without a manifest");
@@ -402,16 +409,8 @@ impl PgDump {
             .await;
         if let Some(version) = mark {
             // The exact version: in a versioned bucket nothing of the mark remains.
-            let unmarked = self
-                .s3
-                .delete_object()
-                .bucket(&target.bucket)
-                .key(&live)
-                .set_version_id(version)
-                .send()
-                .await;
-            if let Err(e) = unmarked {
-                tracing::warn!(key = %live, error = %lifeboat::aws::summarize(&e), "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
+            if let Err(error) = self.delete_version(&target.bucket, &live, version).await {
+                tracing::warn!(key = %live, %error, "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
             }
         }
         outcome
@@ -471,10 +470,11 @@ impl PgDump {
             let before = pages
                 .iter()
                 .flat_map(|p| p.contents())
-                .filter_map(|o| o.key())
-                .filter_map(|k| k.strip_suffix(".manifest.json"))
-                .filter(|dump| naming::parse_dump_key(dump).is_some_and(|d| d.slot < slot))
-                .max_by_key(|dump| naming::parse_dump_key(dump).map(|d| d.slot));
+                .filter_map(|o| o.key()?.strip_suffix(".manifest.json"))
+                .filter_map(|dump| Some((naming::parse_dump_key(dump)?.slot, dump)))
+                .filter(|(at, _)| *at < slot)
+                .max_by_key(|(at, _)| *at)
+                .map(|(_, dump)| dump);
             if let Some(dump) = before {
                 newest = Some(dump.to_owned());
             }
