@@ -8,7 +8,6 @@
     estate.py alerts      the alerts delivered to the inbox since the last look
     estate.py pg-setup    the dump bucket, the database's secret, and pg-dump's payload (written to .state/)
     estate.py dumps       the dumps in the bucket with their tags, and the newest one's manifest
-    estate.py fetch KEY   download a dump to .state/restore.dump
 """
 import datetime
 import json
@@ -188,10 +187,6 @@ def dumps():
         print(s3.get_object(Bucket=BUCKET, Key=newest)["Body"].read().decode())
 
 
-def fetch():
-    client("s3").download_file(BUCKET, sys.argv[2], ".state/restore.dump")
-
-
 if __name__ == "__main__":
     {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history,
-     "pg-setup": pg_setup, "dumps": dumps, "fetch": fetch}[sys.argv[1]]()
+     "pg-setup": pg_setup, "dumps": dumps}[sys.argv[1]]()

@@ -1,6 +1,7 @@
 //! `lifeboat`: the operator's command. Runs the functions' own handlers
 //! in-process against whatever AWS the standard SDK environment points at.
 
+mod restore;
 mod retention;
 mod status;
 mod verify;
@@ -71,6 +72,14 @@ enum Command {
     /// Exits 0 when the dump is the one its manifest describes, 1 when it
     /// differs or cannot be checked, 2 on bad options.
     Verify(verify::Which),
+    /// Restore a stored dump into an empty database: the exact object
+    /// version its manifest names, streamed from S3 into pg_restore and psql
+    /// in one transaction, committed only when its size and SHA-256 are as
+    /// recorded; then every table's rows compared with the manifest.
+    ///
+    /// Exits 0 when the database holds what the manifest records, 1 when
+    /// nothing was restored or the rows differ, 2 on bad options.
+    Restore(restore::Restore),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,6 +107,7 @@ async fn main() -> ExitCode {
             every,
         } => retention_command(&policy, simulate, &every),
         Command::Verify(which) => verify::command(which).await,
+        Command::Restore(restore) => restore::command(restore).await,
     }
 }
 

@@ -74,7 +74,10 @@ pub async fn command(which: Which) -> ExitCode {
 }
 
 /// The bucket and key of the dump to check, or the exit code and why not.
-async fn locate(s3: &aws_sdk_s3::Client, which: &Which) -> Result<(String, String), (u8, String)> {
+pub async fn locate(
+    s3: &aws_sdk_s3::Client,
+    which: &Which,
+) -> Result<(String, String), (u8, String)> {
     if let Some(url) = &which.url {
         let (bucket, key) = url
             .strip_prefix("s3://")

@@ -16,14 +16,18 @@ mod pg_dump_common;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::TempDir;
 use lifeboat_tests::postgres::{PgServer, TestCa, generate, newest_bin, pg15_bin};
-use pg_dump_common::{BUCKET, PARTS, Setup, assert_nothing_left, payload, pg_dump_of};
+use pg_dump::restore::Target;
+use pg_dump_common::{
+    BUCKET, PARTS, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Dumps a generated database of about 50 MiB through the function, fetches
-/// the archive, checks it against its manifest, restores it into a fresh
-/// database with the newest pg_restore, and compares every table and large object.
+/// the archive, checks it against its manifest, restores it with `lifeboat
+/// restore`'s library into a fresh database of the same server (with the
+/// newest pg_restore), and compares every table and large object.
 async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     let setup = Setup::new().await;
     let server = PgServer::start(&server_bin);
@@ -97,28 +101,23 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     let toc = format!("TOC Entries: {}", manifest["archive"]["toc_entries"]);
     assert!(listing.contains(&toc), "{toc} not in:\n{listing}");
 
-    // Restored where such a dump is restored: on a server of pg_dump's own
-    // major (pg_restore 18 writes settings that a 15 server does not know).
-    let newer;
+    // `lifeboat restore` into a fresh database of the same server: for
+    // PostgreSQL 15, with the newest pg_restore, which writes a setting that
+    // 15 does not know.
+    server.sql("postgres", "CREATE DATABASE shop_restored");
     let target = if server_bin == newest_bin() {
-        &server
+        Target::Conninfo(conninfo(&server, "shop_restored"))
     } else {
-        newer = PgServer::start(&newest_bin());
-        &newer
+        let mut entry = event["databases"][0].clone();
+        entry["dbname"] = json!("shop_restored");
+        Target::Entry(serde_json::from_value(entry).expect("a databases entry"))
     };
-    target.sql("postgres", "CREATE DATABASE shop_restored");
-    let restored = target
-        .client("pg_restore")
-        .args(["--exit-on-error", "-d", "shop_restored"])
-        .arg(&file)
-        .output()
-        .expect("pg_restore");
-    assert!(
-        restored.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert_eq!(target.fingerprint("shop_restored"), before);
+    let restored = restore_into(&setup, &key, &target).await.expect("restored");
+    assert_eq!(restored.mismatches, Vec::<String>::new());
+    assert_eq!(restored.verified.sha256, sha);
+    assert_eq!(restored.tables.len(), 3, "{:?}", restored.tables);
+    assert_eq!(restored.large_objects, 1);
+    assert_eq!(server.fingerprint("shop_restored"), before);
     assert!(before.len() >= 4, "tables and large objects: {before:?}");
 
     let tags = setup

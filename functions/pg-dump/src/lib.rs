@@ -12,6 +12,7 @@ pub mod archive;
 pub mod fields;
 pub mod fingerprint;
 pub mod manifest;
+pub mod restore;
 pub mod secret;
 pub mod tool;
 pub mod upload;
@@ -19,7 +20,7 @@ pub mod verify;
 
 use crate::archive::{ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck};
 use crate::manifest::Manifest;
-use crate::tool::PgDumpTool;
+use crate::tool::{PG_DUMP, PgTool};
 use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
 use chrono::Utc;
 use fields::{Database, DumpFormat, PgDumpFields};
@@ -80,7 +81,8 @@ impl Settings {
         let max_mib = upload::MAX_PART_SIZE >> 20;
         Ok(Settings {
             pg_dump: tool::locate(
-                var("PG_DUMP_PATH").map(PathBuf::from),
+                PG_DUMP,
+                var(PG_DUMP.setting).map(PathBuf::from),
                 std::env::var_os("PATH"),
             )
             .map_err(Error::Config)?,
@@ -371,7 +373,7 @@ impl PgDump {
     async fn dump(
         &self,
         db: &Database,
-        tool: &PgDumpTool,
+        tool: &PgTool,
         target: Target,
         request: &Request<PgDumpFields>,
         limits: Limits,
@@ -502,7 +504,7 @@ impl PgDump {
     async fn dump_streamed(
         &self,
         db: &Database,
-        tool: &PgDumpTool,
+        tool: &PgTool,
         target: &Target,
         request: &Request<PgDumpFields>,
         stop_at: Option<tokio::time::Instant>,
@@ -742,7 +744,7 @@ impl BackupFunction for PgDump {
                     "no dump bucket: give `bucket` in the payload or set LIFEBOAT_BUCKET".into(),
                 )
             })?;
-        let tool = PgDumpTool::probe(&self.settings.pg_dump)
+        let tool = PgTool::probe(PG_DUMP, &self.settings.pg_dump)
             .await
             .map_err(Error::Config)?;
         let stop_at = invocation.deadline.map(|deadline| {

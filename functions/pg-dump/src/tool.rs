@@ -1,5 +1,6 @@
-//! The `pg_dump` program: finding its version, starting it with the password in
-//! its environment only, and saying in words why it failed.
+//! PostgreSQL's client programs (`pg_dump`, and for restores `pg_restore` and
+//! `psql`): finding them and their version, starting them with the password in
+//! their environment only, and saying in words why pg_dump failed.
 
 use crate::fields::{Database, DumpFormat, SslMode};
 use crate::secret::Credentials;
@@ -9,8 +10,8 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, Command};
 
-/// Where the Lambda layer puts `pg_dump` (its libraries are in `../lib`).
-pub const DEFAULT_PATH: &str = "/opt/pgsql/bin/pg_dump";
+/// Where the Lambda layer puts PostgreSQL's programs (their libraries are in `../lib`).
+pub const LAYER_BIN: &str = "/opt/pgsql/bin";
 
 /// The layer's CA bundle, beside `bin/` (`/opt/pgsql/ca-bundle.pem`), when it was built with one.
 pub const CA_BUNDLE: &str = "ca-bundle.pem";
@@ -18,19 +19,42 @@ pub const CA_BUNDLE: &str = "ca-bundle.pem";
 /// How much of `pg_dump`'s standard error is kept for the report.
 const STDERR_TAIL: usize = 8 << 10;
 
-/// A `pg_dump` binary and the version it reports.
+/// A PostgreSQL client program and the version it reports.
 #[derive(Debug, Clone)]
-pub struct PgDumpTool {
+pub struct PgTool {
     path: PathBuf,
+    /// Its name (`pg_dump`) and the variable that names it (`PG_DUMP_PATH`).
+    program: Program,
     /// Its version, as it prints it (`18.6`).
     pub version: String,
     /// Its major version (`18`).
     pub major: u32,
 }
 
-impl PgDumpTool {
-    /// Runs `pg_dump --version`; the error says what to fix.
-    pub async fn probe(path: &Path) -> Result<Self, String> {
+/// A client program Lifeboat runs, and the variable that can name its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Program {
+    /// Its file name.
+    pub name: &'static str,
+    /// The environment variable that gives its path.
+    pub setting: &'static str,
+}
+
+/// `pg_dump`, found by `PG_DUMP_PATH`.
+pub const PG_DUMP: Program = Program {
+    name: "pg_dump",
+    setting: "PG_DUMP_PATH",
+};
+
+/// `pg_restore`, found by `PG_RESTORE_PATH`.
+pub const PG_RESTORE: Program = Program {
+    name: "pg_restore",
+    setting: "PG_RESTORE_PATH",
+};
+
+impl PgTool {
+    /// Runs `<program> --version`; the error says what to fix.
+    pub async fn probe(program: Program, path: &Path) -> Result<Self, String> {
         let out = Command::new(path)
             .arg("--version")
             .env_clear()
@@ -39,27 +63,66 @@ impl PgDumpTool {
             .await
             .map_err(|e| {
                 format!(
-                    "cannot run pg_dump at {} (PG_DUMP_PATH): {e}",
-                    path.display()
+                    "cannot run {} at {} ({}): {e}",
+                    program.name,
+                    path.display(),
+                    program.setting
                 )
             })?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let (major, version) = parse_version(&text).ok_or_else(|| {
+        let (major, version) = parse_version(program.name, &text).ok_or_else(|| {
             format!(
-                "{} (PG_DUMP_PATH) printed no pg_dump version: {:?}",
+                "{} ({}) printed no {} version: {:?}",
                 path.display(),
+                program.setting,
+                program.name,
                 text.trim()
             )
         })?;
-        Ok(PgDumpTool {
+        Ok(PgTool {
             path: path.to_owned(),
+            program,
             version,
             major,
         })
     }
 
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The program beside this one (`psql` beside `pg_restore`), of the same
+    /// installation; the error says where it was looked for.
+    pub async fn sibling(&self, name: &'static str) -> Result<Self, String> {
+        let path = self.path.with_file_name(name);
+        if !path.is_file() {
+            return Err(format!(
+                "no {name} beside {} ({}): install PostgreSQL's client programs there",
+                self.path.display(),
+                self.program.setting
+            ));
+        }
+        let program = Program {
+            name,
+            setting: self.program.setting,
+        };
+        Self::probe(program, &path).await
+    }
+
+    /// The program, with the libraries beside it on its library path, in an
+    /// environment that starts empty (`clean`) or is the caller's.
+    pub fn run(&self, clean: bool) -> Command {
+        let mut command = Command::new(&self.path);
+        if clean {
+            command.env_clear();
+        }
+        command.envs(library_path(&self.path)).kill_on_drop(true);
+        command
+    }
+
     /// What libpq is told about TLS and authentication for `db`, or why the
-    /// dump cannot be made safely: `PGREQUIREAUTH` (SCRAM unless the payload
+    /// connection cannot be made safely: `PGREQUIREAUTH` (SCRAM unless the payload
     /// says otherwise, so that a man in the middle cannot ask for the password
     /// in clear), and for `verify-ca`/`verify-full` the CA bundle in
     /// `PGSSLROOTCERT` (the environment's, else the layer's `ca-bundle.pem`).
@@ -71,8 +134,8 @@ impl PgDumpTool {
         if let Some(methods) = db.require_auth() {
             if self.major < 16 {
                 return Err(format!(
-                    "pg_dump {} cannot refuse weaker password authentication (libpq's require_auth needs 16 or later): deploy the layer's pg_dump, or set require_auth to \"any\" for this database",
-                    self.version
+                    "{} {} cannot refuse weaker password authentication (libpq's require_auth needs 16 or later): deploy the layer's {0}, or set require_auth to \"any\" for this database",
+                    self.program.name, self.version
                 ));
             }
             env.push(("PGREQUIREAUTH", OsString::from(methods)));
@@ -102,14 +165,14 @@ impl PgDumpTool {
     /// The command that dumps `db` to standard output. Connection settings
     /// and the password go in the child's environment, which starts empty:
     /// nothing on the command line, where `ps` would show it. `security` is
-    /// what [`PgDumpTool::security`] allowed.
+    /// what [`PgTool::security`] allowed.
     pub fn command(
         &self,
         db: &Database,
         login: &Credentials,
         security: Vec<(&'static str, OsString)>,
     ) -> Command {
-        let mut command = Command::new(&self.path);
+        let mut command = self.run(true);
         command
             .arg(match db.format {
                 DumpFormat::Custom => "--format=custom",
@@ -120,20 +183,10 @@ impl PgDumpTool {
             // rather than waiting silently until Lambda's deadline.
             .arg("--lock-wait-timeout=120s")
             .args(self.compress_flag(db))
-            .env_clear()
-            .envs(library_path(&self.path))
-            .env("PGHOST", &db.host)
-            .env("PGPORT", db.port.to_string())
-            .env("PGDATABASE", &db.dbname)
-            .env("PGUSER", &login.username)
-            .env("PGPASSWORD", &login.password)
-            .env("PGSSLMODE", db.sslmode().as_str())
-            .env("PGCONNECT_TIMEOUT", "15")
-            .env("PGAPPNAME", "lifeboat-pg-dump")
+            .envs(connection(db, login, "lifeboat-pg-dump"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .envs(security);
         command
     }
@@ -161,10 +214,18 @@ impl PgDumpTool {
                 self.version
             );
         }
+        self.failure(status, stderr)
+    }
+
+    /// Why a run of this program failed, in words: how it ended, its last
+    /// lines of standard error, and what to do about a refused certificate
+    /// or authentication.
+    pub fn failure(&self, status: ExitStatus, stderr: &str) -> String {
+        let name = self.program.name;
         let how = match (status.code(), signal(status)) {
-            (Some(code), _) => format!("pg_dump exited with status {code}"),
-            (None, Some(sig)) => format!("pg_dump was killed by signal {sig}"),
-            (None, None) => "pg_dump ended abnormally".to_owned(),
+            (Some(code), _) => format!("{name} exited with status {code}"),
+            (None, Some(sig)) => format!("{name} was killed by signal {sig}"),
+            (None, None) => format!("{name} ended abnormally"),
         };
         let lines: Vec<&str> = stderr
             .lines()
@@ -182,6 +243,25 @@ impl PgDumpTool {
             None => said,
         }
     }
+}
+
+/// libpq's environment for a connection to `db` as `login`: host, port,
+/// database, role, password, `sslmode`, a connect timeout and the name the
+/// server's activity view shows.
+pub fn connection(db: &Database, login: &Credentials, app: &str) -> Vec<(&'static str, OsString)> {
+    [
+        ("PGHOST", db.host.clone()),
+        ("PGPORT", db.port.to_string()),
+        ("PGDATABASE", db.dbname.clone()),
+        ("PGUSER", login.username.clone()),
+        ("PGPASSWORD", login.password.clone()),
+        ("PGSSLMODE", db.sslmode().as_str().to_owned()),
+        ("PGCONNECT_TIMEOUT", "15".to_owned()),
+        ("PGAPPNAME", app.to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, OsString::from(value)))
+    .collect()
 }
 
 /// What to do about a certificate that libpq refused, from its words.
@@ -213,23 +293,29 @@ fn signal(_: ExitStatus) -> Option<i32> {
     None
 }
 
-/// The `pg_dump` to run: `PG_DUMP_PATH` if given, else the layer's if it is
-/// there, else the first `pg_dump` on `PATH` (a workstation's `lifeboat run`).
-pub fn locate(given: Option<PathBuf>, path: Option<OsString>) -> Result<PathBuf, String> {
+/// The program to run: as its setting (`PG_DUMP_PATH`) gives it, else the
+/// layer's if it is there, else the first on `PATH` (a workstation's `lifeboat`).
+pub fn locate(
+    program: Program,
+    given: Option<PathBuf>,
+    path: Option<OsString>,
+) -> Result<PathBuf, String> {
     if let Some(given) = given {
         return Ok(given);
     }
-    let layer = Path::new(DEFAULT_PATH);
+    let layer = Path::new(LAYER_BIN).join(program.name);
     if layer.is_file() {
-        return Ok(layer.to_owned());
+        return Ok(layer);
     }
     path.iter()
         .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("pg_dump"))
+        .map(|dir| dir.join(program.name))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| {
+            let (name, setting) = (program.name, program.setting);
             format!(
-                "no pg_dump: PG_DUMP_PATH is not set, the layer's {DEFAULT_PATH} is not there, and no pg_dump is on PATH; install pg_dump 18 or set PG_DUMP_PATH"
+                "no {name}: {setting} is not set, the layer's {} is not there, and no {name} is on PATH; install PostgreSQL 18's {name} or set {setting}",
+                layer.display()
             )
         })
 }
@@ -242,8 +328,11 @@ fn library_path(path: &Path) -> Option<(&'static str, PathBuf)> {
 }
 
 /// `pg_dump (PostgreSQL) 18.6` or `… 15.18 (Debian 15.18-0+deb12u1)` → (18, "18.6").
-pub fn parse_version(text: &str) -> Option<(u32, String)> {
-    let rest = text.trim().strip_prefix("pg_dump (PostgreSQL) ")?;
+pub fn parse_version(program: &str, text: &str) -> Option<(u32, String)> {
+    let rest = text
+        .trim()
+        .strip_prefix(program)?
+        .strip_prefix(" (PostgreSQL) ")?;
     let version = rest.split_whitespace().next()?;
     let major = version.split('.').next()?.parse().ok()?;
     Some((major, version.to_owned()))
@@ -280,9 +369,10 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
 
-    fn tool() -> PgDumpTool {
-        PgDumpTool {
+    fn tool() -> PgTool {
+        PgTool {
             path: PathBuf::from("/opt/pgsql/bin/pg_dump"),
+            program: PG_DUMP,
             version: "15.18".into(),
             major: 15,
         }
@@ -291,14 +381,21 @@ mod tests {
     #[test]
     fn versions_read_from_pg_dump() {
         assert_eq!(
-            parse_version("pg_dump (PostgreSQL) 18.6\n"),
+            parse_version("pg_dump", "pg_dump (PostgreSQL) 18.6\n"),
             Some((18, "18.6".into()))
         );
         assert_eq!(
-            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            parse_version(
+                "pg_dump",
+                "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+            ),
             Some((15, "15.18".into()))
         );
-        assert_eq!(parse_version("psql (PostgreSQL) 15.18"), None);
+        assert_eq!(parse_version("pg_dump", "psql (PostgreSQL) 15.18"), None);
+        assert_eq!(
+            parse_version("psql", "psql (PostgreSQL) 15.18"),
+            Some((15, "15.18".into()))
+        );
     }
 
     #[test]
@@ -323,17 +420,17 @@ mod tests {
     #[test]
     fn pg_dump_is_found_as_given_else_on_path_and_the_error_names_all_three() {
         let given = PathBuf::from("/somewhere/pg_dump");
-        assert_eq!(locate(Some(given.clone()), None), Ok(given));
-        if Path::new(DEFAULT_PATH).exists() {
+        assert_eq!(locate(PG_DUMP, Some(given.clone()), None), Ok(given));
+        if Path::new(LAYER_BIN).join("pg_dump").exists() {
             return; // a machine with the layer installed: the layer's wins
         }
         let dir = std::env::temp_dir().join(format!("lifeboat-locate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("pg_dump"), "").expect("pg_dump");
         let path = std::env::join_paths([Path::new("/nonexistent"), &dir]).expect("PATH");
-        assert_eq!(locate(None, Some(path)), Ok(dir.join("pg_dump")));
-        let none = locate(None, Some("/nonexistent".into())).expect_err("nothing to run");
-        for named in ["PG_DUMP_PATH", DEFAULT_PATH, "PATH"] {
+        assert_eq!(locate(PG_DUMP, None, Some(path)), Ok(dir.join("pg_dump")));
+        let none = locate(PG_DUMP, None, Some("/nonexistent".into())).expect_err("nothing to run");
+        for named in ["PG_DUMP_PATH", "/opt/pgsql/bin/pg_dump", "PATH"] {
             assert!(none.contains(named), "{none}");
         }
         std::fs::remove_dir_all(&dir).ok();

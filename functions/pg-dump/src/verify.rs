@@ -10,6 +10,11 @@ use crate::fingerprint::Fingerprint;
 use aws_sdk_s3::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// A progress line in the log every 2^30 bytes streamed.
+const PROGRESS_EVERY: u32 = 30;
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// What a verification found: the manifest's claims and what the object holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,37 +33,101 @@ pub struct Verified {
     pub mismatches: Vec<String>,
 }
 
+/// A dump's manifest, read before the object it describes.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The manifest as written.
+    pub manifest: Value,
+    /// The object version it names.
+    pub version_id: Option<String>,
+    /// The dump's format.
+    pub format: DumpFormat,
+}
+
+impl Recorded {
+    /// Reads `<key>.manifest.json`.
+    pub async fn read(s3: &Client, bucket: &str, key: &str) -> Result<Self, String> {
+        let manifest_key = lifeboat::rules::naming::manifest_key(key);
+        let manifest = get(s3, bucket, &manifest_key, None)
+            .await?
+            .collect()
+            .await
+            .map_err(|e| format!("reading {manifest_key}: {e}"))?
+            .into_bytes();
+        let manifest: Value = serde_json::from_slice(&manifest)
+            .map_err(|e| format!("{manifest_key} is not a manifest: {e}"))?;
+        Ok(Recorded {
+            version_id: manifest["version_id"].as_str().map(str::to_owned),
+            format: match manifest["format"].as_str() {
+                Some("plain") => DumpFormat::Plain,
+                _ => DumpFormat::Custom,
+            },
+            manifest,
+        })
+    }
+
+    /// The oldest `pg_restore` major that reads the archive, as recorded.
+    pub fn pg_restore_needs(&self) -> Option<u64> {
+        self.manifest["pg_restore_needs"].as_u64()
+    }
+
+    /// The recorded rows per table and large objects, if the manifest has them.
+    pub fn fingerprint(&self) -> Option<&Value> {
+        Some(&self.manifest["archive"]["fingerprint"]).filter(|f| !f.is_null())
+    }
+}
+
+/// Why a dump could not be streamed to its end.
+#[derive(Debug)]
+pub enum StreamError {
+    /// S3 refused or broke off the read.
+    Read(String),
+    /// What the dump was streamed into stopped taking it.
+    Write(std::io::Error),
+}
+
 /// Reads `key`'s manifest, then the object version it names, and compares them.
 /// An error means the check could not be made (no manifest, S3 refused); a
 /// dump that differs is `Ok`, with its mismatches.
 pub async fn verify(s3: &Client, bucket: &str, key: &str) -> Result<Verified, String> {
-    let manifest_key = lifeboat::rules::naming::manifest_key(key);
-    let manifest = get(s3, bucket, &manifest_key, None).await?;
-    let manifest = manifest
-        .collect()
+    let recorded = Recorded::read(s3, bucket, key).await?;
+    stream(s3, bucket, key, &recorded, &mut tokio::io::sink())
         .await
-        .map_err(|e| format!("reading {manifest_key}: {e}"))?
-        .into_bytes();
-    let manifest: Value = serde_json::from_slice(&manifest)
-        .map_err(|e| format!("{manifest_key} is not a manifest: {e}"))?;
-    let version_id = manifest["version_id"].as_str().map(str::to_owned);
-    let format = match manifest["format"].as_str() {
-        Some("plain") => DumpFormat::Plain,
-        _ => DumpFormat::Custom,
-    };
-    let mut body = get(s3, bucket, key, version_id.as_deref()).await?;
+        .map_err(|e| match e {
+            StreamError::Read(e) => e,
+            StreamError::Write(e) => e.to_string(),
+        })
+}
+
+/// Streams the version of `key` that `recorded` names into `out`, checking it
+/// as it passes, and compares it with the manifest. `out` gets every byte,
+/// whatever the comparison finds: what it has read is to be used only when the
+/// result has no mismatches.
+pub async fn stream(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    recorded: &Recorded,
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<Verified, StreamError> {
+    let manifest = &recorded.manifest;
+    let format = recorded.format;
+    let version_id = recorded.version_id.clone();
+    let mut body = get(s3, bucket, key, version_id.as_deref())
+        .await
+        .map_err(StreamError::Read)?;
     let (mut custom, mut plain) = (CustomArchiveCheck::new(), PlainDumpCheck::new());
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut mismatches = Vec::new();
     let mut readable = true;
+    let expected = manifest["size_bytes"].as_u64().unwrap_or_default();
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| format!("reading {key}: {e}"))?
+        .map_err(|e| StreamError::Read(format!("reading {key}: {e}")))?
     {
         hasher.update(&chunk);
-        size += chunk.len() as u64;
         match format {
             DumpFormat::Custom if readable => {
                 if let Err(e) = custom.feed(&chunk) {
@@ -68,6 +137,17 @@ pub async fn verify(s3: &Client, bucket: &str, key: &str) -> Result<Verified, St
             }
             DumpFormat::Custom => {}
             DumpFormat::Plain => plain.feed(&chunk),
+        }
+        out.write_all(&chunk).await.map_err(StreamError::Write)?;
+        let before = size;
+        size += chunk.len() as u64;
+        if size >> PROGRESS_EVERY != before >> PROGRESS_EVERY {
+            tracing::info!(
+                key,
+                read_gib = size as f64 / GIB,
+                of_gib = expected as f64 / GIB,
+                "streaming the dump"
+            );
         }
     }
     let sha256: String = hasher
@@ -96,21 +176,22 @@ pub async fn verify(s3: &Client, bucket: &str, key: &str) -> Result<Verified, St
     match summary {
         Err(e) => mismatches.push(format!("the archive does not read: {e}")),
         Ok(summary) if readable => {
-            let recorded = &manifest["archive"];
-            if recorded["toc_entries"].as_u64() != summary.toc_entries {
+            let archive = &manifest["archive"];
+            if archive["toc_entries"].as_u64() != summary.toc_entries {
                 mismatches.push(format!(
                     "table of contents: the manifest says {} entries, the archive has {:?}",
-                    recorded["toc_entries"], summary.toc_entries
+                    archive["toc_entries"], summary.toc_entries
                 ));
             }
-            if !recorded["fingerprint"].is_null() {
+            if let Some(want) = recorded.fingerprint() {
                 let found = serde_json::to_value(&summary.fingerprint).unwrap_or_default();
-                mismatches.extend(compare(&recorded["fingerprint"], &found));
+                mismatches.extend(compare(want, &found, "the archive"));
             }
             fingerprint = summary.fingerprint;
         }
         Ok(_) => {}
     }
+    out.flush().await.map_err(StreamError::Write)?;
     Ok(Verified {
         key: key.to_owned(),
         version_id,
@@ -121,8 +202,9 @@ pub async fn verify(s3: &Client, bucket: &str, key: &str) -> Result<Verified, St
     })
 }
 
-/// The tables whose rows (and the large objects whose number) differ.
-fn compare(recorded: &Value, found: &Value) -> Vec<String> {
+/// The tables whose rows (and the large objects whose number) differ between
+/// a fingerprint as recorded and as `place` (`the archive`) has it.
+pub fn compare(recorded: &Value, found: &Value, place: &str) -> Vec<String> {
     let mut differ = Vec::new();
     let tables = |v: &Value| v["tables"].as_object().cloned().unwrap_or_default();
     let (want, have) = (tables(recorded), tables(found));
@@ -130,18 +212,18 @@ fn compare(recorded: &Value, found: &Value) -> Vec<String> {
         if have.get(table) != Some(rows) {
             let had = have.get(table).map_or("none".to_owned(), Value::to_string);
             differ.push(format!(
-                "table {table}: the manifest says {rows} rows, the archive has {had}"
+                "table {table}: the manifest says {rows} rows, {place} has {had}"
             ));
         }
     }
     for table in have.keys().filter(|t| !want.contains_key(*t)) {
         differ.push(format!(
-            "table {table} is in the archive but not in the manifest"
+            "table {table} is in {place} but not in the manifest"
         ));
     }
     if recorded["large_objects"] != found["large_objects"] {
         differ.push(format!(
-            "large objects: the manifest says {}, the archive has {}",
+            "large objects: the manifest says {}, {place} has {}",
             recorded["large_objects"], found["large_objects"]
         ));
     }

@@ -6,8 +6,10 @@
 
 use aws_sdk_s3::Client as S3;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use lifeboat_tests::postgres::{PgServer, newest_bin};
 use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
+use pg_dump::restore::{Options, Target, Tools};
 use pg_dump::upload::PartPlan;
 use pg_dump::{PgDump, Settings};
 use serde_json::{Value, json};
@@ -153,6 +155,35 @@ pub fn payload(plan: &str, server_port: u16, dbname: &str, secret_arn: &str) -> 
     db["dbname"] = json!(dbname);
     db["secret_arn"] = json!(secret_arn);
     payload
+}
+
+/// A libpq connection string for `dbname` on this test server, password included.
+pub fn conninfo(server: &PgServer, dbname: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user=postgres password={} dbname={dbname}",
+        server.port, server.password
+    )
+}
+
+/// `lifeboat restore`'s library: the dump at `key` into `target`, with the newest pg_restore.
+pub async fn restore_into(
+    setup: &Setup,
+    key: &str,
+    target: &Target,
+) -> Result<pg_dump::restore::Restored, String> {
+    let tools = Tools::find(Some(newest_bin().join("pg_restore")))
+        .await
+        .expect("the newest pg_restore and psql");
+    let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
+    pg_dump::restore::restore(
+        &setup.s3,
+        &secrets,
+        (BUCKET, key),
+        target,
+        &tools,
+        Options::default(),
+    )
+    .await
 }
 
 pub fn pg_dump_of(bin: &Path) -> PathBuf {

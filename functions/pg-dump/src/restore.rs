@@ -1,0 +1,635 @@
+//! Restores a stored dump into a database, as `lifeboat restore` does on the
+//! day it matters. The exact object version its manifest names is streamed
+//! from S3 through `pg_restore` into `psql` (never to disk), in one
+//! transaction that commits only when the stream's size and SHA-256 are the
+//! manifest's, its archive reads whole and every statement succeeded; then
+//! every table's rows and the large objects are counted in the database and
+//! compared with the manifest's fingerprint.
+//!
+//! `pg_restore` writes the restore as a script (`--file=-`) and `psql` runs it,
+//! so that a server older than `pg_restore` gets the script without the one
+//! fixed setting it does not know (`SET transaction_timeout = 0;`, written by
+//! pg_restore 17 and later, refused by PostgreSQL 16 and older). A plain dump
+//! is such a script already and goes the same way without `pg_restore`.
+
+use crate::fields::{Database, DumpFormat};
+use crate::tool::{self, PG_RESTORE, PgTool};
+use crate::verify::{self, Recorded, StreamError, Verified};
+use aws_sdk_s3::Client;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Where to restore to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A libpq connection string or URL, given to `psql` as it is; libpq's
+    /// environment (`PGPASSWORD`, `PGSSLROOTCERT`, `~/.pgpass`) applies.
+    Conninfo(String),
+    /// A database in the form of an entry of pg-dump's `databases` (host,
+    /// port, dbname, the secret holding the login, sslmode, require_auth),
+    /// connected to as pg-dump connects.
+    Entry(Database),
+}
+
+impl Target {
+    /// A connection string or URL, or a JSON object in the form of a
+    /// `databases` entry (its `name` may be left out).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("--to is empty: give a connection URL (postgresql://host/dbname) or a databases entry ({\"host\": …, \"dbname\": …, \"secret_arn\": …})".into());
+        }
+        if !text.starts_with('{') {
+            return Ok(Target::Conninfo(text.to_owned()));
+        }
+        let mut entry: Value =
+            serde_json::from_str(text).map_err(|e| format!("--to is not JSON: {e}"))?;
+        entry
+            .as_object_mut()
+            .ok_or("--to must be a JSON object")?
+            .entry("name")
+            .or_insert_with(|| json!("restore-target"));
+        serde_json::from_value(entry)
+            .map(Target::Entry)
+            .map_err(|e| format!("--to: {e}"))
+    }
+
+    /// The target for messages, without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Entry(db) => format!("{}:{}/{}", db.host, db.port, db.dbname),
+            Target::Conninfo(text) => redact(text),
+        }
+    }
+}
+
+/// A connection string with its password replaced by `***`.
+fn redact(text: &str) -> String {
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            return format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]);
+        }
+        return text.to_owned();
+    }
+    text.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How the restore treats ownership and privileges (pg_restore's own options).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `--no-owner`: the objects belong to the role that restores them.
+    pub no_owner: bool,
+    /// `--no-privileges`: no GRANT or REVOKE is restored.
+    pub no_privileges: bool,
+}
+
+/// The `pg_restore` and `psql` a restore runs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// `pg_restore`.
+    pub pg_restore: PgTool,
+    /// The `psql` beside it.
+    pub psql: PgTool,
+}
+
+impl Tools {
+    /// `pg_restore` as `given` (`PG_RESTORE_PATH`), else the layer's, else the
+    /// one on `PATH`, and the `psql` beside it.
+    pub async fn find(given: Option<PathBuf>) -> Result<Self, String> {
+        let path = tool::locate(PG_RESTORE, given, std::env::var_os("PATH"))?;
+        let pg_restore = PgTool::probe(PG_RESTORE, &path).await?;
+        let psql = pg_restore.sibling("psql").await?;
+        Ok(Tools { pg_restore, psql })
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// The dump as streamed: its version, size and SHA-256, all as recorded.
+    pub verified: Verified,
+    /// Where it went, without a password.
+    pub target: String,
+    /// The target server's version (`server_version_num`, `150018`).
+    pub server_version_num: u32,
+    /// From the first byte read to the commit.
+    pub seconds: f64,
+    /// Rows per table of the manifest's fingerprint, counted in the restored database.
+    pub tables: BTreeMap<String, u64>,
+    /// Large objects in the restored database.
+    pub large_objects: u64,
+    /// Every way the restored database differs from the fingerprint; empty when it holds what was dumped.
+    pub mismatches: Vec<String>,
+}
+
+/// Restores the dump at `key` into `target`, which must be an empty
+/// database. An error means nothing was restored and says why; a restore
+/// whose row counts then differ from the manifest is `Ok`, with its mismatches.
+pub async fn restore(
+    s3: &Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    location: (&str, &str),
+    target: &Target,
+    tools: &Tools,
+    options: Options,
+) -> Result<Restored, String> {
+    let (bucket, key) = location;
+    let recorded = Recorded::read(s3, bucket, key).await?;
+    check_tools(&recorded, tools, options)?;
+    let session = Session::open(target, &tools.psql, secrets).await?;
+    let server = session.probe().await?;
+    if server.relations > 0 || server.large_objects > 0 {
+        return Err(format!(
+            "{} is not empty ({} tables, views or sequences, {} large objects): restore into a new database (createdb); nothing was restored",
+            target.describe(),
+            server.relations,
+            server.large_objects
+        ));
+    }
+    tracing::info!(key, target = target.describe(), "restoring");
+    let started = Instant::now();
+    let verified = session
+        .run_script(
+            s3,
+            (bucket, key),
+            &recorded,
+            tools,
+            options,
+            server.version_num,
+        )
+        .await
+        .map_err(|why| {
+            format!("{why}; nothing was restored (the transaction was not committed)")
+        })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (mut tables, large_objects) = session.count().await?;
+    let mut mismatches = Vec::new();
+    if let Some(want) = recorded.fingerprint() {
+        let recorded_tables = want["tables"].as_object();
+        tables.retain(|t, _| recorded_tables.is_some_and(|r| r.contains_key(t)));
+        let found = json!({"tables": tables, "large_objects": large_objects});
+        mismatches = verify::compare(want, &found, "the restored database");
+    }
+    Ok(Restored {
+        verified,
+        target: target.describe(),
+        server_version_num: server.version_num,
+        seconds,
+        tables,
+        large_objects,
+        mismatches,
+    })
+}
+
+/// Refuses a restore that this `pg_restore` cannot make, before anything runs.
+fn check_tools(recorded: &Recorded, tools: &Tools, options: Options) -> Result<(), String> {
+    let pg_restore = &tools.pg_restore;
+    match recorded.format {
+        DumpFormat::Custom => match recorded.pg_restore_needs() {
+            Some(needs) if u64::from(pg_restore.major) < needs => Err(format!(
+                "the dump needs pg_restore {needs} or later, and {} is pg_restore {}: install PostgreSQL {needs}'s client programs or point {} at them; nothing was restored",
+                pg_restore.path().display(),
+                pg_restore.version,
+                PG_RESTORE.setting
+            )),
+            _ => Ok(()),
+        },
+        DumpFormat::Plain if options.no_owner || options.no_privileges => Err(
+            "--no-owner and --no-privileges are pg_restore's, for custom-format dumps; a plain dump restores as it was written; nothing was restored".into(),
+        ),
+        DumpFormat::Plain => Ok(()),
+    }
+}
+
+/// What the target holds before the restore.
+struct Server {
+    version_num: u32,
+    relations: u64,
+    large_objects: u64,
+}
+
+/// The connection to the target: `psql`'s arguments and environment.
+struct Session {
+    psql: PgTool,
+    args: Vec<OsString>,
+    env: Vec<(&'static str, OsString)>,
+    /// The environment starts empty (a payload entry names everything).
+    clean: bool,
+}
+
+impl Session {
+    async fn open(
+        target: &Target,
+        psql: &PgTool,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, String> {
+        let psql = psql.clone();
+        Ok(match target {
+            Target::Conninfo(text) => Session {
+                psql,
+                args: vec!["-d".into(), text.into()],
+                env: vec![("PGAPPNAME", "lifeboat-restore".into())],
+                clean: false,
+            },
+            Target::Entry(db) => {
+                let login = crate::secret::credentials(secrets, &db.secret_arn).await?;
+                let mut env = tool::connection(db, &login, "lifeboat-restore");
+                env.extend(psql.security(db)?);
+                Session {
+                    psql,
+                    args: Vec::new(),
+                    env,
+                    clean: true,
+                }
+            }
+        })
+    }
+
+    /// `psql` connected to the target, reading no `.psqlrc` and stopping at the first error.
+    fn psql(&self) -> Command {
+        let mut command = self.psql.run(self.clean);
+        command
+            .args(["-X", "-v", "ON_ERROR_STOP=1"])
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The values a query prints, `\0`-separated, or psql's reason in words.
+    async fn query(&self, sql: &[&str]) -> Result<Vec<String>, String> {
+        let mut command = self.psql();
+        command.args(["-q", "-A", "-t", "-z", "-0"]);
+        for statement in sql {
+            command.arg("-c").arg(statement);
+        }
+        let out = command
+            .output()
+            .await
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if !out.status.success() {
+            return Err(self
+                .psql
+                .failure(out.status, &String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .map(|v| v.trim_start_matches('\n').to_owned())
+            .filter(|v| !v.is_empty())
+            .collect())
+    }
+
+    async fn probe(&self) -> Result<Server, String> {
+        let values = self.query(&[PROBE]).await?;
+        let number = |i: usize| values.get(i).and_then(|v| v.parse::<u64>().ok());
+        match (number(0), number(1), number(2)) {
+            (Some(version), Some(relations), Some(large_objects)) => Ok(Server {
+                version_num: u32::try_from(version).unwrap_or(u32::MAX),
+                relations,
+                large_objects,
+            }),
+            _ => Err(format!(
+                "the target answered the server check with {values:?}"
+            )),
+        }
+    }
+
+    /// Rows per table (`schema.table`, as the fingerprint names them) and large objects.
+    async fn count(&self) -> Result<(BTreeMap<String, u64>, u64), String> {
+        let values = self
+            .query(&["SET row_security = off", LARGE_OBJECTS, ROWS])
+            .await
+            .map_err(|e| format!("counting the restored rows: {e}"))?;
+        let number = |v: &String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("counting the restored rows: `{v}` is not a count"))
+        };
+        let (first, rest) = values
+            .split_first()
+            .ok_or("counting the restored rows: psql printed nothing")?;
+        let mut tables = BTreeMap::new();
+        for pair in rest.chunks(2) {
+            let [table, rows] = pair else {
+                return Err(format!("counting the restored rows: {pair:?} has no count"));
+            };
+            tables.insert(table.clone(), number(rows)?);
+        }
+        Ok((tables, number(first)?))
+    }
+
+    /// Streams the dump through `pg_restore` (custom) or straight (plain)
+    /// into `psql`, which runs it in one transaction. psql's input is closed,
+    /// and the transaction so committed, only when everything else succeeded.
+    async fn run_script(
+        &self,
+        s3: &Client,
+        (bucket, key): (&str, &str),
+        recorded: &Recorded,
+        tools: &Tools,
+        options: Options,
+        server_version_num: u32,
+    ) -> Result<Verified, String> {
+        let mut psql = self
+            .psql()
+            .args(["-q", "--single-transaction", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start psql: {e}"))?;
+        let mut psql_errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
+        let mut script = psql.stdin.take().ok_or("psql has no input")?;
+        let preamble = Preamble::new(server_version_num < 170_000);
+        let stream = |mut into: Box<dyn AsyncWrite + Unpin + Send>| async move {
+            let streamed = verify::stream(s3, bucket, key, recorded, &mut into).await;
+            let _ = into.shutdown().await;
+            streamed
+        };
+        let (streamed, forwarded, pg_restore) = match recorded.format {
+            DumpFormat::Custom => {
+                let mut child = tools
+                    .pg_restore
+                    .run(false)
+                    .arg("--file=-")
+                    .args(options.no_owner.then_some("--no-owner"))
+                    .args(options.no_privileges.then_some("--no-privileges"))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("cannot start pg_restore: {e}"))?;
+                let errors = child
+                    .stderr
+                    .take()
+                    .map(|s| tokio::spawn(tool::read_tail(s)));
+                let (into, from) = (child.stdin.take(), child.stdout.take());
+                let (into, from) = into.zip(from).ok_or("pg_restore has no pipes")?;
+                let (streamed, forwarded) =
+                    tokio::join!(stream(Box::new(into)), forward(from, &mut script, preamble));
+                let status = child.wait().await;
+                let said = match errors {
+                    Some(task) => task.await.unwrap_or_default(),
+                    None => String::new(),
+                };
+                let failed = match status {
+                    Ok(status) if status.success() => None,
+                    Ok(status) => Some(tools.pg_restore.failure(status, &said)),
+                    Err(e) => Some(format!("pg_restore: {e}")),
+                };
+                (streamed, forwarded, failed)
+            }
+            DumpFormat::Plain => {
+                let (into, from) = tokio::io::duplex(PIPE);
+                let (streamed, forwarded) =
+                    tokio::join!(stream(Box::new(into)), forward(from, &mut script, preamble));
+                (streamed, forwarded, None)
+            }
+        };
+        let early = psql.try_wait().ok().flatten();
+        // The first cause: S3, the dump itself, then psql, pg_restore and the pipes between.
+        let failure = match (&streamed, early, pg_restore, &forwarded) {
+            (Err(StreamError::Read(e)), ..) => Some(e.clone()),
+            (Ok(verified), ..) if !verified.mismatches.is_empty() => Some(format!(
+                "s3://{bucket}/{key} is not the dump its manifest describes: {}",
+                verified.mismatches.join("; ")
+            )),
+            (_, Some(status), ..) => {
+                Some(self.psql.failure(status, &tail(psql_errors.take()).await))
+            }
+            (_, _, Some(pg_restore), _) => Some(pg_restore),
+            (Err(StreamError::Write(e)), ..) => Some(format!("the dump stopped being read: {e}")),
+            (_, _, _, Err(e)) => Some(format!("psql stopped reading the script: {e}")),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            let _ = psql.kill().await;
+            return Err(failure);
+        }
+        drop(script);
+        let status = psql
+            .wait()
+            .await
+            .map_err(|e| format!("waiting for psql: {e}"))?;
+        if !status.success() {
+            return Err(self.psql.failure(status, &tail(psql_errors.take()).await));
+        }
+        streamed.map_err(|_| "the dump was not read".to_owned())
+    }
+}
+
+async fn tail(task: Option<tokio::task::JoinHandle<String>>) -> String {
+    match task {
+        Some(task) => task.await.unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// The server's version, and whether the database holds anything already.
+const PROBE: &str = "SELECT current_setting('server_version_num'), \
+     (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') \
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'), \
+     (SELECT count(*) FROM pg_largeobject_metadata)";
+
+const LARGE_OBJECTS: &str = "SELECT count(*) FROM pg_largeobject_metadata";
+
+/// Every table's own rows (`ONLY`: a parent's COPY holds none of its
+/// children's), named as the fingerprint names them, counted in one query.
+const ROWS: &str = "SELECT format('%s.%s', n.nspname, c.relname), \
+     (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1";
+
+/// The pipe buffer between the dump and psql.
+const PIPE: usize = 256 << 10;
+
+/// Copies the script into psql, without the line an older server refuses.
+async fn forward(
+    mut from: impl AsyncRead + Unpin,
+    to: &mut (impl AsyncWrite + Unpin),
+    mut preamble: Preamble,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0; PIPE];
+    loop {
+        let n = from.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&preamble.filter(&buffer[..n])).await?;
+    }
+    to.write_all(&preamble.finish()).await?;
+    to.flush().await
+}
+
+/// The fixed settings at the head of a script, where pg_dump and pg_restore
+/// 17 and later write `SET transaction_timeout = 0;`. For a server older
+/// than 17 that one line is dropped; nothing after the head (no data) is
+/// looked at.
+#[derive(Debug)]
+struct Preamble {
+    pending: Vec<u8>,
+    done: bool,
+}
+
+/// The line a server older than PostgreSQL 17 refuses.
+const TRANSACTION_TIMEOUT: &[u8] = b"SET transaction_timeout = 0;";
+
+/// A head line longer than this ends the head.
+const HEAD_LINE: usize = 4096;
+
+impl Preamble {
+    fn new(strip: bool) -> Self {
+        Preamble {
+            pending: Vec::new(),
+            done: !strip,
+        }
+    }
+
+    /// The bytes to pass on for the next `bytes` of the script.
+    fn filter<'a>(&mut self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.done {
+            return Cow::Borrowed(bytes);
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::with_capacity(self.pending.len());
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.pending[start..start + end];
+            start += end + 1;
+            if line == TRANSACTION_TIMEOUT {
+                self.done = true;
+                break;
+            }
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            if !is_setting(line) {
+                self.done = true;
+                break;
+            }
+        }
+        if self.done || self.pending.len() - start > HEAD_LINE {
+            self.done = true;
+            out.extend_from_slice(&self.pending[start..]);
+            self.pending = Vec::new();
+        } else {
+            self.pending.drain(..start);
+        }
+        Cow::Owned(out)
+    }
+
+    /// What is left at the end of the script.
+    fn finish(&mut self) -> Vec<u8> {
+        self.done = true;
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// A line of a script's head: blank, a comment, a setting, or psql's `\restrict`.
+fn is_setting(line: &[u8]) -> bool {
+    line.is_empty()
+        || line.starts_with(b"--")
+        || line.starts_with(b"SET ")
+        || line.starts_with(b"SELECT pg_catalog.set_config(")
+        || line.starts_with(b"\\restrict ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET statement_timeout = 0;\nSET lock_timeout = 0;\nSET transaction_timeout = 0;\nSET client_encoding = 'UTF8';\nSELECT pg_catalog.set_config('search_path', '', false);\n\nCREATE TABLE public.t (v text);\n\nCOPY public.t (v) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n";
+
+    /// The script through a preamble fed `step` bytes at a time.
+    fn through(strip: bool, script: &str, step: usize) -> String {
+        let mut preamble = Preamble::new(strip);
+        let mut out = Vec::new();
+        for chunk in script.as_bytes().chunks(step) {
+            out.extend_from_slice(&preamble.filter(chunk));
+        }
+        out.extend(preamble.finish());
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn an_older_server_gets_the_script_without_transaction_timeout_and_nothing_else_changes() {
+        let without = HEAD.replacen("SET transaction_timeout = 0;\n", "", 1);
+        for step in [1, 2, 7, 64, 4096] {
+            assert_eq!(through(true, HEAD, step), without, "step {step}");
+            assert_eq!(through(false, HEAD, step), HEAD, "step {step}");
+        }
+        // The same line as a row of data, after the head, is data.
+        assert!(without.contains("FROM stdin;\nSET transaction_timeout = 0;\n"));
+    }
+
+    #[test]
+    fn a_script_without_the_setting_passes_unchanged() {
+        let script =
+            "--\nSET lock_timeout = 0;\nCREATE TABLE t (v text);\nSET transaction_timeout = 0;\n";
+        assert_eq!(through(true, script, 3), script);
+        let long = format!(
+            "--{}\nSET transaction_timeout = 0;\n",
+            "x".repeat(HEAD_LINE * 2)
+        );
+        assert_eq!(through(true, &long, 1000), long);
+        assert_eq!(
+            through(true, "SET lock_timeout = 0;", 5),
+            "SET lock_timeout = 0;"
+        );
+    }
+
+    #[test]
+    fn targets_parse_and_never_show_a_password() {
+        let url = Target::parse(
+            "postgresql://restorer:s3cr3t@db.internal:5433/shop_restored?sslmode=verify-full",
+        )
+        .expect("a URL");
+        assert_eq!(
+            url.describe(),
+            "postgresql://restorer:***@db.internal:5433/shop_restored?sslmode=verify-full"
+        );
+        let conninfo = Target::parse("host=db dbname=shop password=s3cr3t").expect("conninfo");
+        assert_eq!(conninfo.describe(), "host=db dbname=shop password=***");
+        assert_eq!(
+            Target::parse("postgresql:///shop")
+                .expect("local")
+                .describe(),
+            "postgresql:///shop"
+        );
+        let entry = Target::parse(
+            r#"{"host": "db.internal", "dbname": "shop_restored", "secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restore"}"#,
+        )
+        .expect("an entry");
+        assert_eq!(entry.describe(), "db.internal:5432/shop_restored");
+        for (text, says) in [
+            ("", "--to is empty"),
+            ("{", "--to is not JSON"),
+            (r#"{"host": 1}"#, "invalid type"),
+            (r#"{"host": "db"}"#, "missing field `dbname`"),
+            (
+                r#"{"host": "db", "dbname": "x", "secret_arn": "a", "sslmode": "maybe"}"#,
+                "unknown variant `maybe`",
+            ),
+        ] {
+            let err = Target::parse(text).expect_err(text);
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+}

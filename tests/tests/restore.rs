@@ -1,0 +1,229 @@
+//! `lifeboat restore`'s library against real PostgreSQL servers and the
+//! emulator's S3: a dump that is not the one its manifest records restores
+//! nothing, a database that is not empty is refused, rows lost on the way in
+//! are found, a pg_restore too old for the archive is refused before
+//! anything runs, and a plain dump restores into an older server.
+//! (The round trip of the custom format, into PostgreSQL 15 and 18, is in
+//! `pg_dump.rs`.)
+
+mod pg_dump_common;
+
+use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
+use pg_dump::restore::{Options, Target, Tools};
+use pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
+use serde_json::{Value, json};
+
+/// A server with a generated database of about `mib` MiB, dumped once by
+/// pg-dump (with these changes to its payload entry); the dump's key.
+async fn dumped(setup: &Setup, server: &PgServer, mib: u32, entry: Value) -> String {
+    generate(server, "shop", mib);
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    for (field, value) in entry.as_object().into_iter().flatten() {
+        event["databases"][0][field] = value.clone();
+    }
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("dump");
+    report.created[0].backup.clone()
+}
+
+/// The tables in `dbname`, by name.
+fn tables(server: &PgServer, dbname: &str) -> String {
+    server.sql(
+        dbname,
+        "SELECT string_agg(format('%I.%I', schemaname, tablename), ' ' ORDER BY 1) FROM pg_tables \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )
+}
+
+#[tokio::test]
+async fn a_dump_that_is_not_the_one_recorded_restores_nothing() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    // Uncompressed, so that a changed digit is still a valid archive and valid rows:
+    // only the size and SHA-256 can tell.
+    let key = dumped(&setup, &server, 6, json!({"compression": "none"})).await;
+    let mut dump = setup.get(&key).await;
+    let digit = (dump.len() / 2..dump.len())
+        .find(|&i| dump[i].is_ascii_digit() && dump[i] != b'9')
+        .expect("a digit in the table data");
+    dump[digit] += 1;
+    let put = setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(dump.into())
+        .send()
+        .await
+        .expect("put");
+    let manifest_key = format!("{key}.manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
+    manifest["version_id"] = json!(put.version_id().expect("versioned"));
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&manifest_key)
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put");
+
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let refused = restore_into(&setup, &key, &target)
+        .await
+        .expect_err("a dump that differs from its manifest");
+    assert!(
+        refused.contains("is not the dump its manifest describes: SHA-256: the manifest says"),
+        "{refused}"
+    );
+    assert!(refused.ends_with("nothing was restored (the transaction was not committed)"));
+    assert_eq!(
+        tables(&server, "shop_restored"),
+        "",
+        "nothing was committed"
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_is_not_empty_is_refused_and_left_as_it_was() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let key = dumped(&setup, &server, 1, json!({})).await;
+    server.sql("postgres", "CREATE DATABASE busy");
+    server.sql(
+        "busy",
+        "CREATE TABLE keep (v int); INSERT INTO keep VALUES (1)",
+    );
+
+    let target = Target::Conninfo(conninfo(&server, "busy"));
+    let refused = restore_into(&setup, &key, &target)
+        .await
+        .expect_err("not empty");
+    assert!(
+        refused.contains("is not empty (1 tables, views or sequences, 0 large objects): restore into a new database"),
+        "{refused}"
+    );
+    assert!(!refused.contains(&server.password), "{refused}");
+    assert_eq!(tables(&server, "busy"), "public.keep");
+    assert_eq!(server.sql("busy", "SELECT count(*) FROM keep"), "1");
+
+    let missing = Target::Conninfo(conninfo(&server, "nowhere"));
+    let refused = restore_into(&setup, &key, &missing)
+        .await
+        .expect_err("no such database");
+    assert!(
+        refused.contains("psql exited with status 2")
+            && refused.contains("database \"nowhere\" does not exist"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn rows_lost_on_the_way_in_are_found() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let key = dumped(&setup, &server, 1, json!({})).await;
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    // A target whose event trigger gives audit.events a trigger that drops every row.
+    server.sql(
+        "shop_restored",
+        "CREATE FUNCTION public.drop_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE FUNCTION public.lose_rows() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands()
+                      WHERE command_tag = 'CREATE TABLE' AND object_identity = 'audit.events') THEN
+             CREATE TRIGGER lose BEFORE INSERT ON audit.events FOR EACH ROW EXECUTE FUNCTION public.drop_rows();
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER lose ON ddl_command_end EXECUTE FUNCTION public.lose_rows();",
+    );
+
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let restored = restore_into(&setup, &key, &target).await.expect("restored");
+    let events: u64 = server
+        .sql("shop", "SELECT count(*) FROM audit.events")
+        .parse()
+        .expect("count");
+    assert_eq!(
+        restored.mismatches,
+        vec![format!(
+            "table audit.events: the manifest says {events} rows, the restored database has 0"
+        )]
+    );
+    assert_eq!(restored.tables["audit.events"], 0);
+    assert_eq!(restored.tables["sales.orders"], 1700);
+}
+
+#[tokio::test]
+async fn a_pg_restore_too_old_for_the_archive_is_refused_before_anything_runs() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let key = dumped(&setup, &server, 1, json!({})).await;
+    let tools = Tools::find(Some(pg15_bin().join("pg_restore")))
+        .await
+        .expect("pg_restore 15 and its psql");
+    let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
+    let target = Target::Conninfo(conninfo(&server, "never_made"));
+    let refused = pg_dump::restore::restore(
+        &setup.s3,
+        &secrets,
+        (BUCKET, &key),
+        &target,
+        &tools,
+        Options::default(),
+    )
+    .await
+    .expect_err("pg_restore 15 cannot read archive 1.16");
+    assert!(
+        refused.starts_with("the dump needs pg_restore 17 or later, and /usr/lib/postgresql/15/bin/pg_restore is pg_restore 15."),
+        "{refused}"
+    );
+    assert!(refused.contains("PG_RESTORE_PATH"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_plain_dump_restores_into_an_older_server() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&pg15_bin());
+    let key = dumped(&setup, &server, 2, json!({"format": "plain"})).await;
+    assert!(key.ends_with(".sql"), "{key}");
+    let before = server.fingerprint("shop");
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let restored = restore_into(&setup, &key, &target).await.expect("restored");
+    assert_eq!(restored.mismatches, Vec::<String>::new());
+    assert!(restored.server_version_num < 160_000);
+    assert_eq!(server.fingerprint("shop_restored"), before);
+
+    // pg_restore's options do not apply to a plain dump: refused, nothing run.
+    let options = Options {
+        no_owner: true,
+        no_privileges: false,
+    };
+    let tools = Tools::find(Some(newest_bin().join("pg_restore")))
+        .await
+        .expect("tools");
+    let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
+    let refused = pg_dump::restore::restore(
+        &setup.s3,
+        &secrets,
+        (BUCKET, &key),
+        &target,
+        &tools,
+        options,
+    )
+    .await
+    .expect_err("--no-owner on a plain dump");
+    assert!(
+        refused.starts_with("--no-owner and --no-privileges are pg_restore's"),
+        "{refused}"
+    );
+}
