@@ -2,7 +2,7 @@
 //! checked byte by byte as it passes and row by row when it is in.
 
 use crate::verify::{Which, locate};
-use pg_dump::restore::{Options, Target, Tools};
+use lifeboat::postgres::restore::{Options, Target, Tools};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,8 +66,15 @@ pub async fn command(restore: Restore) -> ExitCode {
         no_privileges: restore.no_privileges,
     };
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let restored =
-        pg_dump::restore::restore(&s3, &secrets, (&bucket, &key), &target, &tools, options).await;
+    let restored = lifeboat::postgres::restore::restore(
+        &s3,
+        &secrets,
+        (&bucket, &key),
+        &target,
+        &tools,
+        options,
+    )
+    .await;
     let restored = match restored {
         Ok(restored) => restored,
         Err(message) => {

@@ -38,7 +38,7 @@ pub async fn command(which: Which) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let verified = match pg_dump::verify::verify(&s3, &bucket, &key).await {
+    let verified = match lifeboat::postgres::verify::verify(&s3, &bucket, &key).await {
         Ok(verified) => verified,
         Err(message) => {
             eprintln!("lifeboat verify: s3://{bucket}/{key} could not be checked: {message}");

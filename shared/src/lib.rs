@@ -12,6 +12,9 @@
 //! payload), [`report`], [`runtime`] (parse, run, report, alert, count, with
 //! the one alerting policy), [`fanout`] (calls at once) and [`copier`] (the one
 //! implementation of cross-region copies over a per-service seam).
+//!
+//! [`postgres`] holds what the functions that dump and restore PostgreSQL
+//! share: its programs, archive format, and the check and restore of a dump.
 
 pub mod alert;
 pub mod aws;
@@ -21,6 +24,7 @@ pub mod fanout;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod postgres;
 pub mod report;
 pub mod request;
 pub mod rules;

@@ -13,10 +13,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 mod pg_dump_common;
 
+use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::TempDir;
 use lifeboat_tests::postgres::{PgServer, TestCa, generate, newest_bin, pg15_bin};
-use pg_dump::restore::Target;
 use pg_dump_common::{
     BUCKET, PARTS, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
 };
@@ -1112,7 +1112,7 @@ async fn verify_reads_the_recorded_version_and_finds_any_difference() {
     .expect("dump");
     let key = report.created[0].backup.clone();
 
-    let verified = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+    let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
         .await
         .expect("checked");
     assert_eq!(verified.mismatches, Vec::<String>::new());
@@ -1132,7 +1132,7 @@ async fn verify_reads_the_recorded_version_and_finds_any_difference() {
         .send()
         .await
         .expect("put");
-    let again = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+    let again = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
         .await
         .expect("checked");
     assert_eq!(
@@ -1156,7 +1156,7 @@ async fn verify_reads_the_recorded_version_and_finds_any_difference() {
         .send()
         .await
         .expect("put");
-    let found = pg_dump::verify::verify(&setup.s3, BUCKET, &key)
+    let found = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
         .await
         .expect("checked");
     assert!(

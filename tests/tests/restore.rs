@@ -8,9 +8,9 @@
 
 mod pg_dump_common;
 
+use lifeboat::postgres::restore::{Options, Target, Tools};
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
-use pg_dump::restore::{Options, Target, Tools};
 use pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
 use serde_json::{Value, json};
 
@@ -171,7 +171,7 @@ async fn a_pg_restore_too_old_for_the_archive_is_refused_before_anything_runs() 
         .expect("pg_restore 15 and its psql");
     let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
     let target = Target::Conninfo(conninfo(&server, "never_made"));
-    let refused = pg_dump::restore::restore(
+    let refused = lifeboat::postgres::restore::restore(
         &setup.s3,
         &secrets,
         (BUCKET, &key),
@@ -212,7 +212,7 @@ async fn a_plain_dump_restores_into_an_older_server() {
         .await
         .expect("tools");
     let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
-    let refused = pg_dump::restore::restore(
+    let refused = lifeboat::postgres::restore::restore(
         &setup.s3,
         &secrets,
         (BUCKET, &key),

@@ -1,8 +1,9 @@
 //! `pg-dump`'s own payload fields: the databases to dump and where to.
 
 use lifeboat::PayloadError;
+pub use lifeboat::postgres::database::{Database, DumpFormat, SslMode};
 use lifeboat::request::Fields;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `pg-dump`'s own fields.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,129 +24,6 @@ impl PgDumpFields {
             None | Some("") => String::new(),
             Some(p) if p.ends_with('/') => p.to_owned(),
             Some(p) => format!("{p}/"),
-        }
-    }
-}
-
-/// One database to dump.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Database {
-    /// The backup's source name: tagged, and the first part of the dump's key.
-    pub name: String,
-    /// The server's host name or address.
-    pub host: String,
-    /// The server's port (default 5432).
-    #[serde(default = "default_pg_port")]
-    pub port: u16,
-    /// The database to dump on that server.
-    pub dbname: String,
-    /// The Secrets Manager secret holding `username` and `password` (the RDS format).
-    pub secret_arn: String,
-    /// The archive format (default `custom`).
-    #[serde(default)]
-    pub format: DumpFormat,
-    /// libpq's `sslmode` (default `require`, or `prefer` for a loopback host).
-    pub sslmode: Option<SslMode>,
-    /// pg_dump's `--compress`: `zstd`, `gzip`, `lz4` or `none`, with an
-    /// optional `:level` (default: `zstd` for the custom format, `none` for plain).
-    pub compression: Option<String>,
-    /// libpq's `require_auth`: the authentication methods the server may ask
-    /// for (default `scram-sha-256`), or `any` to accept whatever it asks.
-    pub require_auth: Option<String>,
-}
-
-fn default_pg_port() -> u16 {
-    5432
-}
-
-impl Database {
-    /// The compression given, or the format's default: `zstd` (faster than
-    /// gzip and smaller; archives of pg_dump 18 need pg_restore 17 or later
-    /// anyway, and those read zstd), `none` for plain SQL.
-    pub fn compression(&self) -> &str {
-        match (&self.compression, self.format) {
-            (Some(c), _) => c,
-            (None, DumpFormat::Custom) => "zstd",
-            (None, DumpFormat::Plain) => "none",
-        }
-    }
-
-    /// libpq's `require_auth` in force: as given (none for `any`), else SCRAM.
-    pub fn require_auth(&self) -> Option<&str> {
-        match self.require_auth.as_deref() {
-            Some("any") => None,
-            Some(methods) => Some(methods),
-            None => Some("scram-sha-256"),
-        }
-    }
-
-    /// The `sslmode` in force: as given, else `require` off this machine and `prefer` on loopback.
-    pub fn sslmode(&self) -> SslMode {
-        self.sslmode.unwrap_or(if is_loopback(&self.host) {
-            SslMode::Prefer
-        } else {
-            SslMode::Require
-        })
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `pg_dump`'s archive formats that Lifeboat writes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DumpFormat {
-    /// `pg_dump -Fc`: compressed, restorable selectively with `pg_restore`; its table of contents is checked.
-    #[default]
-    Custom,
-    /// `pg_dump -Fp`: an SQL script for `psql`.
-    Plain,
-}
-
-impl DumpFormat {
-    /// The file ending of a dump in this format.
-    pub fn extension(self) -> &'static str {
-        match self {
-            DumpFormat::Custom => "dump",
-            DumpFormat::Plain => "sql",
-        }
-    }
-}
-
-/// libpq's `sslmode` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// TLS if the server insists.
-    Allow,
-    /// TLS if the server offers it.
-    Prefer,
-    /// TLS always, the certificate unchecked.
-    Require,
-    /// TLS, the certificate checked against a CA.
-    VerifyCa,
-    /// TLS, the certificate and the host name checked.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The value as libpq spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
         }
     }
 }

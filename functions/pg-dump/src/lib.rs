@@ -8,22 +8,19 @@
 //! and the archive is whole, complete the upload and write the manifest last.
 //! Any failure aborts the upload: a dump without a manifest never counts.
 
-pub mod archive;
 pub mod fields;
-pub mod fingerprint;
 pub mod manifest;
-pub mod restore;
-pub mod secret;
-pub mod tool;
 pub mod upload;
-pub mod verify;
 
-use crate::archive::{ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck};
 use crate::manifest::Manifest;
-use crate::tool::{PG_DUMP, PgTool};
 use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
 use chrono::Utc;
 use fields::{Database, DumpFormat, PgDumpFields};
+use lifeboat::postgres::archive::{
+    ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck,
+};
+use lifeboat::postgres::secret;
+use lifeboat::postgres::tool::{self, PG_DUMP, PgTool};
 use lifeboat::report::{Failed, Report, Skipped};
 use lifeboat::rules::naming;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};

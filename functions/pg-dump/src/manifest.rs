@@ -1,9 +1,9 @@
 //! The manifest written beside each dump, last: its presence is what makes a
 //! dump complete, and it says what a restore can check the dump against.
 
-use crate::archive::ArchiveSummary;
 use crate::fields::DumpFormat;
 use chrono::{DateTime, Utc};
+use lifeboat::postgres::archive::ArchiveSummary;
 use serde::Serialize;
 
 /// The manifest's schema: 2 adds the version and ETag of the dump object,

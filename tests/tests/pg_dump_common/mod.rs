@@ -6,10 +6,10 @@
 
 use aws_sdk_s3::Client as S3;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use lifeboat::postgres::restore::{Options, Target, Tools};
 use lifeboat_tests::postgres::{PgServer, newest_bin};
 use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
-use pg_dump::restore::{Options, Target, Tools};
 use pg_dump::upload::PartPlan;
 use pg_dump::{PgDump, Settings};
 use serde_json::{Value, json};
@@ -170,12 +170,12 @@ pub async fn restore_into(
     setup: &Setup,
     key: &str,
     target: &Target,
-) -> Result<pg_dump::restore::Restored, String> {
+) -> Result<lifeboat::postgres::restore::Restored, String> {
     let tools = Tools::find(Some(newest_bin().join("pg_restore")))
         .await
         .expect("the newest pg_restore and psql");
     let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
-    pg_dump::restore::restore(
+    lifeboat::postgres::restore::restore(
         &setup.s3,
         &secrets,
         (BUCKET, key),

@@ -4,9 +4,9 @@
 //! and the archive read again as at dump time, its table of contents and the
 //! rows of every table compared with the manifest's fingerprint.
 
-use crate::archive::{CustomArchiveCheck, PlainDumpCheck};
-use crate::fields::DumpFormat;
-use crate::fingerprint::Fingerprint;
+use crate::postgres::archive::{CustomArchiveCheck, PlainDumpCheck};
+use crate::postgres::database::DumpFormat;
+use crate::postgres::fingerprint::Fingerprint;
 use aws_sdk_s3::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -47,7 +47,7 @@ pub struct Recorded {
 impl Recorded {
     /// Reads `<key>.manifest.json`.
     pub async fn read(s3: &Client, bucket: &str, key: &str) -> Result<Self, String> {
-        let manifest_key = lifeboat::rules::naming::manifest_key(key);
+        let manifest_key = crate::rules::naming::manifest_key(key);
         let manifest = get(s3, bucket, &manifest_key, None)
             .await?
             .collect()
@@ -243,5 +243,5 @@ async fn get(
         .send()
         .await
         .map(|out| out.body)
-        .map_err(|e| format!("GetObject {key}: {}", lifeboat::aws::summarize(&e)))
+        .map_err(|e| format!("GetObject {key}: {}", crate::aws::summarize(&e)))
 }

@@ -10,7 +10,7 @@
 //! a type byte, the entry's id, and length-prefixed chunks ending in a zero
 //! length (large-object blocks hold such a chunk run per object, ending in oid 0).
 
-use crate::fingerprint::{Fingerprint, Stream};
+use crate::postgres::fingerprint::{Fingerprint, Stream};
 use serde::Serialize;
 use std::collections::HashMap;
 

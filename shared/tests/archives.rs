@@ -2,7 +2,7 @@
 //! pg_dump 15 (format 1.14) and 18 (format 1.16) of a small database with two
 //! schemas, table data and a large object, as `pg_restore --list` reads them.
 
-use pg_dump::archive::{ArchiveError, CustomArchiveCheck};
+use lifeboat::postgres::archive::{ArchiveError, CustomArchiveCheck};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,7 +11,10 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn check(bytes: &[u8], piece: usize) -> Result<pg_dump::archive::ArchiveSummary, ArchiveError> {
+fn check(
+    bytes: &[u8],
+    piece: usize,
+) -> Result<lifeboat::postgres::archive::ArchiveSummary, ArchiveError> {
     let mut check = CustomArchiveCheck::new();
     for chunk in bytes.chunks(piece) {
         check.feed(chunk)?;

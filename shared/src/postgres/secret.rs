@@ -30,7 +30,7 @@ pub async fn credentials(client: &Client, arn: &str) -> Result<Credentials, Stri
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| format!("secret {arn}: {}", lifeboat::aws::summarize(&e)))?;
+        .map_err(|e| format!("secret {arn}: {}", crate::aws::summarize(&e)))?;
     let text = out
         .secret_string()
         .ok_or_else(|| format!("secret {arn} holds no string (binary secrets are not read)"))?;

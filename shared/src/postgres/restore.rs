@@ -12,9 +12,9 @@
 //! pg_restore 17 and later, refused by PostgreSQL 16 and older). A plain dump
 //! is such a script already and goes the same way without `pg_restore`.
 
-use crate::fields::{Database, DumpFormat};
-use crate::tool::{self, PG_RESTORE, PgTool};
-use crate::verify::{self, Recorded, StreamError, Verified};
+use crate::postgres::database::{Database, DumpFormat};
+use crate::postgres::tool::{self, PG_RESTORE, PgTool};
+use crate::postgres::verify::{self, Recorded, StreamError, Verified};
 use aws_sdk_s3::Client;
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -248,7 +248,7 @@ impl Session {
                 clean: false,
             },
             Target::Entry(db) => {
-                let login = crate::secret::credentials(secrets, &db.secret_arn).await?;
+                let login = crate::postgres::secret::credentials(secrets, &db.secret_arn).await?;
                 let mut env = tool::connection(db, &login, "lifeboat-restore");
                 env.extend(psql.security(db)?);
                 Session {

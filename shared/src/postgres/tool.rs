@@ -2,8 +2,8 @@
 //! `psql`): finding them and their version, starting them with the password in
 //! their environment only, and saying in words why pg_dump failed.
 
-use crate::fields::{Database, DumpFormat, SslMode};
-use crate::secret::Credentials;
+use crate::postgres::database::{Database, DumpFormat, SslMode};
+use crate::postgres::secret::Credentials;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -1,0 +1,13 @@
+//! PostgreSQL, for the functions that dump and restore it: its client
+//! programs ([`tool`]), logins from Secrets Manager ([`secret`]), databases
+//! as payloads name them ([`database`]), the custom-format archive read as it
+//! streams ([`archive`], [`fingerprint`]), and a stored dump checked against
+//! its manifest ([`verify`]) or restored into a database ([`restore`]).
+
+pub mod archive;
+pub mod database;
+pub mod fingerprint;
+pub mod restore;
+pub mod secret;
+pub mod tool;
+pub mod verify;
