@@ -90,6 +90,7 @@ enum Function {
     PgDump,
     Prune,
     Freshness,
+    RestoreDrill,
 }
 
 #[tokio::main]
@@ -207,6 +208,7 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
         Function::PgDump => invoke(pg_dump::PgDump::from_env(&aws), event).await,
         Function::Prune => invoke(prune::Prune::from_env(&aws), event).await,
         Function::Freshness => invoke(freshness::Freshness::from_env(&aws), event).await,
+        Function::RestoreDrill => invoke(restore_drill::RestoreDrill::from_env(&aws), event).await,
     };
     finish(outcome)
 }

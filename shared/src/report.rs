@@ -228,6 +228,52 @@ impl Quota {
     }
 }
 
+/// How a restore drill ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillOutcome {
+    /// Restored, every check held, within the RTO.
+    Passed,
+    /// A step failed, a check did not hold, or the restore took longer than the RTO.
+    Failed,
+    /// Started or moved on, not finished yet: a later run goes on with it.
+    InProgress,
+}
+
+/// One restore drill, as the runbooks' "document the results" asks:
+/// the backup, its size, the restore time against the RTO, what was checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drill {
+    /// What kind of backup.
+    pub kind: Kind,
+    /// The source it is a backup of.
+    pub source: String,
+    /// The backup restored (object key, snapshot id).
+    pub backup: String,
+    /// The backup's slot.
+    pub backup_slot: Slot,
+    /// Its size, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Where it was restored to.
+    pub restored_into: String,
+    /// From the restore call to usable, when it got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_seconds: Option<f64>,
+    /// The restore time to beat.
+    pub rto_seconds: u64,
+    /// What was checked and found as recorded, in words.
+    pub checks: Vec<String>,
+    /// The outcome.
+    pub outcome: DrillOutcome,
+    /// The step that failed (`restore`, `check`, `rto`, `record`), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Something a person should hear about that is not a failure of the run
 /// (a safety rail held, a backup gone stale). The runtime sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -293,6 +339,9 @@ pub struct Report {
     /// Account quotas and their usage (freshness).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<Quota>,
+    /// Restore drills (restore-drill).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<Drill>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
     /// What the run has to tell a person besides failures; sent by the runtime.
@@ -320,6 +369,7 @@ impl Report {
             kept: Vec::new(),
             checks: Vec::new(),
             quotas: Vec::new(),
+            drills: Vec::new(),
             failed: Vec::new(),
             notices: Vec::new(),
             metrics: Vec::new(),

@@ -281,7 +281,7 @@ async fn amis_go_with_their_snapshots() {
 }
 
 #[tokio::test]
-async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
+async fn dumps_go_with_their_manifests_and_drill_records_and_incomplete_ones_stay() {
     let emulator = Emulator::start();
     let (prune, _inbox, aws) = function(&emulator).await;
     let s3 = lifeboat::aws::s3_client(&aws);
@@ -309,6 +309,14 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
         let slot = lifeboat::Slot::parse(&slot, Utc::now()).expect("slot");
         let key = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, slot, "dump");
         put(format!("{key}.manifest.json")).await;
+        // As restore-drill writes it: untagged, beside the dump.
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(format!("{key}.drill.json"))
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .expect("put");
         put(key).await;
     }
     // An old dump whose run died before its manifest, and an object that is not a dump.
@@ -362,6 +370,8 @@ async fn dumps_go_with_their_manifests_and_incomplete_ones_stay() {
         manifests, 12,
         "every kept dump keeps its manifest; deleted ones took theirs along"
     );
+    let drills = keys.iter().filter(|k| k.ends_with(".drill.json")).count();
+    assert_eq!(drills, 11, "and their drill records");
     assert!(
         keys.contains(&incomplete) && keys.contains("pg/README.txt") && keys.contains(&foreign)
     );

@@ -207,11 +207,11 @@ impl Catalog {
                     source: dump.database,
                     slot: dump.slot,
                 };
-                let parts = if complete {
-                    vec![key.clone(), manifest]
-                } else {
-                    vec![key.clone()]
-                };
+                // A dump goes with its manifest and its newest drill record.
+                let drill = naming::drill_key(key);
+                let mut parts = vec![key.clone()];
+                parts.extend(complete.then_some(manifest));
+                parts.extend(keys.contains(&drill).then_some(drill));
                 let mut backup = Backup::new(Kind::PgDump, label, key.clone(), parts, complete);
                 backup.scope = scope;
                 Some(backup)

@@ -3,6 +3,7 @@
 //! table by table.
 
 pub mod copy;
+pub mod drill;
 pub mod freshness;
 pub mod naming;
 pub mod planner;

@@ -85,6 +85,14 @@ pub fn manifest_key(key: &str) -> String {
     format!("{key}{MANIFEST_SUFFIX}")
 }
 
+/// What a dump's restore drill record is called, after the dump's key.
+pub const DRILL_SUFFIX: &str = ".drill.json";
+
+/// The key of the newest restore drill record of the dump at `key`.
+pub fn drill_key(key: &str) -> String {
+    format!("{key}{DRILL_SUFFIX}")
+}
+
 /// Reads a dump key (not a manifest key) back, wherever its prefix.
 pub fn parse_dump_key(key: &str) -> Option<DumpKey> {
     let (path, extension) = key.rsplit_once('.')?;

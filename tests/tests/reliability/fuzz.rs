@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use prune::fields::PruneFields;
 use rds_snapshot::fields::RdsSnapshotFields;
+use restore_drill::fields::RestoreDrillFields;
 use serde_json::{Map, Value};
 
 /// Parses `event` as `F` and checks what an accepted payload promises.
@@ -54,6 +55,7 @@ fn parse_as_every_function(event: &Value) -> Result<(), TestCaseError> {
     parse_as::<PgDumpFields>(event, now)?;
     parse_as::<PruneFields>(event, now)?;
     parse_as::<FreshnessFields>(event, now)?;
+    parse_as::<RestoreDrillFields>(event, now)?;
     Ok(())
 }
 
@@ -240,6 +242,7 @@ fn the_samples_are_valid_for_their_function() {
             "pg-dump" => Request::<PgDumpFields>::parse(event, now).is_ok(),
             "prune" => Request::<PruneFields>::parse(event, now).is_ok(),
             "freshness" => Request::<FreshnessFields>::parse(event, now).is_ok(),
+            "restore-drill" => Request::<RestoreDrillFields>::parse(event, now).is_ok(),
             _ => true,
         };
         assert!(ok, "events/{name} is not valid for its function");

@@ -1,0 +1,154 @@
+//! `restore-drill`'s own payload fields: which backups to drill, how often,
+//! and the restore time to beat.
+
+use lifeboat::request::Fields;
+use lifeboat::rules::drill::Pick;
+use lifeboat::rules::retention::Span;
+use lifeboat::{PayloadError, Plan};
+use serde::Deserialize;
+
+/// `restore-drill`'s own fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreDrillFields {
+    /// Dumps to drill: each database's dump is restored into a throwaway
+    /// PostgreSQL server and checked row by row against its manifest.
+    pub dumps: Option<DumpDrills>,
+    /// The least time between two drills of one source, in restic's syntax
+    /// (`1m`, `30d`); without it, every run drills every source.
+    pub every: Option<String>,
+    /// The restore time to beat, in minutes: a drill that takes longer fails.
+    pub rto_minutes: u64,
+    /// Which backup of a source: `newest` (default) or `random` (any one still
+    /// kept, so that older backups are proven too).
+    #[serde(default)]
+    pub pick: Pick,
+}
+
+/// The dumps to drill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpDrills {
+    /// The databases, by their `name` in pg-dump's payload.
+    pub databases: Vec<String>,
+    /// The dump bucket (default: `LIFEBOAT_BUCKET`).
+    pub bucket: Option<String>,
+    /// pg-dump's key prefix (`pg/`); empty by default. A missing final `/` is added.
+    pub prefix: Option<String>,
+    /// Only dumps made by this plan (default: any plan's).
+    pub backup_plan: Option<String>,
+}
+
+impl DumpDrills {
+    /// The prefix as keys use it: empty, or ending in `/`.
+    pub fn key_prefix(&self) -> String {
+        match self.prefix.as_deref() {
+            None | Some("") => String::new(),
+            Some(p) if p.ends_with('/') => p.to_owned(),
+            Some(p) => format!("{p}/"),
+        }
+    }
+
+    /// The plan whose dumps are drilled, if one is named.
+    pub fn backup_plan(&self) -> Option<Plan> {
+        self.backup_plan.as_deref().and_then(|p| Plan::new(p).ok())
+    }
+}
+
+impl RestoreDrillFields {
+    /// `every` as a span (checked by `validate`).
+    pub fn every(&self) -> Option<Span> {
+        self.every.as_deref().and_then(|e| Span::parse(e).ok())
+    }
+}
+
+impl Fields for RestoreDrillFields {
+    fn validate(&self) -> Result<(), PayloadError> {
+        let Some(dumps) = &self.dumps else {
+            return Err(PayloadError::new(
+                "dumps",
+                "missing: name the backups to drill (`dumps`)",
+            ));
+        };
+        if dumps.databases.is_empty() {
+            return Err(PayloadError::new("dumps.databases", "is empty"));
+        }
+        for (i, name) in dumps.databases.iter().enumerate() {
+            if name.is_empty() || name.contains('/') {
+                return Err(PayloadError::new(
+                    format!("dumps.databases[{i}]"),
+                    format!("`{name}` is not a database name of pg-dump's payload"),
+                ));
+            }
+        }
+        if let Some(plan) = &dumps.backup_plan {
+            Plan::new(plan).map_err(|e| PayloadError::new("dumps.backup_plan", e.to_string()))?;
+        }
+        if let Some(every) = &self.every {
+            let span = Span::parse(every).map_err(|e| PayloadError::new("every", e))?;
+            if span.is_zero() {
+                return Err(PayloadError::new(
+                    "every",
+                    "is zero: leave it out to drill every run",
+                ));
+            }
+        }
+        if self.rto_minutes == 0 {
+            return Err(PayloadError::new("rto_minutes", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use lifeboat::Request;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn drill_payloads_name_their_fields() {
+        let parse = |p: Value| Request::<RestoreDrillFields>::parse(p, Utc::now());
+        let good = json!({"plan": "monthly-drill", "rto_minutes": 60, "every": "1m", "pick": "random",
+            "dumps": {"databases": ["orders"], "prefix": "pg", "backup_plan": "nightly"}});
+        let request = parse(good.clone()).expect("valid");
+        assert_eq!(request.fields.pick, Pick::Random);
+        assert_eq!(
+            request
+                .fields
+                .dumps
+                .as_ref()
+                .map(DumpDrills::key_prefix)
+                .as_deref(),
+            Some("pg/")
+        );
+        for (change, field) in [
+            (json!({"dumps": null}), "dumps"),
+            (json!({"dumps": {"databases": []}}), "dumps.databases"),
+            (
+                json!({"dumps": {"databases": ["a/b"]}}),
+                "dumps.databases[0]",
+            ),
+            (
+                json!({"dumps": {"databases": ["orders"], "backup_plan": "Nightly!"}}),
+                "dumps.backup_plan",
+            ),
+            (json!({"every": "monthly"}), "every"),
+            (json!({"every": "0d"}), "every"),
+            (json!({"rto_minutes": 0}), "rto_minutes"),
+            (json!({"pick": "oldest"}), "pick"),
+            (
+                json!({"dumps": {"databases": ["orders"], "bucket_name": "x"}}),
+                "dumps",
+            ),
+        ] {
+            let mut payload = good.clone();
+            for (k, v) in change.as_object().expect("object") {
+                payload[k] = v.clone();
+            }
+            let err = parse(payload).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+    }
+}

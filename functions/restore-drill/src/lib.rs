@@ -1,0 +1,119 @@
+//! `restore-drill`: proves on a schedule that backups restore, and how long
+//! it takes. Each run lists every drilled source's backups and its last
+//! drill (list), decides which sources are due and which backup each drills
+//! (plan, pure: `lifeboat::rules::drill`), restores, checks and times it
+//! (execute), records the result beside the backup and reports it (report).
+//!
+//! A dump is restored into a throwaway PostgreSQL server that the function
+//! starts in its temporary storage, from the exact object version its
+//! manifest names, and checked as `lifeboat restore` checks it: size and
+//! SHA-256 before the commit, every table's rows after. A failed drill (the
+//! restore failed, a check did not hold, the RTO was exceeded) is a failure
+//! of the run: one alert names the backup, the step and the reason.
+
+pub mod dumps;
+pub mod fields;
+
+use fields::RestoreDrillFields;
+use lifeboat::report::Report;
+use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
+use lifeboat::{Error, Request};
+use std::path::PathBuf;
+
+/// Where a drill finds its programs, its dumps and its scratch space.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `pg_restore` (`PG_RESTORE_PATH`, else the layer's, else the one on
+    /// `PATH`); `psql` and the server programs are the ones beside it.
+    pub pg_restore: Option<PathBuf>,
+    /// The dump bucket when the payload names none (`LIFEBOAT_BUCKET`).
+    pub bucket: Option<String>,
+    /// Where throwaway servers live (`LIFEBOAT_DRILL_DIR`, default the temporary directory).
+    pub scratch: PathBuf,
+}
+
+impl Settings {
+    /// Reads the environment.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Settings {
+            pg_restore: var("PG_RESTORE_PATH").map(PathBuf::from),
+            bucket: var("LIFEBOAT_BUCKET"),
+            scratch: var("LIFEBOAT_DRILL_DIR").map_or_else(std::env::temp_dir, PathBuf::from),
+        }
+    }
+}
+
+/// The `restore-drill` function with its clients.
+pub struct RestoreDrill {
+    s3: aws_sdk_s3::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    settings: Settings,
+    sinks: Sinks,
+}
+
+impl RestoreDrill {
+    /// The function over these clients, settings and sinks.
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        settings: Settings,
+        sinks: Sinks,
+    ) -> Self {
+        RestoreDrill {
+            s3,
+            secrets,
+            settings,
+            sinks,
+        }
+    }
+
+    /// The function as configured by the environment.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
+        Ok(Self::new(
+            lifeboat::aws::s3_client(aws),
+            aws_sdk_secretsmanager::Client::new(aws),
+            Settings::from_env(),
+            Sinks::from_env(aws)?,
+        ))
+    }
+}
+
+impl BackupFunction for RestoreDrill {
+    const NAME: &'static str = "restore-drill";
+    type Fields = RestoreDrillFields;
+
+    fn sinks(&self) -> &Sinks {
+        &self.sinks
+    }
+
+    async fn run(
+        &self,
+        request: &Request<RestoreDrillFields>,
+        invocation: &Invocation,
+    ) -> Result<Report, Error> {
+        let mut report = request.report(Self::NAME);
+        if let Some(drills) = &request.fields.dumps {
+            let bucket = drills
+                .bucket
+                .clone()
+                .or_else(|| self.settings.bucket.clone())
+                .ok_or_else(|| {
+                    Error::Config(
+                        "no dump bucket: give `dumps.bucket` in the payload or set LIFEBOAT_BUCKET"
+                            .into(),
+                    )
+                })?;
+            let driller = dumps::Driller {
+                s3: &self.s3,
+                secrets: &self.secrets,
+                settings: &self.settings,
+                bucket: &bucket,
+            };
+            driller
+                .run(request, drills, invocation, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,222 @@
+//! `restore-drill`'s dump drills against real PostgreSQL servers (15 and 18
+//! as sources; the drill's own throwaway server is the newest) and the
+//! emulator's S3: a drill that passes and is recorded beside the dump, a
+//! dump changed in S3 and a manifest whose row count differs each failing
+//! the run with one alert, and `every` leaving a recently drilled source alone.
+
+mod pg_dump_common;
+
+use lifeboat::report::DrillOutcome;
+use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
+use lifeboat_tests::recorded::Recorded;
+use pg_dump_common::{BUCKET, Setup, payload, pg_dump_of};
+use restore_drill::{RestoreDrill, Settings};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A database of about 2 MiB on a server of `bin`, dumped once by pg-dump; the dump's key.
+async fn dumped(setup: &Setup, bin: &Path) -> (PgServer, String) {
+    let server = PgServer::start(bin);
+    generate(&server, "shop", 2);
+    let arn = setup.secret("shop", &server.password).await;
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let report = handle(
+        &function,
+        payload("nightly", server.port, "shop", &arn),
+        Invocation::now(),
+    )
+    .await
+    .expect("dump");
+    (server, report.created[0].backup.clone())
+}
+
+fn drill_function(setup: &Setup) -> RestoreDrill {
+    let settings = Settings {
+        pg_restore: Some(newest_bin().join("pg_restore")),
+        bucket: Some(BUCKET.into()),
+        scratch: std::env::temp_dir(),
+    };
+    RestoreDrill::new(
+        setup.s3.clone().recorded("restore-drill"),
+        aws_sdk_secretsmanager::Client::new(&setup.aws),
+        settings,
+        setup.inbox.sinks("restore-drill", &setup.aws),
+    )
+}
+
+fn drill_payload(every: Option<&str>) -> Value {
+    let mut event = json!({
+        "plan": "monthly-drill",
+        "rto_minutes": 60,
+        "dumps": {"databases": ["orders"], "prefix": "pg/", "backup_plan": "nightly"}
+    });
+    if let Some(every) = every {
+        event["every"] = json!(every);
+    }
+    event
+}
+
+async fn record(setup: &Setup, key: &str) -> Value {
+    serde_json::from_slice(&setup.get(&format!("{key}.drill.json")).await).expect("a drill record")
+}
+
+async fn a_dump_drill_passes_and_is_recorded(source: &Path) {
+    let setup = Setup::new().await;
+    let (server, key) = dumped(&setup, source).await;
+    let function = drill_function(&setup);
+
+    let report = handle(&function, drill_payload(Some("30d")), Invocation::now())
+        .await
+        .expect("a drill that passes");
+    assert_eq!(report.drills.len(), 1, "{report:?}");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    assert_eq!(drill.backup, key);
+    assert!(drill.restore_seconds.is_some_and(|s| s > 0.0), "{drill:?}");
+    assert!(
+        drill
+            .restored_into
+            .starts_with("a throwaway PostgreSQL 18."),
+        "{drill:?}"
+    );
+    let orders: u64 = server
+        .sql("shop", "SELECT count(*) FROM sales.orders")
+        .parse()
+        .expect("count");
+    let events: u64 = server
+        .sql("shop", "SELECT count(*) FROM audit.events")
+        .parse()
+        .expect("count");
+    assert_eq!(
+        drill.checks[1],
+        format!(
+            "3 tables, {} rows, 1 large objects as recorded",
+            orders + events + 1
+        ),
+        "{drill:?}"
+    );
+    let recorded = record(&setup, &key).await;
+    assert_eq!(recorded["outcome"], json!("passed"));
+    assert_eq!(recorded["plan"], json!("monthly-drill"));
+    assert_eq!(recorded["size_bytes"], json!(setup.get(&key).await.len()));
+    assert!(
+        setup.inbox.drain().await.is_empty(),
+        "no alert for a drill that passed"
+    );
+
+    // Within `every` of that drill: left alone.
+    let again = handle(&function, drill_payload(Some("30d")), Invocation::now())
+        .await
+        .expect("nothing due");
+    assert!(again.drills.is_empty(), "{again:?}");
+    assert!(
+        again.skipped[0].reason.starts_with("last drilled at "),
+        "{:?}",
+        again.skipped
+    );
+    // Without `every`, every run drills.
+    let third = handle(&function, drill_payload(None), Invocation::now())
+        .await
+        .expect("drilled again");
+    assert_eq!(third.drills.len(), 1);
+}
+
+#[tokio::test]
+async fn a_drill_of_a_postgres_15_dump_passes_and_is_recorded() {
+    a_dump_drill_passes_and_is_recorded(&pg15_bin()).await;
+}
+
+#[tokio::test]
+async fn a_drill_of_a_postgres_18_dump_passes_and_is_recorded() {
+    a_dump_drill_passes_and_is_recorded(&newest_bin()).await;
+}
+
+/// Runs a drill that must fail: the run fails, one alert names the backup,
+/// the step and `reason`, and the record says failed.
+async fn drill_fails(setup: &Setup, key: &str, step: &str, reason: &str) {
+    let function = drill_function(setup);
+    let outcome = handle(&function, drill_payload(None), Invocation::now()).await;
+    let report = match outcome {
+        Err(lifeboat::Error::RunFailed { report }) => report,
+        other => panic!("expected a failed drill, got {other:?}"),
+    };
+    assert_eq!(report.drills[0].outcome, DrillOutcome::Failed);
+    assert_eq!(report.drills[0].failed_step.as_deref(), Some(step));
+    let error = &report.failed[0].error;
+    assert!(
+        error.starts_with(&format!("the drill of {key} failed at {step}: "))
+            && error.contains(reason),
+        "{error}"
+    );
+    let alerts = setup.inbox.drain().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let message = alerts[0]["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(key) && message.contains(reason),
+        "{message}"
+    );
+    assert_eq!(record(setup, key).await["outcome"], json!("failed"));
+}
+
+#[tokio::test]
+async fn a_drill_of_a_dump_changed_in_s3_fails_the_run_with_one_alert() {
+    let setup = Setup::new().await;
+    let (_server, key) = dumped(&setup, &newest_bin()).await;
+    // A byte of the dump changed, and the manifest pointed at that version.
+    let mut dump = setup.get(&key).await;
+    let middle = dump.len() / 2;
+    dump[middle] ^= 0x01;
+    let put = setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(dump.into())
+        .send()
+        .await
+        .expect("put");
+    let manifest_key = format!("{key}.manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
+    manifest["version_id"] = json!(put.version_id().expect("versioned"));
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&manifest_key)
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put");
+    drill_fails(&setup, &key, "restore", "nothing was restored").await;
+}
+
+#[tokio::test]
+async fn a_drill_whose_rows_differ_from_the_manifest_fails_the_run() {
+    let setup = Setup::new().await;
+    let (_server, key) = dumped(&setup, &newest_bin()).await;
+    let manifest_key = format!("{key}.manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
+    let rows = manifest["archive"]["fingerprint"]["tables"]["audit.events"]
+        .as_u64()
+        .expect("rows");
+    manifest["archive"]["fingerprint"]["tables"]["audit.events"] = json!(rows + 1);
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&manifest_key)
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put");
+    drill_fails(
+        &setup,
+        &key,
+        "restore",
+        &format!("table audit.events: the manifest says {} rows", rows + 1),
+    )
+    .await;
+}
