@@ -107,11 +107,16 @@ step "lifeboat restore: the newest dump of shop, streamed from S3 through pg_res
     PostgreSQL 15 server, in one transaction committed only when its size and SHA-256 are the manifest's; then every
     table's rows compared with the manifest's fingerprint"
 "$pg_bin/psql" -qX -d postgres -c "CREATE DATABASE shop_restored"
-export PG_RESTORE_PATH=$(dirname "$PG_DUMP_PATH")/pg_restore
+export PG_RESTORE_PATH=$(readlink -f "$(dirname "$PG_DUMP_PATH")")/pg_restore
 show "$lifeboat" restore --bucket lifeboat-dumps --prefix pg --database shop --to "dbname=shop_restored"
 for db in shop shop_restored; do
   echo "$db: $("$pg_bin/psql" -qXtA -d "$db" -c "SELECT count(*) || ' orders, checksum ' || md5(string_agg(o::text, ',' ORDER BY id)) FROM sales.orders o")"
 done
+
+step "restore-drill: the dump restored on a schedule into a throwaway PostgreSQL 18 the function starts itself,
+    checked row by row, timed against the RTO, and recorded beside the dump"
+show "$lifeboat" run restore-drill --event events/restore-drill.demo.json | summary
+.venv/bin/python scripts/estate.py dumps | grep -E "drill|^key" || true
 
 step "Done. The stand-ins keep running for you to explore (make down stops them):"
 scripts/stack.sh env

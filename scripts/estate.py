@@ -132,6 +132,17 @@ def summary():
             if "reasons" in item:
                 detail = f"{item['scheduled_time']}  kept by {', '.join(item['reasons'])}"
             print(f"  {key:8} {item['kind']:12} {item['source']:22} {item.get('backup') or '':42} {detail}")
+    for drill in report.get("drills", []):
+        # As the runbooks ask results to be documented: date, backup, size, restore time, checks.
+        seconds = drill.get("restore_seconds")
+        took = f"{seconds:.1f} s" if seconds is not None else "-"
+        print(f"  drill    {drill['kind']:12} {drill['source']:22} {drill['backup']}")
+        print(f"           {drill['outcome']}: slot {drill['backup_slot']}, {drill.get('size_bytes') or '-'} bytes, "
+              f"restored into {drill['restored_into']} in {took} (RTO {drill['rto_seconds']} s)")
+        for check in drill["checks"]:
+            print(f"           checked: {check}")
+        if drill.get("reason"):
+            print(f"           failed at {drill['failed_step']}: {drill['reason']}")
 
 
 def alerts():
