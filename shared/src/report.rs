@@ -250,8 +250,8 @@ pub struct Drill {
     pub source: String,
     /// The backup restored (object key, snapshot id).
     pub backup: String,
-    /// The backup's slot.
-    pub backup_slot: Slot,
+    /// The backup's slot, when known.
+    pub backup_slot: Option<Slot>,
     /// Its size, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,

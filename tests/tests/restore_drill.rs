@@ -38,6 +38,7 @@ fn drill_function(setup: &Setup) -> RestoreDrill {
         scratch: std::env::temp_dir(),
     };
     RestoreDrill::new(
+        aws_sdk_ec2::Client::new(&setup.aws).recorded("restore-drill"),
         setup.s3.clone().recorded("restore-drill"),
         aws_sdk_secretsmanager::Client::new(&setup.aws),
         settings,
@@ -219,4 +220,191 @@ async fn a_drill_whose_rows_differ_from_the_manifest_fails_the_run() {
         &format!("table audit.events: the manifest says {} rows", rows + 1),
     )
     .await;
+}
+
+/// A volume tagged `backup=nightly` with one completed Lifeboat snapshot of plan `nightly`.
+async fn volume_with_a_snapshot(ec2: &aws_sdk_ec2::Client) -> (String, String) {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let spec = |resource: ResourceType, tags: &[(&str, &str)]| {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .build()
+    };
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .tag_specifications(spec(ResourceType::Volume, &[("backup", "nightly")]))
+        .send()
+        .await
+        .expect("volume")
+        .volume_id
+        .expect("id");
+    let snapshot = ec2
+        .create_snapshot()
+        .volume_id(&volume)
+        .tag_specifications(spec(
+            ResourceType::Snapshot,
+            &[
+                ("managed-by", "lifeboat"),
+                ("lifeboat:plan", "nightly"),
+                ("lifeboat:source", &volume),
+                ("lifeboat:scheduled-time", "2026-11-20T02:00:00Z"),
+            ],
+        ))
+        .send()
+        .await
+        .expect("snapshot")
+        .snapshot_id
+        .expect("id");
+    (volume, snapshot)
+}
+
+async fn volume_ids(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
+    let mut ids: Vec<String> = ec2
+        .describe_volumes()
+        .send()
+        .await
+        .expect("volumes")
+        .volumes()
+        .iter()
+        .filter_map(|v| v.volume_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn ebs_payload() -> Value {
+    json!({
+        "plan": "monthly-drill",
+        "rto_minutes": 60,
+        "every": "30d",
+        "ebs": {"select": {"tags": {"backup": "nightly"}}, "backup_plan": "nightly"}
+    })
+}
+
+#[tokio::test]
+async fn an_ebs_drill_restores_a_volume_records_it_and_deletes_it() {
+    let setup = Setup::new().await;
+    let ec2 = aws_sdk_ec2::Client::new(&setup.aws);
+    let (volume, snapshot) = volume_with_a_snapshot(&ec2).await;
+    let function = drill_function(&setup);
+
+    let report = handle(&function, ebs_payload(), Invocation::now())
+        .await
+        .expect("a drill that passes");
+    assert_eq!(report.drills.len(), 1, "{report:?}");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    assert_eq!(
+        (drill.source.as_str(), drill.backup.as_str()),
+        (volume.as_str(), snapshot.as_str())
+    );
+    assert!(drill.restored_into.ends_with(" in us-east-1a"), "{drill:?}");
+    assert!(
+        drill.checks.iter().any(|c| c.ends_with(" deleted")),
+        "{drill:?}"
+    );
+    assert_eq!(
+        volume_ids(&ec2).await,
+        vec![volume.clone()],
+        "the drill volume is gone"
+    );
+    let tags: std::collections::BTreeMap<String, String> = ec2
+        .describe_snapshots()
+        .snapshot_ids(&snapshot)
+        .send()
+        .await
+        .expect("snapshot")
+        .snapshots()[0]
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect();
+    assert_eq!(
+        tags.get("lifeboat:drill-outcome").map(String::as_str),
+        Some("passed"),
+        "{tags:?}"
+    );
+    assert!(tags.contains_key("lifeboat:drilled-at"), "{tags:?}");
+    assert!(setup.inbox.drain().await.is_empty());
+
+    let again = handle(&function, ebs_payload(), Invocation::now())
+        .await
+        .expect("nothing due");
+    assert!(again.drills.is_empty(), "{again:?}");
+    assert!(
+        again.skipped[0].reason.starts_with("last drilled at "),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_a_stale_drill_volume_and_never_an_untagged_one() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let setup = Setup::new().await;
+    let ec2 = aws_sdk_ec2::Client::new(&setup.aws);
+    let (volume, snapshot) = volume_with_a_snapshot(&ec2).await;
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
+    let stale = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .snapshot_id(&snapshot)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Volume)
+                .set_tags(Some(
+                    [
+                        ("managed-by", "lifeboat"),
+                        ("lifeboat:drill", snapshot.as_str()),
+                        ("lifeboat:drill-source", volume.as_str()),
+                        ("lifeboat:drill-started", two_days_ago.as_str()),
+                    ]
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a crashed drill's volume")
+        .volume_id
+        .expect("id");
+    let untagged = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .send()
+        .await
+        .expect("someone's volume")
+        .volume_id
+        .expect("id");
+
+    let outcome = handle(&drill_function(&setup), ebs_payload(), Invocation::now()).await;
+    let report = match outcome {
+        Err(lifeboat::Error::RunFailed { report }) => report,
+        other => panic!("a swept drill fails the run: {other:?}"),
+    };
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].error.contains(&format!(
+            "its volume {stale} was older than 24 h (max_age_hours) and was deleted"
+        )),
+        "{:?}",
+        report.failed
+    );
+    let mut left = vec![volume, untagged];
+    left.sort();
+    assert_eq!(
+        volume_ids(&ec2).await,
+        left,
+        "the stale drill volume alone was deleted"
+    );
+    assert_eq!(setup.inbox.drain().await.len(), 1);
 }

@@ -15,7 +15,6 @@ use lifeboat::rules::{drill, naming};
 use lifeboat::runtime::Invocation;
 use lifeboat::{Error, ItemError, Kind, Request, Slot};
 use std::collections::BTreeSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The schema of a `.drill.json` record.
 pub const RECORD_VERSION: u32 = 1;
@@ -77,7 +76,7 @@ impl Driller<'_> {
                 continue;
             }
             let slots: Vec<Slot> = listed.dumps.iter().map(|(_, slot)| *slot).collect();
-            let Some(chosen) = drill::choose(&slots, fields.pick, seed()) else {
+            let Some(chosen) = drill::choose(&slots, fields.pick, crate::seed()) else {
                 report.failed.push(failed(ItemError::new(format!(
                     "no recorded dump of {database} to drill in s3://{}/{prefix}{database}/",
                     self.bucket
@@ -192,7 +191,7 @@ impl Driller<'_> {
             kind: Kind::PgDump,
             source: database.to_owned(),
             backup: key.to_owned(),
-            backup_slot: slot,
+            backup_slot: Some(slot),
             size_bytes: None,
             restored_into: "a throwaway PostgreSQL server".to_owned(),
             restore_seconds: None,
@@ -284,11 +283,4 @@ impl Driller<'_> {
             .map(|_| ())
             .map_err(|e| ItemError::aws(&e))
     }
-}
-
-/// A different number each run: which backup `random` falls on.
-fn seed() -> u64 {
-    let mut hasher = DefaultHasher::new();
-    lifeboat::runtime::run_token().hash(&mut hasher);
-    hasher.finish()
 }

@@ -4,6 +4,7 @@
 use lifeboat::request::Fields;
 use lifeboat::rules::drill::Pick;
 use lifeboat::rules::retention::Span;
+use lifeboat::rules::selection::Selection;
 use lifeboat::{PayloadError, Plan};
 use serde::Deserialize;
 
@@ -14,6 +15,12 @@ pub struct RestoreDrillFields {
     /// Dumps to drill: each database's dump is restored into a throwaway
     /// PostgreSQL server and checked row by row against its manifest.
     pub dumps: Option<DumpDrills>,
+    /// EBS volumes to drill: a volume is created from the source's snapshot
+    /// in the source's zone, waited for until `available`, and deleted.
+    pub ebs: Option<VolumeDrills>,
+    /// A drill's temporary resource older than this many hours is deleted by
+    /// every run, and its drill failed (default 24).
+    pub max_age_hours: Option<u32>,
     /// The least time between two drills of one source, in restic's syntax
     /// (`1m`, `30d`); without it, every run drills every source.
     pub every: Option<String>,
@@ -39,6 +46,16 @@ pub struct DumpDrills {
     pub backup_plan: Option<String>,
 }
 
+/// The EBS volumes whose snapshots to drill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeDrills {
+    /// The source volumes, as ebs-snapshot selects them.
+    pub select: Selection,
+    /// Only snapshots made by this plan (default: any plan's).
+    pub backup_plan: Option<String>,
+}
+
 impl DumpDrills {
     /// The prefix as keys use it: empty, or ending in `/`.
     pub fn key_prefix(&self) -> String {
@@ -55,7 +72,17 @@ impl DumpDrills {
     }
 }
 
+/// How long a drill's temporary resource may live by default, in hours.
+pub const DEFAULT_MAX_AGE_HOURS: u32 = 24;
+
 impl RestoreDrillFields {
+    /// How long a drill's temporary resource may live.
+    pub fn max_age(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(
+            self.max_age_hours.unwrap_or(DEFAULT_MAX_AGE_HOURS),
+        ))
+    }
+
     /// `every` as a span (checked by `validate`).
     pub fn every(&self) -> Option<Span> {
         self.every.as_deref().and_then(|e| Span::parse(e).ok())
@@ -64,11 +91,23 @@ impl RestoreDrillFields {
 
 impl Fields for RestoreDrillFields {
     fn validate(&self) -> Result<(), PayloadError> {
+        if let Some(ebs) = &self.ebs {
+            ebs.select.validate("ebs.select")?;
+            if let Some(plan) = &ebs.backup_plan {
+                Plan::new(plan).map_err(|e| PayloadError::new("ebs.backup_plan", e.to_string()))?;
+            }
+        }
+        if self.max_age_hours == Some(0) {
+            return Err(PayloadError::new("max_age_hours", "must be at least 1"));
+        }
         let Some(dumps) = &self.dumps else {
-            return Err(PayloadError::new(
-                "dumps",
-                "missing: name the backups to drill (`dumps`)",
-            ));
+            return match self.ebs {
+                Some(_) => self.validate_common(),
+                None => Err(PayloadError::new(
+                    "dumps",
+                    "missing: name the backups to drill (`dumps` and/or `ebs`)",
+                )),
+            };
         };
         if dumps.databases.is_empty() {
             return Err(PayloadError::new("dumps.databases", "is empty"));
@@ -84,6 +123,12 @@ impl Fields for RestoreDrillFields {
         if let Some(plan) = &dumps.backup_plan {
             Plan::new(plan).map_err(|e| PayloadError::new("dumps.backup_plan", e.to_string()))?;
         }
+        self.validate_common()
+    }
+}
+
+impl RestoreDrillFields {
+    fn validate_common(&self) -> Result<(), PayloadError> {
         if let Some(every) = &self.every {
             let span = Span::parse(every).map_err(|e| PayloadError::new("every", e))?;
             if span.is_zero() {
@@ -125,6 +170,12 @@ mod tests {
         );
         for (change, field) in [
             (json!({"dumps": null}), "dumps"),
+            (json!({"ebs": {"select": {}}}), "ebs.select"),
+            (
+                json!({"ebs": {"select": {"ids": ["vol-1"]}, "backup_plan": "X"}}),
+                "ebs.backup_plan",
+            ),
+            (json!({"max_age_hours": 0}), "max_age_hours"),
             (json!({"dumps": {"databases": []}}), "dumps.databases"),
             (
                 json!({"dumps": {"databases": ["a/b"]}}),

@@ -13,11 +13,13 @@
 
 pub mod dumps;
 pub mod fields;
+pub mod volumes;
 
 use fields::RestoreDrillFields;
 use lifeboat::report::Report;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{Error, Request};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
 /// Where a drill finds its programs, its dumps and its scratch space.
@@ -46,6 +48,7 @@ impl Settings {
 
 /// The `restore-drill` function with its clients.
 pub struct RestoreDrill {
+    ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
     settings: Settings,
@@ -55,12 +58,14 @@ pub struct RestoreDrill {
 impl RestoreDrill {
     /// The function over these clients, settings and sinks.
     pub fn new(
+        ec2: aws_sdk_ec2::Client,
         s3: aws_sdk_s3::Client,
         secrets: aws_sdk_secretsmanager::Client,
         settings: Settings,
         sinks: Sinks,
     ) -> Self {
         RestoreDrill {
+            ec2,
             s3,
             secrets,
             settings,
@@ -71,6 +76,7 @@ impl RestoreDrill {
     /// The function as configured by the environment.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
         Ok(Self::new(
+            aws_sdk_ec2::Client::new(aws),
             lifeboat::aws::s3_client(aws),
             aws_sdk_secretsmanager::Client::new(aws),
             Settings::from_env(),
@@ -93,6 +99,12 @@ impl BackupFunction for RestoreDrill {
         invocation: &Invocation,
     ) -> Result<Report, Error> {
         let mut report = request.report(Self::NAME);
+        if let Some(drills) = &request.fields.ebs {
+            let driller = volumes::VolumeDriller { ec2: &self.ec2 };
+            driller
+                .run(request, drills, invocation, &mut report)
+                .await?;
+        }
         if let Some(drills) = &request.fields.dumps {
             let bucket = drills
                 .bucket
@@ -116,4 +128,20 @@ impl BackupFunction for RestoreDrill {
         }
         Ok(report)
     }
+}
+
+/// A different number each run: which backup `random` falls on.
+fn seed() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    lifeboat::runtime::run_token().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// An idempotency token for a creation that duplicate deliveries of one run
+/// must make once: the same `parts` give the same token (31 characters;
+/// EC2 allows 64).
+fn token(parts: &[&str]) -> String {
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    format!("lifeboat-drill-{:016x}", hasher.finish())
 }

@@ -143,6 +143,8 @@ pub struct Source {
     pub id: String,
     /// `running`, `stopped`, `in-use`, `available`, `error`, …
     pub state: String,
+    /// Its availability zone.
+    pub zone: String,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -185,6 +187,11 @@ pub async fn select_instances(
                     .and_then(|s| s.name())
                     .map(|n| n.as_str().to_owned())
                     .unwrap_or_default(),
+                zone: i
+                    .placement()
+                    .and_then(|p| p.availability_zone())
+                    .unwrap_or_default()
+                    .to_owned(),
                 tags: tag_map(i.tags()),
             })
             .collect())
@@ -213,6 +220,7 @@ pub async fn select_volumes(
                 kind: SourceKind::Volume,
                 id: v.volume_id().unwrap_or_default().to_owned(),
                 state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                zone: v.availability_zone().unwrap_or_default().to_owned(),
                 tags: tag_map(v.tags()),
             })
             .collect())

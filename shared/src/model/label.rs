@@ -21,6 +21,20 @@ pub mod tag {
     pub const RUN: &str = "lifeboat:run";
     /// Tag key on a cross-region copy naming the backup it was copied from.
     pub const COPY_OF: &str = "lifeboat:copy-of";
+    /// Tag key on a restore drill's temporary resource, naming the backup it
+    /// was restored from: the drill's IAM policy creates and deletes only
+    /// resources that carry it.
+    pub const DRILL: &str = "lifeboat:drill";
+    /// Tag key on a drill's temporary resource naming the backup's source.
+    pub const DRILL_SOURCE: &str = "lifeboat:drill-source";
+    /// Tag key on a drill's temporary resource: when the restore was called, RFC 3339.
+    pub const DRILL_STARTED: &str = "lifeboat:drill-started";
+    /// Tag key on a drilled backup: when its newest drill ended, RFC 3339.
+    pub const DRILLED_AT: &str = "lifeboat:drilled-at";
+    /// Tag key on a drilled backup: `passed` or `failed`.
+    pub const DRILL_OUTCOME: &str = "lifeboat:drill-outcome";
+    /// Tag key on a drilled backup: the restore's seconds, from the call to usable.
+    pub const DRILL_SECONDS: &str = "lifeboat:drill-seconds";
 }
 
 /// What a backup's tags say about it: which plan made it, of which source, for which slot.
