@@ -18,6 +18,9 @@ pub struct RestoreDrillFields {
     /// EBS volumes to drill: a volume is created from the source's snapshot
     /// in the source's zone, waited for until `available`, and deleted.
     pub ebs: Option<VolumeDrills>,
+    /// AMIs to drill: the image must be available and every snapshot it
+    /// refers to exist and be completed.
+    pub amis: Option<ImageDrills>,
     /// A drill's temporary resource older than this many hours is deleted by
     /// every run, and its drill failed (default 24).
     pub max_age_hours: Option<u32>,
@@ -53,6 +56,16 @@ pub struct VolumeDrills {
     /// The source volumes, as ebs-snapshot selects them.
     pub select: Selection,
     /// Only snapshots made by this plan (default: any plan's).
+    pub backup_plan: Option<String>,
+}
+
+/// The instances whose AMIs to drill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDrills {
+    /// The source instances, as ami-backup selects them.
+    pub select: Selection,
+    /// Only images made by this plan (default: any plan's).
     pub backup_plan: Option<String>,
 }
 
@@ -97,16 +110,24 @@ impl Fields for RestoreDrillFields {
                 Plan::new(plan).map_err(|e| PayloadError::new("ebs.backup_plan", e.to_string()))?;
             }
         }
+        if let Some(amis) = &self.amis {
+            amis.select.validate("amis.select")?;
+            if let Some(plan) = &amis.backup_plan {
+                Plan::new(plan)
+                    .map_err(|e| PayloadError::new("amis.backup_plan", e.to_string()))?;
+            }
+        }
         if self.max_age_hours == Some(0) {
             return Err(PayloadError::new("max_age_hours", "must be at least 1"));
         }
         let Some(dumps) = &self.dumps else {
-            return match self.ebs {
-                Some(_) => self.validate_common(),
-                None => Err(PayloadError::new(
+            return if self.ebs.is_some() || self.amis.is_some() {
+                self.validate_common()
+            } else {
+                Err(PayloadError::new(
                     "dumps",
-                    "missing: name the backups to drill (`dumps` and/or `ebs`)",
-                )),
+                    "missing: name the backups to drill (`dumps`, `ebs`, `amis`)",
+                ))
             };
         };
         if dumps.databases.is_empty() {
@@ -176,6 +197,7 @@ mod tests {
                 "ebs.backup_plan",
             ),
             (json!({"max_age_hours": 0}), "max_age_hours"),
+            (json!({"amis": {"select": {}}}), "amis.select"),
             (json!({"dumps": {"databases": []}}), "dumps.databases"),
             (
                 json!({"dumps": {"databases": ["a/b"]}}),

@@ -13,6 +13,7 @@
 
 pub mod dumps;
 pub mod fields;
+pub mod images;
 pub mod volumes;
 
 use fields::RestoreDrillFields;
@@ -101,6 +102,12 @@ impl BackupFunction for RestoreDrill {
         let mut report = request.report(Self::NAME);
         if let Some(drills) = &request.fields.ebs {
             let driller = volumes::VolumeDriller { ec2: &self.ec2 };
+            driller
+                .run(request, drills, invocation, &mut report)
+                .await?;
+        }
+        if let Some(drills) = &request.fields.amis {
+            let driller = images::ImageDriller { ec2: &self.ec2 };
             driller
                 .run(request, drills, invocation, &mut report)
                 .await?;
