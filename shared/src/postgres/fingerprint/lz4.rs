@@ -409,11 +409,11 @@ mod tests {
         // then the content's size and checksum.
         let linked = fixture("cli-linked.lz4");
         assert_eq!(linked[4], 0b0101_1100, "FLG");
-        let whole = decode(&linked).expect("decodes");
+        assert!(decode(&linked).is_ok());
         for at in 0..linked.len() {
             let mut flipped = linked.clone();
             flipped[at] ^= 0xff;
-            assert_ne!(decode(&flipped).as_ref(), Ok(&whole), "byte {at}");
+            assert!(decode(&flipped).is_err(), "byte {at}");
         }
     }
 
