@@ -1097,6 +1097,47 @@ async fn a_byte_flipped_in_a_tables_compressed_data_fails_the_dump() {
 }
 
 #[tokio::test]
+async fn an_lz4_dump_counts_the_rows_the_database_has_and_restores() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 2);
+    let before = server.fingerprint("shop");
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["compression"] = json!("lz4");
+    let report = handle(
+        &setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone()),
+        event,
+        Invocation::now(),
+    )
+    .await
+    .expect("an lz4 dump");
+    let key = &report.created[0].backup;
+    let manifest: Value =
+        serde_json::from_slice(&setup.get(&format!("{key}.manifest.json")).await).expect("json");
+    assert_eq!(manifest["archive"]["compression"], json!("lz4"));
+    let rows: serde_json::Map<String, Value> = ["audit.documents", "audit.events", "sales.orders"]
+        .into_iter()
+        .map(|table| {
+            let count = server.sql("shop", &format!("SELECT count(*) FROM {table}"));
+            (
+                table.to_owned(),
+                json!(count.parse::<u64>().expect("count")),
+            )
+        })
+        .collect();
+    let counted = &manifest["archive"]["fingerprint"];
+    assert_eq!(counted["tables"], Value::Object(rows), "{counted}");
+    assert_eq!(counted["large_objects"], json!(1), "{counted}");
+
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let restored = restore_into(&setup, key, &target).await.expect("restored");
+    assert_eq!(restored.mismatches, Vec::<String>::new());
+    assert_eq!(server.fingerprint("shop_restored"), before);
+}
+
+#[tokio::test]
 async fn verify_reads_the_recorded_version_and_finds_any_difference() {
     let setup = Setup::new().await;
     let server = PgServer::start(&newest_bin());

@@ -47,7 +47,7 @@ pub struct ArchiveSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_blocks: Option<u64>,
     /// Rows per table and large objects, counted in the decompressed data;
-    /// absent for plain dumps and for data compressed with lz4.
+    /// absent for plain dumps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
 }
