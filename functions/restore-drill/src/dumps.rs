@@ -60,18 +60,11 @@ impl Driller<'_> {
                 }
             };
             if !drill::due(listed.last_drill, every.as_ref(), invocation.now) {
-                let last = listed
-                    .last_drill
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
-                report.skipped.push(Skipped::new(
+                report.skipped.push(crate::not_due(
                     Kind::PgDump,
                     database,
-                    None,
-                    format!(
-                        "last drilled at {last}; the next drill is due {} after it",
-                        fields.every.as_deref().unwrap_or_default()
-                    ),
+                    listed.last_drill,
+                    fields,
                 ));
                 continue;
             }

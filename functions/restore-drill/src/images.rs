@@ -5,7 +5,7 @@
 
 use crate::fields::{ImageDrills, RestoreDrillFields};
 use aws_sdk_ec2::Client;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lifeboat::aws::ec2;
 use lifeboat::model::tag as tags;
 use lifeboat::report::{Drill, DrillOutcome, Failed, Report, Skipped};
@@ -48,23 +48,15 @@ impl ImageDriller<'_> {
                 .iter()
                 .filter(|(_, l)| l.source == source.id)
                 .collect();
-            let last = own
+            let tagged: Vec<_> = own
                 .iter()
-                .filter_map(|(image, _)| ec2::tag_map(image.tags()).remove(tags::DRILLED_AT))
-                .filter_map(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .max();
+                .map(|(image, _)| ec2::tag_map(image.tags()))
+                .collect();
+            let last = crate::last_drilled(tagged.iter());
             if !drill::due(last, every.as_ref(), invocation.now) {
-                report.skipped.push(Skipped::new(
-                    Kind::Ami,
-                    &source.id,
-                    None,
-                    format!(
-                        "last drilled at {}; the next drill is due {} after it",
-                        last.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                        fields.every.as_deref().unwrap_or_default()
-                    ),
-                ));
+                report
+                    .skipped
+                    .push(crate::not_due(Kind::Ami, &source.id, last, fields));
                 continue;
             }
             let slots: Vec<Slot> = own.iter().map(|(_, l)| l.slot).collect();

@@ -16,10 +16,13 @@ pub mod fields;
 pub mod images;
 pub mod volumes;
 
+use chrono::{DateTime, Utc};
 use fields::RestoreDrillFields;
-use lifeboat::report::Report;
+use lifeboat::model::tag as tags;
+use lifeboat::report::{Report, Skipped};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
-use lifeboat::{Error, Request};
+use lifeboat::{Error, Kind, Request};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
@@ -151,4 +154,34 @@ fn token(parts: &[&str]) -> String {
     let mut hasher = DefaultHasher::new();
     parts.hash(&mut hasher);
     format!("lifeboat-drill-{:016x}", hasher.finish())
+}
+
+/// A source left alone: its last drill, at `last`, is younger than `every`.
+fn not_due(
+    kind: Kind,
+    source: &str,
+    last: Option<DateTime<Utc>>,
+    fields: &RestoreDrillFields,
+) -> Skipped {
+    Skipped::new(
+        kind,
+        source,
+        None,
+        format!(
+            "last drilled at {}; the next drill is due {} after it",
+            last.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            fields.every.as_deref().unwrap_or_default()
+        ),
+    )
+}
+
+/// A source's newest drill, from its backups' `lifeboat:drilled-at` tags.
+fn last_drilled<'a>(
+    backups: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> Option<DateTime<Utc>> {
+    backups
+        .filter_map(|tags| tags.get(tags::DRILLED_AT))
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .max()
 }

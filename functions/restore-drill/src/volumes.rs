@@ -95,23 +95,11 @@ impl VolumeDriller<'_> {
                 .filter(|s| s.is_ebs_backup() && s.state == "completed")
                 .filter(|s| s.label.as_ref().is_some_and(|l| l.source == source.id))
                 .collect();
-            let last = backups
-                .iter()
-                .filter_map(|s| s.tags.get(tags::DRILLED_AT))
-                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .max();
+            let last = crate::last_drilled(backups.iter().map(|s| &s.tags));
             if !drill::due(last, every.as_ref(), invocation.now) {
-                report.skipped.push(Skipped::new(
-                    Kind::Ebs,
-                    &source.id,
-                    None,
-                    format!(
-                        "last drilled at {}; the next drill is due {} after it",
-                        last.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                        fields.every.as_deref().unwrap_or_default()
-                    ),
-                ));
+                report
+                    .skipped
+                    .push(crate::not_due(Kind::Ebs, &source.id, last, fields));
                 continue;
             }
             let slots: Vec<Slot> = backups
