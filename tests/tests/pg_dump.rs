@@ -1164,15 +1164,7 @@ async fn verify_reads_the_recorded_version_and_finds_any_difference() {
     let mut tampered = setup.get(&key).await;
     let middle = tampered.len() / 2;
     tampered[middle] ^= 0xff;
-    let put = setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(tampered.clone().into())
-        .send()
-        .await
-        .expect("put");
+    let version = setup.put(&key, tampered).await;
     let again = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
         .await
         .expect("checked");
@@ -1184,19 +1176,9 @@ async fn verify_reads_the_recorded_version_and_finds_any_difference() {
     assert_eq!(again.sha256, verified.sha256);
 
     // A manifest that names the tampered version: the difference is found.
-    let manifest_key = format!("{key}.manifest.json");
-    let mut manifest: Value =
-        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
-    manifest["version_id"] = json!(put.version_id().expect("versioned"));
     setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&manifest_key)
-        .body(manifest.to_string().into_bytes().into())
-        .send()
-        .await
-        .expect("put");
+        .edit_manifest(&key, |m| m["version_id"] = json!(version))
+        .await;
     let found = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
         .await
         .expect("checked");

@@ -51,28 +51,7 @@ async fn a_dump_that_is_not_the_one_recorded_restores_nothing() {
         .find(|&i| dump[i].is_ascii_digit() && dump[i] != b'9')
         .expect("a digit in the table data");
     dump[digit] += 1;
-    let put = setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(dump.into())
-        .send()
-        .await
-        .expect("put");
-    let manifest_key = format!("{key}.manifest.json");
-    let mut manifest: Value =
-        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
-    manifest["version_id"] = json!(put.version_id().expect("versioned"));
-    setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&manifest_key)
-        .body(manifest.to_string().into_bytes().into())
-        .send()
-        .await
-        .expect("put");
+    setup.replace_recorded(&key, dump).await;
 
     server.sql("postgres", "CREATE DATABASE shop_restored");
     let target = Target::Conninfo(conninfo(&server, "shop_restored"));

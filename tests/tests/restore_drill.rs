@@ -168,28 +168,7 @@ async fn a_drill_of_a_dump_changed_in_s3_fails_the_run_with_one_alert() {
     let mut dump = setup.get(&key).await;
     let middle = dump.len() / 2;
     dump[middle] ^= 0x01;
-    let put = setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(dump.into())
-        .send()
-        .await
-        .expect("put");
-    let manifest_key = format!("{key}.manifest.json");
-    let mut manifest: Value =
-        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
-    manifest["version_id"] = json!(put.version_id().expect("versioned"));
-    setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&manifest_key)
-        .body(manifest.to_string().into_bytes().into())
-        .send()
-        .await
-        .expect("put");
+    setup.replace_recorded(&key, dump).await;
     drill_fails(&setup, &key, "restore", "nothing was restored").await;
 }
 
@@ -197,22 +176,14 @@ async fn a_drill_of_a_dump_changed_in_s3_fails_the_run_with_one_alert() {
 async fn a_drill_whose_rows_differ_from_the_manifest_fails_the_run() {
     let setup = Setup::new().await;
     let (_server, key) = dumped(&setup, &newest_bin()).await;
-    let manifest_key = format!("{key}.manifest.json");
-    let mut manifest: Value =
-        serde_json::from_slice(&setup.get(&manifest_key).await).expect("json");
-    let rows = manifest["archive"]["fingerprint"]["tables"]["audit.events"]
-        .as_u64()
-        .expect("rows");
-    manifest["archive"]["fingerprint"]["tables"]["audit.events"] = json!(rows + 1);
+    let mut rows = 0;
     setup
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&manifest_key)
-        .body(manifest.to_string().into_bytes().into())
-        .send()
-        .await
-        .expect("put");
+        .edit_manifest(&key, |m| {
+            let events = &mut m["archive"]["fingerprint"]["tables"]["audit.events"];
+            rows = events.as_u64().expect("rows");
+            *events = json!(rows + 1);
+        })
+        .await;
     drill_fails(
         &setup,
         &key,

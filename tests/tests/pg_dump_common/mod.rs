@@ -129,6 +129,38 @@ impl Setup {
             .len()
     }
 
+    /// Writes `body` at `key` as a new object version; returns its version id.
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> String {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+            .version_id
+            .expect("a versioned bucket")
+    }
+
+    /// Rewrites the manifest of the dump at `key` with `change` made to it.
+    pub async fn edit_manifest(&self, key: &str, change: impl FnOnce(&mut Value)) {
+        let manifest_key = format!("{key}.manifest.json");
+        let mut manifest: Value =
+            serde_json::from_slice(&self.get(&manifest_key).await).expect("a manifest");
+        change(&mut manifest);
+        self.put(&manifest_key, manifest.to_string().into_bytes())
+            .await;
+    }
+
+    /// Replaces the dump at `key` by `body`, and points its manifest at the
+    /// new version: a stored dump that only its size and SHA-256 tell apart.
+    pub async fn replace_recorded(&self, key: &str, body: Vec<u8>) {
+        let version = self.put(key, body).await;
+        self.edit_manifest(key, |m| m["version_id"] = json!(version))
+            .await;
+    }
+
     pub async fn get(&self, key: &str) -> Vec<u8> {
         self.s3
             .get_object()
