@@ -36,6 +36,12 @@ pub fn newest_bin() -> PathBuf {
     std::fs::canonicalize(&dir).unwrap_or(dir).join("bin")
 }
 
+/// A test server keeps little WAL: only what crash recovery of a server
+/// that no replica follows needs, recycled past 64 MB (the large-schema test
+/// alone wrote 650 MB of it with the defaults, on a disk that CI shares).
+const LEAN_WAL: &str =
+    "-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB -c min_wal_size=32MB";
+
 /// A running PostgreSQL cluster, stopped and removed when dropped.
 pub struct PgServer {
     /// Its binaries.
@@ -150,7 +156,7 @@ impl PgServer {
                 .arg(dir.path.join("server.log"))
                 .args(["-w", "-o"])
                 .arg(format!(
-                    "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c full_page_writes=off{options}",
+                    "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c full_page_writes=off {LEAN_WAL}{options}",
                     dir.path.display()
                 ))
                 .arg("start")
