@@ -39,6 +39,7 @@ fn drill_function(setup: &Setup) -> RestoreDrill {
     };
     RestoreDrill::new(
         aws_sdk_ec2::Client::new(&setup.aws).recorded("restore-drill"),
+        aws_sdk_rds::Client::new(&setup.aws).recorded("restore-drill"),
         setup.s3.clone().recorded("restore-drill"),
         aws_sdk_secretsmanager::Client::new(&setup.aws),
         settings,
@@ -452,4 +453,422 @@ async fn an_ami_drill_checks_the_image_and_its_snapshots() {
     );
     // A missing or unfinished snapshot (which the emulator, like AWS, will
     // not produce for an image in use) is the unit table in images.rs.
+}
+
+/// An RDS tag.
+fn rds_tag(key: &str, value: &str) -> aws_sdk_rds::types::Tag {
+    aws_sdk_rds::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+}
+
+/// Lifeboat's four tags on a snapshot of `source` made by plan `nightly`.
+fn lifeboat_tags(source: &str) -> Vec<aws_sdk_rds::types::Tag> {
+    vec![
+        rds_tag("managed-by", "lifeboat"),
+        rds_tag("lifeboat:plan", "nightly"),
+        rds_tag("lifeboat:source", source),
+        rds_tag("lifeboat:scheduled-time", "2026-11-20T02:00:00Z"),
+    ]
+}
+
+/// A DB subnet group over two subnets, and a security group: where drills restore into.
+async fn drill_network(setup: &Setup) -> (String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(&setup.aws);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .expect("vpc")
+        .vpc
+        .and_then(|v| v.vpc_id)
+        .expect("vpc id");
+    let mut subnets = Vec::new();
+    for (cidr, zone) in [("10.9.1.0/24", "us-east-1a"), ("10.9.2.0/24", "us-east-1b")] {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(zone)
+            .send()
+            .await
+            .expect("subnet")
+            .subnet
+            .and_then(|s| s.subnet_id)
+            .expect("subnet id");
+        subnets.push(subnet);
+    }
+    let group = ec2
+        .create_security_group()
+        .group_name("lifeboat-drill")
+        .description("restore drills")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("security group")
+        .group_id
+        .expect("group id");
+    aws_sdk_rds::Client::new(&setup.aws)
+        .create_db_subnet_group()
+        .db_subnet_group_name("lifeboat-drill")
+        .db_subnet_group_description("restore drills")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .expect("subnet group");
+    ("lifeboat-drill".to_owned(), group)
+}
+
+fn rds_payload(group: &str, which: &str) -> Value {
+    json!({
+        "plan": "monthly-drill",
+        "rto_minutes": 60,
+        "every": "30d",
+        "rds": {
+            which: {"tags": {"backup": "nightly"}},
+            "backup_plan": "nightly",
+            "instance_class": "db.t4g.medium",
+            "subnet_group": "lifeboat-drill",
+            "security_groups": [group]
+        }
+    })
+}
+
+/// A DB instance tagged `backup=nightly` and its Lifeboat snapshot; the snapshot's ARN.
+async fn instance_with_a_snapshot(rds: &aws_sdk_rds::Client, id: &str) -> String {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .tags(rds_tag("backup", "nightly"))
+        .send()
+        .await
+        .expect("instance");
+    rds.create_db_snapshot()
+        .db_instance_identifier(id)
+        .db_snapshot_identifier(format!("lb-nightly-202611200200-{id}"))
+        .set_tags(Some(lifeboat_tags(id)))
+        .send()
+        .await
+        .expect("snapshot")
+        .db_snapshot
+        .and_then(|s| s.db_snapshot_arn)
+        .expect("arn")
+}
+
+async fn instance_ids(rds: &aws_sdk_rds::Client) -> Vec<String> {
+    let mut ids: Vec<String> = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .expect("instances")
+        .db_instances()
+        .iter()
+        .filter_map(|d| d.db_instance_identifier().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn tags_of(
+    rds: &aws_sdk_rds::Client,
+    arn: &str,
+) -> std::collections::BTreeMap<String, String> {
+    rds.list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .expect("tags")
+        .tag_list()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_rds_drill_restores_an_instance_checks_records_and_deletes_it() {
+    let setup = Setup::new().await;
+    let rds = aws_sdk_rds::Client::new(&setup.aws);
+    let (_, group) = drill_network(&setup).await;
+    let snapshot = instance_with_a_snapshot(&rds, "orders-db").await;
+    let function = drill_function(&setup);
+
+    let report = handle(
+        &function,
+        rds_payload(&group, "instances"),
+        Invocation::now(),
+    )
+    .await
+    .expect("a drill that passes");
+    assert_eq!(report.drills.len(), 1, "{report:?}");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    assert_eq!(
+        (drill.source.as_str(), drill.backup.as_str()),
+        ("orders-db", "lb-nightly-202611200200-orders-db")
+    );
+    for check in [
+        "engine postgres ",
+        "encrypted: false as the snapshot",
+        "storage of at least the snapshot's 20 GiB",
+        "not publicly accessible",
+    ] {
+        assert!(
+            drill.checks.iter().any(|c| c.starts_with(check)),
+            "{check} not in {:?}",
+            drill.checks
+        );
+    }
+    assert!(drill.restore_seconds.is_some(), "{drill:?}");
+    assert_eq!(
+        instance_ids(&rds).await,
+        vec!["orders-db".to_owned()],
+        "the drill instance is deleted"
+    );
+    let recorded = tags_of(&rds, &snapshot).await;
+    assert_eq!(
+        recorded.get("lifeboat:drill-outcome").map(String::as_str),
+        Some("passed"),
+        "{recorded:?}"
+    );
+    assert!(recorded.contains_key("lifeboat:drilled-at"), "{recorded:?}");
+    assert!(setup.inbox.drain().await.is_empty());
+
+    let again = handle(
+        &function,
+        rds_payload(&group, "instances"),
+        Invocation::now(),
+    )
+    .await
+    .expect("nothing due");
+    assert!(again.drills.is_empty(), "{again:?}");
+    assert!(
+        again.skipped[0].reason.starts_with("last drilled at "),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_aurora_drill_restores_a_cluster_with_one_instance_and_deletes_both() {
+    let setup = Setup::new().await;
+    let rds = aws_sdk_rds::Client::new(&setup.aws);
+    let (_, group) = drill_network(&setup).await;
+    rds.create_db_cluster()
+        .db_cluster_identifier("ledger")
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .tags(rds_tag("backup", "nightly"))
+        .send()
+        .await
+        .expect("cluster");
+    let snapshot = rds
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("ledger")
+        .db_cluster_snapshot_identifier("lb-nightly-202611200200-ledger")
+        .set_tags(Some(lifeboat_tags("ledger")))
+        .send()
+        .await
+        .expect("cluster snapshot")
+        .db_cluster_snapshot
+        .and_then(|s| s.db_cluster_snapshot_arn)
+        .expect("arn");
+    let function = drill_function(&setup);
+
+    let report = handle(
+        &function,
+        rds_payload(&group, "clusters"),
+        Invocation::now(),
+    )
+    .await
+    .expect("a drill that passes");
+    assert_eq!(report.drills.len(), 1, "{report:?}");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    assert!(
+        drill
+            .checks
+            .iter()
+            .any(|c| c.ends_with("its instance created")),
+        "{drill:?}"
+    );
+    assert!(
+        drill
+            .checks
+            .iter()
+            .any(|c| c.starts_with("engine aurora-postgresql ")),
+        "{drill:?}"
+    );
+    let clusters: Vec<String> = rds
+        .describe_db_clusters()
+        .send()
+        .await
+        .expect("clusters")
+        .db_clusters()
+        .iter()
+        .filter_map(|c| c.db_cluster_identifier().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        clusters,
+        vec!["ledger".to_owned()],
+        "the drill cluster is deleted"
+    );
+    assert_eq!(
+        instance_ids(&rds).await,
+        Vec::<String>::new(),
+        "and its instance"
+    );
+    assert_eq!(
+        tags_of(&rds, &snapshot)
+            .await
+            .get("lifeboat:drill-outcome")
+            .map(String::as_str),
+        Some("passed")
+    );
+}
+
+#[tokio::test]
+async fn duplicate_deliveries_of_one_drill_run_start_one_restore() {
+    let setup = Setup::new().await;
+    let rds = aws_sdk_rds::Client::new(&setup.aws);
+    let (_, group) = drill_network(&setup).await;
+    instance_with_a_snapshot(&rds, "orders-db").await;
+    let restores = Restores::default();
+    let counted = |setup: &Setup| {
+        let settings = Settings {
+            pg_restore: None,
+            bucket: Some(BUCKET.into()),
+            scratch: std::env::temp_dir(),
+        };
+        let rds = aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(&setup.aws)
+                .interceptor(restores.clone())
+                .build(),
+        );
+        RestoreDrill::new(
+            aws_sdk_ec2::Client::new(&setup.aws),
+            rds,
+            setup.s3.clone(),
+            aws_sdk_secretsmanager::Client::new(&setup.aws),
+            settings,
+            setup.inbox.sinks("restore-drill", &setup.aws),
+        )
+    };
+    let (first, second) = (counted(&setup), counted(&setup));
+    let mut event = rds_payload(&group, "instances");
+    event["scheduled_time"] = json!("2026-12-01T03:00:00Z");
+    let (a, b) = tokio::join!(
+        handle(&first, event.clone(), Invocation::now()),
+        handle(&second, event, Invocation::now())
+    );
+    let (a, b) = (a.expect("first delivery"), b.expect("second delivery"));
+    assert_eq!(
+        restores.succeeded(),
+        1,
+        "one restore between both: {a:?} {b:?}"
+    );
+    let (drilled, left): (Vec<_>, Vec<_>) =
+        [&a, &b].into_iter().partition(|r| !r.drills.is_empty());
+    assert_eq!((drilled.len(), left.len()), (1, 1), "{a:?} {b:?}");
+    assert_eq!(drilled[0].drills[0].outcome, DrillOutcome::Passed);
+    assert!(
+        left[0].skipped[0]
+            .reason
+            .starts_with("another delivery of this run started its drill (lifeboat-drill-"),
+        "the other delivery says why it did nothing: {:?}",
+        left[0].skipped
+    );
+    assert_eq!(instance_ids(&rds).await, vec!["orders-db".to_owned()]);
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_a_stale_drill_instance_and_never_an_untagged_one() {
+    let setup = Setup::new().await;
+    let rds = aws_sdk_rds::Client::new(&setup.aws);
+    let (_, group) = drill_network(&setup).await;
+    instance_with_a_snapshot(&rds, "orders-db").await;
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
+    rds.restore_db_instance_from_db_snapshot()
+        .db_instance_identifier("lifeboat-drill-crashed")
+        .db_snapshot_identifier("lb-nightly-202611200200-orders-db")
+        .set_tags(Some(vec![
+            rds_tag("managed-by", "lifeboat"),
+            rds_tag("lifeboat:drill", "lb-nightly-202611200200-orders-db"),
+            rds_tag("lifeboat:drill-source", "orders-db"),
+            rds_tag("lifeboat:drill-started", &two_days_ago),
+        ]))
+        .send()
+        .await
+        .expect("a crashed drill's instance");
+    // Someone's own instance, restored from the same snapshot by hand, old,
+    // without the drill's tags (with tags of its own: a restore without any
+    // copies the snapshot's, which would make it a source to drill).
+    rds.restore_db_instance_from_db_snapshot()
+        .db_instance_identifier("restored-by-hand")
+        .db_snapshot_identifier("lb-nightly-202611200200-orders-db")
+        .tags(rds_tag("owner", "data-team"))
+        .send()
+        .await
+        .expect("someone's instance");
+
+    let outcome = handle(
+        &drill_function(&setup),
+        rds_payload(&group, "instances"),
+        Invocation::now(),
+    )
+    .await;
+    let report = match outcome {
+        Err(lifeboat::Error::RunFailed { report }) => report,
+        other => panic!("a swept drill fails the run: {other:?}"),
+    };
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].error.contains(
+            "its DB instance lifeboat-drill-crashed was older than 24 h (max_age_hours) and was deleted"
+        ),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        instance_ids(&rds).await,
+        vec!["orders-db".to_owned(), "restored-by-hand".to_owned()],
+        "the stale drill instance alone was deleted, and no new drill started beside it"
+    );
+    assert_eq!(setup.inbox.drain().await.len(), 1);
+}
+
+/// Counts the RDS restores that succeeded, across clients.
+#[derive(Debug, Clone, Default)]
+struct Restores(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Restores {
+    fn succeeded(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Restores {
+    fn name(&self) -> &'static str {
+        "Restores"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let restore = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .is_some_and(|m| m.name().starts_with("RestoreDB"));
+        if restore && context.response().status().is_success() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }

@@ -21,6 +21,10 @@ pub struct RestoreDrillFields {
     /// AMIs to drill: the image must be available and every snapshot it
     /// refers to exist and be completed.
     pub amis: Option<ImageDrills>,
+    /// RDS DB instances and Aurora clusters to drill: the snapshot is
+    /// restored into a temporary instance (or cluster with one instance),
+    /// checked against the snapshot when available, and deleted.
+    pub rds: Option<DatabaseDrills>,
     /// A drill's temporary resource older than this many hours is deleted by
     /// every run, and its drill failed (default 24).
     pub max_age_hours: Option<u32>,
@@ -67,6 +71,79 @@ pub struct ImageDrills {
     pub select: Selection,
     /// Only images made by this plan (default: any plan's).
     pub backup_plan: Option<String>,
+}
+
+/// The DB instances and clusters whose snapshots to drill, and where the
+/// temporary restores go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseDrills {
+    /// DB instances, as rds-snapshot's `select` picks them.
+    pub instances: Option<Selection>,
+    /// Aurora DB clusters, as rds-snapshot's `clusters` picks them.
+    pub clusters: Option<Selection>,
+    /// Only snapshots made by this plan (default: any plan's).
+    pub backup_plan: Option<String>,
+    /// The temporary DB instance's class (`db.t4g.medium`; for a cluster, its instance's).
+    pub instance_class: String,
+    /// The DB subnet group the temporary instance or cluster is restored into.
+    pub subnet_group: String,
+    /// Its VPC security groups (`sg-…`), at least one.
+    pub security_groups: Vec<String>,
+}
+
+impl DatabaseDrills {
+    fn validate(&self) -> Result<(), PayloadError> {
+        match (&self.instances, &self.clusters) {
+            (None, None) => {
+                return Err(PayloadError::new(
+                    "rds",
+                    "selects nothing: give `instances` and/or `clusters`",
+                ));
+            }
+            (instances, clusters) => {
+                if let Some(s) = instances {
+                    s.validate("rds.instances")?;
+                }
+                if let Some(s) = clusters {
+                    s.validate("rds.clusters")?;
+                }
+            }
+        }
+        if let Some(plan) = &self.backup_plan {
+            Plan::new(plan).map_err(|e| PayloadError::new("rds.backup_plan", e.to_string()))?;
+        }
+        if !self.instance_class.starts_with("db.") {
+            return Err(PayloadError::new(
+                "rds.instance_class",
+                format!(
+                    "`{}` is not a DB instance class (`db.t4g.medium`)",
+                    self.instance_class
+                ),
+            ));
+        }
+        if self.subnet_group.trim().is_empty() {
+            return Err(PayloadError::new(
+                "rds.subnet_group",
+                "is empty: name the DB subnet group drills restore into",
+            ));
+        }
+        if self.security_groups.is_empty() {
+            return Err(PayloadError::new(
+                "rds.security_groups",
+                "is empty: name at least one VPC security group (`sg-…`)",
+            ));
+        }
+        for (i, group) in self.security_groups.iter().enumerate() {
+            if !group.starts_with("sg-") {
+                return Err(PayloadError::new(
+                    format!("rds.security_groups[{i}]"),
+                    format!("`{group}` is not a security group id (`sg-…`)"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl DumpDrills {
@@ -117,16 +194,19 @@ impl Fields for RestoreDrillFields {
                     .map_err(|e| PayloadError::new("amis.backup_plan", e.to_string()))?;
             }
         }
+        if let Some(rds) = &self.rds {
+            rds.validate()?;
+        }
         if self.max_age_hours == Some(0) {
             return Err(PayloadError::new("max_age_hours", "must be at least 1"));
         }
         let Some(dumps) = &self.dumps else {
-            return if self.ebs.is_some() || self.amis.is_some() {
+            return if self.ebs.is_some() || self.amis.is_some() || self.rds.is_some() {
                 self.validate_common()
             } else {
                 Err(PayloadError::new(
                     "dumps",
-                    "missing: name the backups to drill (`dumps`, `ebs`, `amis`)",
+                    "missing: name the backups to drill (`dumps`, `ebs`, `amis`, `rds`)",
                 ))
             };
         };
@@ -211,6 +291,30 @@ mod tests {
             (json!({"every": "0d"}), "every"),
             (json!({"rto_minutes": 0}), "rto_minutes"),
             (json!({"pick": "oldest"}), "pick"),
+            (
+                json!({"rds": {"instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"]}}),
+                "rds",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"]}}),
+                "rds.instance_class",
+            ),
+            (
+                json!({"rds": {"clusters": {"ids": ["c"]}, "instance_class": "db.r6g.large", "subnet_group": " ", "security_groups": ["sg-1"]}}),
+                "rds.subnet_group",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": []}}),
+                "rds.security_groups",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["default"]}}),
+                "rds.security_groups[0]",
+            ),
+            (
+                json!({"rds": {"instances": {"tags": {}}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"]}}),
+                "rds.instances",
+            ),
             (
                 json!({"dumps": {"databases": ["orders"], "bucket_name": "x"}}),
                 "dumps",

@@ -11,6 +11,7 @@
 //! restore failed, a check did not hold, the RTO was exceeded) is a failure
 //! of the run: one alert names the backup, the step and the reason.
 
+pub mod databases;
 pub mod dumps;
 pub mod fields;
 pub mod images;
@@ -53,6 +54,7 @@ impl Settings {
 /// The `restore-drill` function with its clients.
 pub struct RestoreDrill {
     ec2: aws_sdk_ec2::Client,
+    rds: aws_sdk_rds::Client,
     s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
     settings: Settings,
@@ -63,6 +65,7 @@ impl RestoreDrill {
     /// The function over these clients, settings and sinks.
     pub fn new(
         ec2: aws_sdk_ec2::Client,
+        rds: aws_sdk_rds::Client,
         s3: aws_sdk_s3::Client,
         secrets: aws_sdk_secretsmanager::Client,
         settings: Settings,
@@ -70,6 +73,7 @@ impl RestoreDrill {
     ) -> Self {
         RestoreDrill {
             ec2,
+            rds,
             s3,
             secrets,
             settings,
@@ -81,6 +85,7 @@ impl RestoreDrill {
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, Error> {
         Ok(Self::new(
             aws_sdk_ec2::Client::new(aws),
+            aws_sdk_rds::Client::new(aws),
             lifeboat::aws::s3_client(aws),
             aws_sdk_secretsmanager::Client::new(aws),
             Settings::from_env(),
@@ -111,6 +116,12 @@ impl BackupFunction for RestoreDrill {
         }
         if let Some(drills) = &request.fields.amis {
             let driller = images::ImageDriller { ec2: &self.ec2 };
+            driller
+                .run(request, drills, invocation, &mut report)
+                .await?;
+        }
+        if let Some(drills) = &request.fields.rds {
+            let driller = databases::DatabaseDriller { rds: &self.rds };
             driller
                 .run(request, drills, invocation, &mut report)
                 .await?;

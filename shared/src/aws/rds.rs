@@ -9,7 +9,7 @@ use crate::rules::planner::{self, Readiness};
 use crate::rules::selection::Selection;
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A DB instance or cluster as the listing showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub status: String,
     /// Lifeboat's label, if the snapshot is Lifeboat's.
     pub label: Option<BackupLabel>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Every manual snapshot of `kind` in the client's region: one paginated listing.
@@ -174,6 +176,7 @@ pub fn snapshot(
         arn: arn.unwrap_or_default().to_owned(),
         status: status.unwrap_or_default().to_owned(),
         label: BackupLabel::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        tags: tags.into_iter().collect(),
     }
 }
 

@@ -29,6 +29,9 @@ pub mod tag {
     pub const DRILL_SOURCE: &str = "lifeboat:drill-source";
     /// Tag key on a drill's temporary resource: when the restore was called, RFC 3339.
     pub const DRILL_STARTED: &str = "lifeboat:drill-started";
+    /// Tag key on a drill's temporary resource: the step it is at (`restore`,
+    /// or `clean-up` once checked and recorded).
+    pub const DRILL_STEP: &str = "lifeboat:drill-step";
     /// Tag key on a drilled backup: when its newest drill ended, RFC 3339.
     pub const DRILLED_AT: &str = "lifeboat:drilled-at";
     /// Tag key on a drilled backup: `passed` or `failed`.
