@@ -159,7 +159,7 @@ async fn status_command(event: &PathBuf, plan: Option<&str>, json: bool) -> Exit
         && found
             .checks
             .iter()
-            .all(|c| c.state == lifeboat::report::Freshness::Ok);
+            .all(|c| c.state == lifeboat::report::Freshness::Ok && !c.unproven);
     if healthy {
         ExitCode::SUCCESS
     } else {

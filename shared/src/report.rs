@@ -1,6 +1,7 @@
 //! The JSON report every function returns: what it made, skipped and failed.
 
 use crate::model::{Backup, Kind, Plan, Slot};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 
@@ -199,6 +200,16 @@ pub struct Check {
     pub max_age_hours: f64,
     /// The verdict.
     pub state: Freshness,
+    /// When a restore drill of one of its backups last passed, if one did
+    /// (of a backup still kept: a pruned backup takes its record with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_proven: Option<DateTime<Utc>>,
+    /// How recent that must be, when the check asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proven_within_days: Option<u32>,
+    /// The check asks for a proven restore and the newest is older, or there is none.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unproven: bool,
 }
 
 /// An account quota and how much of it is used (RDS's manual snapshots).

@@ -227,6 +227,133 @@ async fn all_fresh_sends_no_message() {
 }
 
 #[tokio::test]
+async fn a_restore_not_proven_within_its_limit_is_alerted_and_a_passed_drill_is_shown() {
+    let emulator = Emulator::start();
+    let aws = emulator.sdk_config(REGION).await;
+    let estate = seed(&aws).await;
+    let ec2 = aws_sdk_ec2::Client::new(&aws);
+    let s3 = lifeboat::aws::s3_client(&aws);
+    let days_ago = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
+    // The drills' records, as restore-drill writes them: on the fresh
+    // volume's snapshot a drill that passed 10 days ago, on the stale one's a
+    // drill that failed yesterday; beside the `orders` dump one that passed 40 days ago.
+    for (volume, outcome, when) in [
+        (&estate.fresh, "passed", days_ago(10)),
+        (&estate.stale, "failed", days_ago(1)),
+    ] {
+        let snapshot = ec2
+            .describe_snapshots()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("volume-id")
+                    .values(volume.as_str())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("snapshots")
+            .snapshots()[0]
+            .snapshot_id()
+            .expect("id")
+            .to_owned();
+        ec2.create_tags()
+            .resources(snapshot)
+            .tags(
+                Tag::builder()
+                    .key("lifeboat:drilled-at")
+                    .value(when)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("lifeboat:drill-outcome")
+                    .value(outcome)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("drill tags");
+    }
+    let plan = lifeboat::Plan::new("nightly").expect("plan");
+    let dump_slot = lifeboat::Slot::parse(&slot(2), Utc::now()).expect("slot");
+    let dump = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, dump_slot, "dump");
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(lifeboat::rules::naming::drill_key(&dump))
+        .body(
+            json!({"outcome": "passed", "drilled_at": days_ago(40)})
+                .to_string()
+                .into_bytes()
+                .into(),
+        )
+        .send()
+        .await
+        .expect("drill record");
+    let inbox = AlertInbox::create(&aws).await;
+    let function = function(&aws, &inbox).await;
+    let payload = json!({ "plan": "nightly", "checks": [
+        { "kind": "ebs", "select": { "ids": [estate.fresh, estate.stale] }, "max_age_hours": 48, "proven_within_days": 35 },
+        { "kind": "pg-dump", "database": "orders", "max_age_hours": 26, "proven_within_days": 35 }
+    ]});
+
+    let report = handle(&function, payload, Invocation::now())
+        .await
+        .expect("findings are not a failure");
+
+    let proof = |source: &str| {
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.source == source)
+            .expect("checked");
+        (
+            check.last_proven.map(|at| (Utc::now() - at).num_days()),
+            check.unproven,
+        )
+    };
+    assert_eq!(
+        proof(&estate.fresh),
+        (Some(10), false),
+        "proven 10 days ago"
+    );
+    assert_eq!(
+        proof(&estate.stale),
+        (None, true),
+        "a failed drill proves nothing"
+    );
+    assert_eq!(
+        proof("orders"),
+        (Some(40), true),
+        "proven, but too long ago"
+    );
+    let alerts = inbox.drain().await;
+    assert_eq!(alerts.len(), 1, "one message per run: {alerts:?}");
+    let message = alerts[0]["Message"].as_str().expect("message");
+    assert!(
+        message.contains(&estate.stale)
+            && message.contains("orders")
+            && !message.contains(&estate.fresh),
+        "{message}"
+    );
+    assert!(message.contains("never (limit 35 d)"), "{message}");
+    assert_eq!(alerts[0]["MessageAttributes"]["unproven"]["Value"], "2");
+    assert_eq!(
+        metric(&aws, "UnprovenResources", &[("Plan", "nightly")]).await,
+        2.0
+    );
+    let age = metric(
+        &aws,
+        "ProvenRestoreAgeSeconds",
+        &[("Kind", "ebs"), ("Source", &estate.fresh)],
+    )
+    .await;
+    assert!(
+        (10.0 * 86_400.0 - 300.0..10.0 * 86_400.0 + 300.0).contains(&age),
+        "the fresh volume's restore was proven 10 days ago: {age}"
+    );
+}
+
+#[tokio::test]
 async fn rds_snapshot_quota_usage_is_reported_and_measured() {
     let emulator = Emulator::start();
     let aws = emulator.sdk_config(REGION).await;

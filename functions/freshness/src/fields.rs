@@ -19,6 +19,10 @@ pub struct FreshnessCheck {
     pub max_age_hours: f64,
     /// Count only backups of these plans (default: a backup of any plan counts).
     pub plans: Option<Vec<String>>,
+    /// A restore drill of one of its backups must have passed within this
+    /// many days (e.g. 35 for a monthly drill); unset: the last proven
+    /// restore is shown, never alerted on.
+    pub proven_within_days: Option<u32>,
 }
 
 impl FreshnessCheck {
@@ -102,6 +106,15 @@ impl Fields for FreshnessFields {
                     ));
                 }
             }
+            if check
+                .proven_within_days
+                .is_some_and(|days| !(1..=366).contains(&days))
+            {
+                return Err(PayloadError::new(
+                    field("proven_within_days"),
+                    "must be 1 to 366 days (e.g. 35 for a monthly drill)",
+                ));
+            }
             if check.plans.as_ref().is_some_and(Vec::is_empty) {
                 return Err(PayloadError::new(
                     field("plans"),
@@ -133,7 +146,7 @@ mod tests {
         assert!(parse(json!({"plan": "p", "checks": [
             {"kind": "ebs", "select": {"tags": {"backup": "nightly"}}, "max_age_hours": 26},
             {"kind": "pg-dump", "database": "orders", "max_age_hours": 26, "plans": ["nightly"]},
-            {"kind": "pg-dump", "database": ["a", "b"], "max_age_hours": 1.5}
+            {"kind": "pg-dump", "database": ["a", "b"], "max_age_hours": 1.5, "proven_within_days": 35}
         ]})).is_ok());
         for (payload, field) in [
             (json!({"plan": "p", "checks": []}), "checks"),
@@ -168,6 +181,14 @@ mod tests {
             (
                 json!({"plan": "p", "checks": [{"kind": "ebs", "select": {"ids": ["v"]}, "max_age_hours": 1, "rpo": 1}]}),
                 "checks[0].rpo",
+            ),
+            (
+                json!({"plan": "p", "checks": [{"kind": "ebs", "select": {"ids": ["v"]}, "max_age_hours": 1, "proven_within_days": 0}]}),
+                "checks[0].proven_within_days",
+            ),
+            (
+                json!({"plan": "p", "checks": [{"kind": "ebs", "select": {"ids": ["v"]}, "max_age_hours": 1, "proven_within_days": 400}]}),
+                "checks[0].proven_within_days",
             ),
         ] {
             let err = parse(payload.clone()).expect_err("refused");

@@ -6,7 +6,8 @@
 //! (pure: the newest complete backup of each resource against its threshold)
 //! → report, with the ages and counts as metrics, a `Heartbeat` so an alarm
 //! notices when the checker itself stops, and one notice listing everything
-//! stale or unprotected; the runtime sends both, and fails the run if they do
+//! stale, unprotected or (where a check asks for a restore drill that passed
+//! within `proven_within_days`) unproven; the runtime sends both, and fails the run if they do
 //! not arrive. A check that could not run fails the run: it is never reported
 //! as fresh.
 
@@ -18,7 +19,7 @@ use lifeboat::aws::catalog::Catalog;
 use lifeboat::aws::{ec2, rds};
 use lifeboat::fanout::FanOut;
 use lifeboat::report::{Check, Failed, Freshness as State, Metric, Notice, Quota, Report, Unit};
-use lifeboat::rules::freshness::assess;
+use lifeboat::rules::freshness::{Limits, assess};
 use lifeboat::rules::planner;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{Backup, Error, ItemError, Kind, Plan, Request};
@@ -97,7 +98,12 @@ impl Freshness {
             .collect();
         let mut listings: BTreeMap<Kind, Vec<Backup>> = BTreeMap::new();
         for (kind, listed) in self.fan_out.run(calls).await {
-            listings.insert(kind, listed?);
+            let mut listed = listed?;
+            if kind == Kind::PgDump {
+                // A dump's drill result is in its record, not in the listing.
+                self.catalog.prove_dumps(&mut listed).await?;
+            }
+            listings.insert(kind, listed);
         }
         let mut checks = Vec::new();
         let mut failed = Vec::new();
@@ -129,7 +135,10 @@ impl Freshness {
                 resources,
                 backups,
                 plans.as_deref(),
-                check.max_age_hours,
+                Limits {
+                    max_age_hours: check.max_age_hours,
+                    proven_within_days: check.proven_within_days,
+                },
                 now,
             ));
         }
@@ -193,25 +202,39 @@ impl BackupFunction for Freshness {
         let found = self.check(&request.fields, None, invocation.now).await?;
         (report.checks, report.failed, report.quotas) = (found.checks, found.failed, found.quotas);
         let count = |state| report.checks.iter().filter(|c| c.state == state).count();
-        let (stale, unprotected) = (count(State::Stale), count(State::Unprotected));
+        let counts = Counts {
+            stale: count(State::Stale),
+            unprotected: count(State::Unprotected),
+            unproven: report.checks.iter().filter(|c| c.unproven).count(),
+        };
         tracing::info!(
             checked = report.checks.len(),
-            stale,
-            unprotected,
+            stale = counts.stale,
+            unprotected = counts.unprotected,
+            unproven = counts.unproven,
             "freshness checked"
         );
-        if stale + unprotected > 0 {
-            report.notices.push(findings(&report, stale, unprotected));
+        if counts.stale + counts.unprotected + counts.unproven > 0 {
+            report.notices.push(findings(&report, counts));
         }
-        report.metrics = metrics(&report, stale, unprotected);
+        report.metrics = metrics(&report, counts);
         Ok(report)
     }
 }
 
-/// `BackupAgeSeconds` per resource with a backup; `StaleBackups`,
-/// `UnprotectedResources` and `Heartbeat` per plan; `SnapshotQuotaUsed`,
+/// How many resources are in each kind of trouble.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    stale: usize,
+    unprotected: usize,
+    unproven: usize,
+}
+
+/// `BackupAgeSeconds` per resource with a backup and `ProvenRestoreAgeSeconds`
+/// per resource with a passed drill; `StaleBackups`, `UnprotectedResources`,
+/// `UnprovenResources` and `Heartbeat` per plan; `SnapshotQuotaUsed`,
 /// `SnapshotQuotaMax` and `SnapshotQuotaUsedPercent` per quota.
-fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
+fn metrics(report: &Report, counts: Counts) -> Vec<Metric> {
     let plan = || vec![("Plan", report.plan.to_string())];
     let mut metrics: Vec<Metric> = report
         .checks
@@ -225,9 +248,18 @@ fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
             })
         })
         .collect();
+    metrics.extend(report.checks.iter().filter_map(|c| {
+        c.last_proven.map(|at| Metric {
+            name: "ProvenRestoreAgeSeconds",
+            dimensions: vec![("Kind", c.kind.to_string()), ("Source", c.source.clone())],
+            value: (report.slot.time() - at).num_seconds().max(0) as f64,
+            unit: Unit::Seconds,
+        })
+    }));
     for (name, value) in [
-        ("StaleBackups", stale),
-        ("UnprotectedResources", unprotected),
+        ("StaleBackups", counts.stale),
+        ("UnprotectedResources", counts.unprotected),
+        ("UnprovenResources", counts.unproven),
         ("Heartbeat", 1),
     ] {
         metrics.push(Metric {
@@ -254,19 +286,30 @@ fn metrics(report: &Report, stale: usize, unprotected: usize) -> Vec<Metric> {
     metrics
 }
 
-/// One message listing every stale and unprotected resource, for a person.
-fn findings(report: &Report, stale: usize, unprotected: usize) -> Notice {
+/// One message listing every stale, unprotected and unproven resource, for a person.
+fn findings(report: &Report, counts: Counts) -> Notice {
+    let Counts {
+        stale,
+        unprotected,
+        unproven,
+    } = counts;
     let subject = format!(
-        "Lifeboat: {stale} stale, {unprotected} unprotected (plan {})",
+        "Lifeboat: {stale} stale, {unprotected} unprotected, {unproven} unproven (plan {})",
         report.plan
     );
     let rows = report
         .checks
         .iter()
-        .filter(|c| c.state != State::Ok)
+        .filter(|c| c.state != State::Ok || c.unproven)
         .map(|c| {
             [
-                c.state.to_string(),
+                if c.unproven && c.state == State::Ok {
+                    "unproven".to_owned()
+                } else if c.unproven {
+                    format!("{}, unproven", c.state)
+                } else {
+                    c.state.to_string()
+                },
                 c.kind.to_string(),
                 c.source.clone(),
                 c.newest_time
@@ -274,12 +317,15 @@ fn findings(report: &Report, stale: usize, unprotected: usize) -> Notice {
                 c.age_hours
                     .map_or_else(|| "-".to_owned(), |a| format!("{a:.1} h")),
                 format!("{} h", c.max_age_hours),
+                last_proven(c),
             ]
         });
     let body = format!(
-        "Lifeboat's freshness check (plan `{}`) found resources without a fresh backup:\n\n{}\n\
-         A stale resource's newest complete backup is older than its threshold; an unprotected one has none.\n\
-         Check the backup function's logs and its Errors alarm, then run it by hand if needed.\n",
+        "Lifeboat's freshness check (plan `{}`) found resources without a fresh backup or a proven restore:\n\n{}\n\
+         A stale resource's newest complete backup is older than its threshold; an unprotected one has none: \
+         check the backup function's logs and its Errors alarm, then run it by hand if needed.\n\
+         An unproven one has no restore drill that passed within its check's proven_within_days: see the \
+         restore-drill function's last report and its Errors alarm, or run `lifeboat run restore-drill` by hand.\n",
         report.plan,
         table(
             [
@@ -288,7 +334,8 @@ fn findings(report: &Report, stale: usize, unprotected: usize) -> Notice {
                 "source",
                 "newest backup",
                 "age",
-                "threshold"
+                "threshold",
+                "last proven restore",
             ],
             rows
         )
@@ -299,6 +346,19 @@ fn findings(report: &Report, stale: usize, unprotected: usize) -> Notice {
         attributes: vec![
             ("stale".to_owned(), stale.to_string()),
             ("unprotected".to_owned(), unprotected.to_string()),
+            ("unproven".to_owned(), unproven.to_string()),
         ],
+    }
+}
+
+/// A check's last proven restore, in words: its date, and its limit when it has one.
+pub fn last_proven(check: &Check) -> String {
+    let at = check.last_proven.map_or_else(
+        || "never".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    match check.proven_within_days {
+        Some(days) => format!("{at} (limit {days} d)"),
+        None => at,
     }
 }

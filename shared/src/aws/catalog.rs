@@ -89,13 +89,11 @@ impl Catalog {
             .into_iter()
             .filter_map(|s| {
                 let complete = s.status == "available";
-                Some(Backup::new(
-                    kind,
-                    s.label?,
-                    s.id.clone(),
-                    vec![s.id],
-                    complete,
-                ))
+                let proven =
+                    crate::model::proven_at(s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let mut backup = Backup::new(kind, s.label?, s.id.clone(), vec![s.id], complete);
+                backup.proven = proven;
+                Some(backup)
             })
             .collect())
     }
@@ -113,7 +111,11 @@ impl Catalog {
                 parts: Vec::new(),
                 volumes: Vec::new(),
                 complete: true,
+                proven: None,
             });
+            let proven =
+                crate::model::proven_at(s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            entry.proven = entry.proven.max(proven);
             entry.parts.push(s.id);
             entry.volumes.push(s.volume_id);
             entry.complete &= s.state == "completed";
@@ -125,6 +127,7 @@ impl Catalog {
                 let id = set.parts.join(",");
                 let mut backup = Backup::new(Kind::Ebs, label, id, set.parts, set.complete);
                 backup.covers.extend(set.volumes);
+                backup.proven = set.proven;
                 backup
             })
             .collect())
@@ -174,7 +177,11 @@ impl Catalog {
                     .chain(ec2::image_snapshot_ids(&image))
                     .collect();
                 let available = image.state().is_some_and(|s| s.as_str() == "available");
-                Backup::new(Kind::Ami, label, id, parts, available)
+                let tags = ec2::tag_map(image.tags());
+                let mut backup = Backup::new(Kind::Ami, label, id, parts, available);
+                backup.proven =
+                    crate::model::proven_at(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                backup
             })
             .collect())
     }
@@ -217,6 +224,41 @@ impl Catalog {
                 Some(backup)
             })
             .collect())
+    }
+
+    /// Reads the drill record of every dump among `backups` that has one,
+    /// and sets `proven` on those whose drill passed (one small `GetObject`
+    /// each; the listing alone cannot tell a passed drill from a failed one).
+    pub async fn prove_dumps(&self, backups: &mut [Backup]) -> Result<(), Error> {
+        let bucket = self.bucket()?;
+        for backup in backups.iter_mut().filter(|b| b.kind == Kind::PgDump) {
+            let record = naming::drill_key(&backup.id);
+            if !backup.parts.contains(&record) {
+                continue;
+            }
+            let got = self
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(&record)
+                .send()
+                .await
+                .map_err(|e| Error::aws("GetObject", e))?;
+            let body = got
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::aws("GetObject", e))?
+                .into_bytes();
+            let read: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if read["outcome"] == "passed" {
+                backup.proven = read["drilled_at"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc));
+            }
+        }
+        Ok(())
     }
 
     fn bucket(&self) -> Result<&str, Error> {
@@ -545,4 +587,5 @@ struct Set {
     parts: Vec<String>,
     volumes: Vec<String>,
     complete: bool,
+    proven: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -40,6 +40,22 @@ pub mod tag {
     pub const DRILL_SECONDS: &str = "lifeboat:drill-seconds";
 }
 
+/// When a restore drill of a backup last passed, from its tags
+/// (`lifeboat:drilled-at` with `lifeboat:drill-outcome` = `passed`).
+pub fn proven_at<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (mut at, mut passed) = (None, false);
+    for (key, value) in tags {
+        match key {
+            tag::DRILLED_AT => at = chrono::DateTime::parse_from_rfc3339(value).ok(),
+            tag::DRILL_OUTCOME => passed = value == "passed",
+            _ => {}
+        }
+    }
+    at.filter(|_| passed).map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// What a backup's tags say about it: which plan made it, of which source, for which slot.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BackupLabel {

@@ -5,7 +5,7 @@
 mod label;
 mod slot;
 
-pub use label::{BackupLabel, tag};
+pub use label::{BackupLabel, proven_at, tag};
 pub use slot::{MAX_AHEAD, Slot};
 
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,9 @@ pub struct Backup {
     /// What else tells its group apart: for a dump, the key prefix (two
     /// databases of one name under different prefixes are different sources).
     pub scope: String,
+    /// When a restore drill of it last passed, if one did (for a dump, read
+    /// from its drill record only when asked: `Catalog::prove_dumps`).
+    pub proven: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Backup {
@@ -130,6 +133,7 @@ impl Backup {
             parts,
             complete,
             scope: String::new(),
+            proven: None,
         }
     }
 

@@ -52,30 +52,72 @@ pub fn newest_by_resource<'a>(
     newest
 }
 
+/// When a restore drill of each resource's backups last passed: the newest
+/// `proven` among its complete backups (of `plans` only, if given).
+pub fn proven_by_resource<'a>(
+    backups: &'a [Backup],
+    plans: Option<&[Plan]>,
+) -> BTreeMap<&'a str, DateTime<Utc>> {
+    let mut proven: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    let counted = backups
+        .iter()
+        .filter(|b| b.complete)
+        .filter(|b| plans.is_none_or(|plans| plans.contains(&b.label.plan)));
+    for backup in counted {
+        let Some(at) = backup.proven else { continue };
+        for resource in &backup.covers {
+            let entry = proven.entry(resource.as_str()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+    proven
+}
+
+/// What one check asks of each resource: a newest complete backup at most
+/// `max_age_hours` old and, if given, a restore drill that passed within
+/// `proven_within_days`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// The recovery point objective, in hours.
+    pub max_age_hours: f64,
+    /// How recent the last proven restore must be, in days.
+    pub proven_within_days: Option<u32>,
+}
+
 /// The verdicts of one check: each protected resource of `kind` against the
-/// newest complete backup among `backups` (of `plans` only, if given).
+/// newest complete backup among `backups` (of `plans` only, if given), and
+/// the newest passed restore drill of those backups against its limit.
 pub fn assess(
     kind: Kind,
     resources: Vec<String>,
     backups: &[Backup],
     plans: Option<&[Plan]>,
-    max_age_hours: f64,
+    limits: Limits,
     now: DateTime<Utc>,
 ) -> Vec<Check> {
     let newest = newest_by_resource(backups, plans, now);
+    let proven = proven_by_resource(backups, plans);
     resources
         .into_iter()
         .map(|resource| {
             let backup = newest.get(resource.as_str());
-            let (state, age_hours) = classify(backup.map(|b| b.slot().time()), max_age_hours, now);
+            let (state, age_hours) =
+                classify(backup.map(|b| b.slot().time()), limits.max_age_hours, now);
+            let last_proven = proven.get(resource.as_str()).copied();
+            let unproven = limits.proven_within_days.is_some_and(|days| {
+                last_proven.is_none_or(|at| now - at > chrono::Duration::days(days.into()))
+            });
             Check {
                 kind,
                 newest: backup.map(|b| b.id.clone()),
                 newest_time: backup.map(|b| b.slot()),
                 age_hours: age_hours.map(|a| (a * 100.0).round() / 100.0),
-                max_age_hours,
+                max_age_hours: limits.max_age_hours,
                 state,
                 source: resource,
+                last_proven,
+                proven_within_days: limits.proven_within_days,
+                unproven,
             }
         })
         .collect()
@@ -98,6 +140,13 @@ mod tests {
         let label = BackupLabel::new(&Plan::new(plan).expect("plan"), source, slot);
         let id = format!("snap-{source}-{plan}-{hours_ago}");
         Backup::new(Kind::Ebs, label, id, vec![], complete)
+    }
+
+    fn limits(proven_within_days: Option<u32>) -> Limits {
+        Limits {
+            max_age_hours: 26.0,
+            proven_within_days,
+        }
     }
 
     #[test]
@@ -165,7 +214,7 @@ mod tests {
             backup("vol-b", "nightly", 40, true),
         ];
         let resources = vec!["vol-a".to_owned(), "vol-b".to_owned(), "vol-c".to_owned()];
-        let checks = assess(Kind::Ebs, resources, &backups, None, 26.0, now());
+        let checks = assess(Kind::Ebs, resources, &backups, None, limits(None), now());
         let states: Vec<(&str, Freshness, Option<f64>)> = checks
             .iter()
             .map(|c| (c.source.as_str(), c.state, c.age_hours))
@@ -179,5 +228,87 @@ mod tests {
             ]
         );
         assert_eq!(checks[0].newest.as_deref(), Some("snap-vol-a-nightly-2"));
+    }
+
+    #[test]
+    fn a_restore_is_proven_by_the_newest_passed_drill_within_its_limit() {
+        let drilled =
+            |source: &str, hours_ago: i64, days_since_drill: Option<i64>, complete: bool| {
+                let mut b = backup(source, "nightly", hours_ago, complete);
+                b.proven = days_since_drill.map(|d| now() - Duration::days(d));
+                b
+            };
+        let backups = [
+            // vol-a: an older backup's drill passed 10 days ago, a newer one's 40 days ago.
+            drilled("vol-a", 24 * 20, Some(10), true),
+            drilled("vol-a", 24 * 50, Some(40), true),
+            drilled("vol-a", 2, None, true),
+            // vol-b: its only passed drill is 36 days old.
+            drilled("vol-b", 24 * 40, Some(36), true),
+            // vol-c: a drill record on an incomplete backup does not count.
+            drilled("vol-c", 2, Some(1), false),
+            // vol-d: exactly at the limit is still proven.
+            drilled("vol-d", 24 * 40, Some(35), true),
+        ];
+        let resources = ["vol-a", "vol-b", "vol-c", "vol-d", "vol-e"].map(str::to_owned);
+        let checks = assess(
+            Kind::Ebs,
+            resources.to_vec(),
+            &backups,
+            None,
+            limits(Some(35)),
+            now(),
+        );
+        let seen: Vec<(&str, Option<i64>, bool)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c.source.as_str(),
+                    c.last_proven.map(|at| (now() - at).num_days()),
+                    c.unproven,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("vol-a", Some(10), false),
+                ("vol-b", Some(36), true),
+                ("vol-c", None, true),
+                ("vol-d", Some(35), false),
+                ("vol-e", None, true)
+            ]
+        );
+        let unasked = assess(
+            Kind::Ebs,
+            resources.to_vec(),
+            &backups,
+            None,
+            limits(None),
+            now(),
+        );
+        assert!(
+            unasked.iter().all(|c| !c.unproven),
+            "a check that does not ask never finds a resource unproven"
+        );
+        assert_eq!(
+            unasked[0].last_proven, checks[0].last_proven,
+            "but shows the date"
+        );
+        let weekly = [Plan::new("weekly").expect("plan")];
+        let narrowed = assess(
+            Kind::Ebs,
+            resources.to_vec(),
+            &backups,
+            Some(&weekly),
+            limits(Some(35)),
+            now(),
+        );
+        assert!(
+            narrowed
+                .iter()
+                .all(|c| c.last_proven.is_none() && c.unproven),
+            "only its plans' drills count"
+        );
     }
 }
