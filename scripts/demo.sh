@@ -113,10 +113,17 @@ for db in shop shop_restored; do
   echo "$db: $("$pg_bin/psql" -qXtA -d "$db" -c "SELECT count(*) || ' orders, checksum ' || md5(string_agg(o::text, ',' ORDER BY id)) FROM sales.orders o")"
 done
 
-step "restore-drill: the dump restored on a schedule into a throwaway PostgreSQL 18 the function starts itself,
-    checked row by row, timed against the RTO, and recorded beside the dump"
-show "$lifeboat" run restore-drill --event events/restore-drill.demo.json | summary
+step "restore-drill, one drill of each kind: the dump restored into a throwaway PostgreSQL 18 the function starts
+    itself and checked row by row; each RDS snapshot restored into a temporary instance (Aurora: a cluster and its
+    instance) in the drills' own subnet group, checked against the snapshot and deleted; each EBS snapshot restored
+    to a volume and deleted; each AMI checked whole. Timed against the RTO, recorded on the backup"
+.venv/bin/python scripts/estate.py drill-setup >/dev/null
+show "$lifeboat" run restore-drill --event .state/restore-drill.demo.json | summary
 .venv/bin/python scripts/estate.py dumps | grep -E "drill|^key" || true
+
+step "lifeboat status again: the last proven restore of each resource (a drill that passed within 35 days, where
+    the check asks for one)"
+show "$lifeboat" status --event events/freshness.demo.json || echo "(exit status $?: the EBS backups are still stale)"
 
 step "Done. The stand-ins keep running for you to explore (make down stops them):"
 scripts/stack.sh env

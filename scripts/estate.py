@@ -8,6 +8,8 @@
     estate.py alerts      the alerts delivered to the inbox since the last look
     estate.py pg-setup    the dump bucket, the database's secret, and pg-dump's payload (written to .state/)
     estate.py dumps       the dumps in the bucket with their tags, and the newest one's manifest
+    estate.py drill-setup the drills' network (VPC, two subnets, a security group, DB subnet group
+                          `lifeboat-drill`) and restore-drill's payload (written to .state/)
 """
 import datetime
 import json
@@ -198,6 +200,24 @@ def dumps():
         print(s3.get_object(Bucket=BUCKET, Key=newest)["Body"].read().decode())
 
 
+def drill_setup():
+    """Where RDS drills restore to: a private network of their own, and the payload naming it."""
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=REGION + zone)["Subnet"]["SubnetId"]
+               for i, zone in enumerate("ab")]
+    group = ec2.create_security_group(GroupName="lifeboat-drill", Description="restore drills: no ingress",
+                                      VpcId=vpc)["GroupId"]
+    client("rds").create_db_subnet_group(DBSubnetGroupName="lifeboat-drill", DBSubnetGroupDescription="restore drills",
+                                         SubnetIds=subnets)
+    with open("events/restore-drill.demo.json") as f:
+        payload = json.load(f)
+    payload["rds"]["security_groups"] = [group]
+    with open(".state/restore-drill.demo.json", "w") as f:
+        json.dump(payload, f, indent=2)
+    print(json.dumps(payload, indent=2))
+
+
 if __name__ == "__main__":
     {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history,
-     "pg-setup": pg_setup, "dumps": dumps}[sys.argv[1]]()
+     "pg-setup": pg_setup, "dumps": dumps, "drill-setup": drill_setup}[sys.argv[1]]()

@@ -872,3 +872,14 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Restores {
         Ok(())
     }
 }
+
+#[test]
+fn the_sample_payloads_are_valid() {
+    for name in ["restore-drill.json", "restore-drill.demo.json"] {
+        let request = lifeboat::Request::<restore_drill::fields::RestoreDrillFields>::parse(
+            lifeboat_tests::event(name),
+            chrono::Utc::now(),
+        );
+        assert!(request.is_ok(), "events/{name}: {:?}", request.err());
+    }
+}
