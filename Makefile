@@ -19,8 +19,9 @@ build: setup layer
 	cargo lambda build --release --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip) target/lambda/pg-dump-layer.zip
 
-## layer: target/lambda/pg-dump-layer.zip (pg_dump 18 and its libraries), checked:
-## glibc <= 2.34 for every ELF file, and pg_dump runs from it with only its own libraries
+## layer: target/lambda/pg-dump-layer.zip (PostgreSQL 18: pg_dump, pg_restore, psql, the drill's
+## server and their libraries), checked: glibc <= 2.34 for every ELF file, every library in the
+## layer, and (as root) a server round trip from it as Lambda's uid without a passwd entry
 layer: setup
 	@CA_BUNDLE="$(CA_BUNDLE)" scripts/pg-layer.sh build
 	@scripts/pg-layer.sh check

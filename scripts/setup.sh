@@ -61,6 +61,53 @@ if [ ! -x "$PG18_DIR/bin/pg_dump" ]; then
   chmod -R a+rX "$PG18_HOME"
 fi
 
+# The Lambda layer (scripts/pg-layer.sh) takes the libraries the programs and
+# the server modules need from Debian 12 (OpenSSL, Kerberos, zstd, lz4, zlib,
+# readline; libxslt and OSSP uuid for pgxml and uuid-ossp), and nss_wrapper,
+# with which the server runs as Lambda's uid, which has no passwd entry.
+LAYER_PACKAGES="libssl3 libgssapi-krb5-2 libzstd1 liblz4-1 zlib1g libreadline8 libxslt1.1 libossp-uuid16 libnss-wrapper"
+# And libxml2 (the server links it), built from Debian's source without ICU:
+# Debian's build pulls ICU (libicudata, 30 MiB), whose libstdc++ and libgcc_s
+# need glibc 2.36 and 2.35, newer than Amazon Linux 2023's 2.34.
+LIBXML2_BUILD_PACKAGES="dpkg-dev gcc make autoconf automake libtool pkg-config zlib1g-dev"
+missing=""
+for package in $LAYER_PACKAGES $LIBXML2_BUILD_PACKAGES; do
+  dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  say "Debian packages for the Lambda layer:$missing"
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $missing >/dev/null
+fi
+LIBXML2_DIR=$PWD/.state/libxml2-without-icu
+if [ ! -f "$LIBXML2_DIR/lib/libxml2.so.2" ]; then
+  say "libxml2 without ICU, from Debian's source package, into $LIBXML2_DIR (about a minute)"
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  if ! apt-cache showsrc libxml2 2>/dev/null | grep -q '^Version:'; then
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    printf '%s\n' "# Added by Lifeboat's scripts/setup.sh: Debian's sources, for libxml2 (the Lambda layer's)." \
+      "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: $codename" "Components: main" \
+      "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+      $as_root tee /etc/apt/sources.list.d/lifeboat-deb-src.sources >/dev/null
+    $as_root apt-get update -qq
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get source -qq libxml2 >source.log 2>&1) || { cat "$tmp/source.log" >&2; exit 1; }
+  src=$(ls -d "$tmp"/libxml2-*/)
+  # Configured for where the layer puts it (/opt/pgsql/lib), so that no path of this machine is in it.
+  if ! (cd "$src" && autoreconf -fi && ./configure --prefix=/opt/pgsql --sysconfdir=/etc \
+          --without-icu --without-python --without-lzma --disable-static &&
+        make -j"$(nproc)" && make install-strip DESTDIR="$tmp/root") > "$tmp/build.log" 2>&1; then
+    tail -n 20 "$tmp/build.log" >&2; rm -rf "$tmp"; exit 1
+  fi
+  mkdir -p "$LIBXML2_DIR/lib"
+  cp -a "$tmp"/root/opt/pgsql/lib/libxml2.so* "$LIBXML2_DIR/lib/"
+  dpkg-parsechangelog -l "$src/debian/changelog" -S Version > "$LIBXML2_DIR/DEBIAN-VERSION"
+  rm -rf "$tmp"
+fi
+
 # Rust components the lint target uses.
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"

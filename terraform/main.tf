@@ -95,7 +95,7 @@ locals {
 
 resource "aws_lambda_layer_version" "pg_dump" {
   layer_name               = "${var.name_prefix}pg-dump"
-  description              = "pg_dump and its libraries under /opt/pgsql"
+  description              = "PostgreSQL 18 (pg_dump; pg_restore, psql and the restore drill's server) and its libraries under /opt/pgsql"
   filename                 = local.pg_dump_layer_zip
   source_code_hash         = filebase64sha256(local.pg_dump_layer_zip)
   compatible_runtimes      = ["provided.al2023"]

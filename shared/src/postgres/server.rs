@@ -4,8 +4,14 @@
 //! password over that socket alone, tuned for a load that is thrown away
 //! (no fsync, minimal WAL). Stopped and removed by [`ScratchServer::stop`],
 //! or on drop.
+//!
+//! Lambda runs a function as a uid that has no passwd entry, and `initdb` and
+//! `postgres` refuse a user they cannot look up: then the server's programs
+//! run under nss_wrapper (the layer's `lib/libnss_wrapper.so`), with a passwd
+//! and a group file in the server's directory that name that uid `postgres`.
 
 use crate::postgres::restore::Target;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::process::Command;
@@ -17,12 +23,17 @@ const SERVER_USER: &str = "postgres";
 /// The socket's port number: only its name, as nothing listens on TCP.
 const PORT: u16 = 5432;
 
+/// nss_wrapper's library, in the layer's `lib/` beside `bin/`.
+const NSS_WRAPPER: &str = "libnss_wrapper.so";
+
 /// A running throwaway server.
 #[derive(Debug)]
 pub struct ScratchServer {
     bin: PathBuf,
     dir: PathBuf,
     as_other: bool,
+    /// The environment that gives the server's uid a passwd entry (nss_wrapper), when it has none.
+    identity: Vec<(&'static str, OsString)>,
     stopped: bool,
     /// `postgres --version`'s version (`18.6`).
     pub version: String,
@@ -48,6 +59,7 @@ impl ScratchServer {
             bin: bin.to_owned(),
             dir,
             as_other,
+            identity: Vec::new(),
             stopped: false,
             version: String::new(),
         };
@@ -58,6 +70,8 @@ impl ScratchServer {
                 .output()
                 .await;
             check("chown", chown)?;
+        } else {
+            server.identity = identity(bin, &server.dir)?;
         }
         let data = server.dir.join("data");
         let initdb = server
@@ -75,9 +89,13 @@ impl ScratchServer {
             .arg(&data)
             .output()
             .await;
-        check("initdb", initdb)?;
+        check("initdb", initdb).map_err(|e| match server.missing_identity() {
+            Some(hint) => format!("{e} ({hint})"),
+            None => e,
+        })?;
+        // Lambda has no usable /dev/shm: dynamic shared memory in files of the data directory.
         let options = format!(
-            "-c listen_addresses='' -k {} -p {PORT} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0",
+            "-c listen_addresses='' -k {} -p {PORT} -c dynamic_shared_memory_type=mmap -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0",
             server.dir.display()
         );
         let started = server
@@ -133,15 +151,30 @@ impl ScratchServer {
             Command::new(path)
         };
         command.kill_on_drop(true);
-        if let Some(lib) = self
-            .bin
-            .parent()
-            .map(|p| p.join("lib"))
-            .filter(|l| l.is_dir())
-        {
-            command.env("LD_LIBRARY_PATH", lib);
-        }
+        command.envs(self.environment());
         command
+    }
+
+    /// `LD_LIBRARY_PATH` to the libraries beside `bin/`, and nss_wrapper's settings when needed.
+    fn environment(&self) -> Vec<(&'static str, OsString)> {
+        let mut env = self.identity.clone();
+        if let Some(lib) = library_dir(&self.bin) {
+            env.push(("LD_LIBRARY_PATH", lib.into_os_string()));
+        }
+        env
+    }
+
+    /// Why initdb may have refused this uid: it has no passwd entry, and no nss_wrapper gives it one.
+    fn missing_identity(&self) -> Option<String> {
+        let (uid, _) = ids();
+        (!self.as_other && self.identity.is_empty() && !has_passwd_entry(uid)).then(|| {
+            format!(
+                "uid {uid} has no passwd entry and there is no {NSS_WRAPPER} in {} to give it one",
+                library_dir(&self.bin)
+                    .unwrap_or_else(|| self.bin.join("../lib"))
+                    .display()
+            )
+        })
     }
 
     fn log_tail(&self) -> String {
@@ -168,6 +201,7 @@ impl Drop for ScratchServer {
             std::process::Command::new(path)
         };
         let _ = command
+            .envs(self.environment())
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-m", "immediate", "stop"])
@@ -179,7 +213,68 @@ impl Drop for ScratchServer {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    ids().0 == 0
+}
+
+/// This process's effective uid and gid (the owner of `/proc/self`), as no libc call is at hand.
+fn ids() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or((u32::MAX, u32::MAX), |m| (m.uid(), m.gid()))
+}
+
+/// `lib/` beside `bin/`, where the layer keeps the programs' libraries.
+fn library_dir(bin: &Path) -> Option<PathBuf> {
+    bin.parent().map(|p| p.join("lib")).filter(|l| l.is_dir())
+}
+
+/// Whether `/etc/passwd` has an entry for `uid`. (Only the file: Lambda's
+/// system has no other name service. A uid that only another service knows
+/// gets nss_wrapper's entry, which is as good for the server.)
+fn has_passwd_entry(uid: u32) -> bool {
+    passwd_has(
+        &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+        uid,
+    )
+}
+
+fn passwd_has(passwd: &str, uid: u32) -> bool {
+    passwd
+        .lines()
+        .any(|line| line.split(':').nth(2) == Some(uid.to_string().as_str()))
+}
+
+/// For a uid without a passwd entry: nss_wrapper's settings, with its passwd
+/// and group files written in `dir`; none when the uid has an entry, or when
+/// there is no nss_wrapper beside `bin` (initdb's refusal then says so).
+fn identity(bin: &Path, dir: &Path) -> Result<Vec<(&'static str, OsString)>, String> {
+    let (uid, gid) = ids();
+    if has_passwd_entry(uid) {
+        return Ok(Vec::new());
+    }
+    let Some(wrapper) = library_dir(bin)
+        .map(|lib| lib.join(NSS_WRAPPER))
+        .filter(|w| w.is_file())
+    else {
+        return Ok(Vec::new());
+    };
+    let passwd = dir.join("passwd");
+    let group = dir.join("group");
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write(
+        &passwd,
+        format!(
+            "postgres:x:{uid}:{gid}:PostgreSQL:{}:/bin/false\n",
+            dir.display()
+        ),
+    )?;
+    write(&group, format!("postgres:x:{gid}:\n"))?;
+    Ok(vec![
+        ("LD_PRELOAD", wrapper.into_os_string()),
+        ("NSS_WRAPPER_PASSWD", passwd.into_os_string()),
+        ("NSS_WRAPPER_GROUP", group.into_os_string()),
+    ])
 }
 
 /// The program's standard output, or what it said on failing.
@@ -194,4 +289,21 @@ fn check(what: &str, out: std::io::Result<std::process::Output>) -> Result<Strin
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passwd_entry_is_found_by_its_uid_field_only() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\npostgres:x:105:111::/var/lib/postgresql:/bin/bash\n";
+        assert!(passwd_has(passwd, 0));
+        assert!(passwd_has(passwd, 105));
+        // 111 is a gid there, 993 nowhere: neither is a uid with an entry.
+        assert!(!passwd_has(passwd, 111));
+        assert!(!passwd_has(passwd, 993));
+        assert!(!passwd_has("", 0));
+    }
 }
