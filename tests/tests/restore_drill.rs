@@ -873,6 +873,44 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Restores {
     }
 }
 
+#[tokio::test]
+async fn a_dump_drill_with_too_little_of_the_run_left_is_left_for_the_next_run() {
+    let setup = Setup::new().await;
+    let (_server, key) = dumped(&setup, &newest_bin()).await;
+    let function = drill_function(&setup);
+    // 90 s before a Lambda deadline: 60 s of them are kept for the record.
+    let near = Invocation {
+        now: chrono::Utc::now(),
+        deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(90)),
+    };
+
+    let report = handle(&function, drill_payload(None), near)
+        .await
+        .expect("a drill left for later is no failure");
+
+    assert!(report.drills.is_empty(), "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(
+        report.skipped[0]
+            .reason
+            .contains("s left in this run, too little to start a restore: the next run drills it"),
+        "{:?}",
+        report.skipped
+    );
+    let record = setup
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(format!("{key}.drill.json"))
+        .send()
+        .await;
+    assert!(
+        record.is_err_and(|e| e.as_service_error().is_some_and(|e| e.is_not_found())),
+        "nothing recorded, so the next run still finds it due"
+    );
+    assert!(setup.inbox.drain().await.is_empty(), "and nothing alerted");
+}
+
 #[test]
 fn the_sample_payloads_are_valid() {
     for name in ["restore-drill.json", "restore-drill.demo.json"] {

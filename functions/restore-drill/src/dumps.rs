@@ -15,9 +15,31 @@ use lifeboat::rules::{drill, naming};
 use lifeboat::runtime::Invocation;
 use lifeboat::{Error, ItemError, Kind, Request, Slot};
 use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
 
 /// The schema of a `.drill.json` record.
 pub const RECORD_VERSION: u32 = 1;
+
+/// What a run keeps before its deadline, after a restore, to stop the
+/// server and write the record.
+pub const RECORD_MARGIN: Duration = Duration::from_secs(60);
+/// Less time than this left: no restore is started (the next run does it).
+pub const LEAST_TO_START: Duration = Duration::from_secs(60);
+
+/// How long a drill that starts now may restore for, given the run's
+/// deadline (`None`: no deadline, as under `lifeboat run`); `Err` with the
+/// time left when that is too little to start one.
+pub fn budget(deadline: Option<SystemTime>, now: SystemTime) -> Result<Option<Duration>, Duration> {
+    let Some(deadline) = deadline else {
+        return Ok(None);
+    };
+    let left = deadline.duration_since(now).unwrap_or_default();
+    let restore = left.saturating_sub(RECORD_MARGIN);
+    if restore < LEAST_TO_START {
+        return Err(left);
+    }
+    Ok(Some(restore))
+}
 
 /// Drills the dumps of one bucket.
 pub struct Driller<'a> {
@@ -94,8 +116,26 @@ impl Driller<'_> {
                         .map_err(Error::Config)?,
                 ),
             };
+            let budget = match budget(invocation.deadline, SystemTime::now()) {
+                Ok(budget) => budget,
+                Err(left) => {
+                    // Nothing started, nothing recorded: still due next run.
+                    report.skipped.push(Skipped::new(
+                        Kind::PgDump,
+                        database,
+                        Some(key.clone()),
+                        format!(
+                            "only {} s left in this run, too little to start a restore: the next run drills it",
+                            left.as_secs()
+                        ),
+                    ));
+                    continue;
+                }
+            };
             let rto_seconds = fields.rto_minutes * 60;
-            let mut done = self.drill(database, key, *slot, tools, rto_seconds).await;
+            let mut done = self
+                .drill(database, key, *slot, tools, rto_seconds, budget)
+                .await;
             if let Err(e) = self.record(request, invocation.now, &done).await {
                 done.checks.push(format!("not recorded: {}", e.message));
                 report
@@ -171,7 +211,9 @@ impl Driller<'_> {
         Ok(Listed { dumps, last_drill })
     }
 
-    /// Restores `key` into a throwaway server, checks and times it.
+    /// Restores `key` into a throwaway server, checks and times it; a
+    /// restore still running after `budget` is stopped and fails the drill,
+    /// so that it is recorded before the run's deadline.
     async fn drill(
         &self,
         database: &str,
@@ -179,6 +221,7 @@ impl Driller<'_> {
         slot: Slot,
         tools: &Tools,
         rto_seconds: u64,
+        budget: Option<Duration>,
     ) -> Drill {
         let mut drill = Drill {
             kind: Kind::PgDump,
@@ -211,19 +254,37 @@ impl Driller<'_> {
         drill.restored_into = format!("a throwaway PostgreSQL {} server", server.version);
         tracing::info!(key, into = drill.restored_into, "drilling");
         // Boxed: the restore's future is deep, and the run loop's deeper still.
-        let restored = Box::pin(restore::restore(
+        let target = server.target("postgres");
+        let restoring = Box::pin(restore::restore(
             self.s3,
             self.secrets,
             (self.bucket, key),
-            &server.target("postgres"),
+            &target,
             tools,
             Options::default(),
-        ))
-        .await;
+        ));
+        let restored = match budget {
+            None => Some(restoring.await),
+            // A timeout drops the restore: its pg_restore is killed with it.
+            Some(budget) => tokio::time::timeout(budget, restoring).await.ok(),
+        };
         server.stop().await;
         let restored = match restored {
-            Ok(restored) => restored,
-            Err(e) => return fail(drill, "restore", e),
+            Some(Ok(restored)) => restored,
+            Some(Err(e)) => return fail(drill, "restore", e),
+            None => {
+                let seconds = budget.unwrap_or_default().as_secs();
+                drill.restore_seconds = Some(seconds as f64);
+                return fail(
+                    drill,
+                    "restore",
+                    format!(
+                        "not finished in the {seconds} s this run had left before its deadline: stopped, so that \
+                         the drill is recorded; a dump that takes longer to restore than a Lambda run needs \
+                         `lifeboat run restore-drill` where there is no deadline"
+                    ),
+                );
+            }
         };
         let verified = &restored.verified;
         drill.size_bytes = Some(verified.size_bytes);
@@ -275,5 +336,33 @@ impl Driller<'_> {
             .await
             .map(|_| ())
             .map_err(|e| ItemError::aws(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restore_may_take_what_the_run_has_left_but_its_record_margin() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |seconds: u64| Some(now + Duration::from_secs(seconds));
+        assert_eq!(budget(None, now), Ok(None), "no deadline: no limit");
+        assert_eq!(
+            budget(at(900), now),
+            Ok(Some(Duration::from_secs(840))),
+            "a fresh Lambda run: all of it but the margin"
+        );
+        assert_eq!(budget(at(120), now), Ok(Some(Duration::from_secs(60))));
+        assert_eq!(
+            budget(at(119), now),
+            Err(Duration::from_secs(119)),
+            "too little to start"
+        );
+        assert_eq!(
+            budget(Some(now - Duration::from_secs(5)), now),
+            Err(Duration::ZERO),
+            "past the deadline"
+        );
     }
 }

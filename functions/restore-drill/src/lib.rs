@@ -120,12 +120,8 @@ impl BackupFunction for RestoreDrill {
                 .run(request, drills, invocation, &mut report)
                 .await?;
         }
-        if let Some(drills) = &request.fields.rds {
-            let driller = databases::DatabaseDriller { rds: &self.rds };
-            driller
-                .run(request, drills, invocation, &mut report)
-                .await?;
-        }
+        // Dumps before databases: a dump drill cannot be resumed by the next
+        // run, an RDS drill can (it waits only for what this run has left).
         if let Some(drills) = &request.fields.dumps {
             let bucket = drills
                 .bucket
@@ -143,6 +139,12 @@ impl BackupFunction for RestoreDrill {
                 settings: &self.settings,
                 bucket: &bucket,
             };
+            driller
+                .run(request, drills, invocation, &mut report)
+                .await?;
+        }
+        if let Some(drills) = &request.fields.rds {
+            let driller = databases::DatabaseDriller { rds: &self.rds };
             driller
                 .run(request, drills, invocation, &mut report)
                 .await?;
