@@ -599,14 +599,15 @@ data "aws_iam_policy_document" "restore_drill" {
 # key and make a grant for the new volume or database (EBS User Guide,
 # "Requirements for Amazon EBS encryption": CreateGrant, Decrypt,
 # DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt; the SAR's
-# dependent actions of rds:CreateDBInstance). AWS managed keys (aws/ebs,
+# dependent actions of rds:CreateDBInstance: CreateGrant, Decrypt,
+# DescribeKey, GenerateDataKey). AWS managed keys (aws/ebs,
 # aws/rds) allow this to the account through their own key policy.
 data "aws_iam_policy_document" "drill_keys" {
   dynamic "statement" {
     for_each = length(var.restore_drill.kms_key_arns) == 0 ? [] : [1]
     content {
       sid       = "UseDrilledBackupsKeys"
-      actions   = ["kms:DescribeKey", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext"]
+      actions   = ["kms:DescribeKey", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"]
       resources = var.restore_drill.kms_key_arns
       condition {
         test     = "StringEquals"
