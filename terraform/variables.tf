@@ -261,6 +261,8 @@ variable "schedules" {
         database      = optional(list(string))
         max_age_hours = number
         plans         = optional(list(string))
+        # A passed restore drill within this many days, else UnprovenResources.
+        proven_within_days = optional(number)
       })))
       # pg-dump
       databases = optional(list(object({
@@ -380,6 +382,12 @@ variable "schedules" {
       for c in coalesce(s.payload.checks, []) : c.max_age_hours > 0 && c.max_age_hours <= 8784
     ]]))
     error_message = "checks[].max_age_hours (the RPO) must be more than 0 and at most 8784 (a year)."
+  }
+  validation {
+    condition = alltrue(flatten([for s in values(var.schedules) : [
+      for c in coalesce(s.payload.checks, []) : c.proven_within_days == null ? true : (c.proven_within_days >= 1 && c.proven_within_days <= 366 && floor(c.proven_within_days) == c.proven_within_days)
+    ]]))
+    error_message = "checks[].proven_within_days must be a whole number of days from 1 to 366 (e.g. 35 for a monthly drill)."
   }
   validation {
     condition = alltrue([for s in values(var.schedules) : alltrue([

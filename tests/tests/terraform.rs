@@ -234,7 +234,7 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
   bad-rpo = {
     function   = "freshness"
     expression = "rate(1 hour)"
-    payload    = { plan = "nightly", checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 0 }] }
+    payload    = { plan = "nightly", checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 0, proven_within_days = 400 }] }
   }
   bad-field = {
     function   = "freshness"
@@ -273,6 +273,7 @@ restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
         "dump_bucket.name must be an S3 bucket name",
         "pg_dump.vpc_endpoints needs pg_dump.vpc_id and pg_dump.route_table_ids",
         "Every restore-drill schedule needs rto_minutes",
+        "checks[].proven_within_days must be a whole number of days from 1 to 366",
         "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets",
         "restore_drill.ephemeral_storage_mb must lie between 512 and 10240",
     ] {

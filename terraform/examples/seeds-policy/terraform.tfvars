@@ -10,7 +10,8 @@
 # slow night) raises the StaleBackups alarm; AMIs are weekly, so 8 days.
 # On the 1st of every month at 04:00 a restore drill of each kind (a random
 # kept dump, EBS snapshot and RDS/Aurora snapshot, and the AMIs), with an
-# hourly run that moves open drills on; docs/restore.md has what it costs.
+# hourly run that moves open drills on; docs/restore.md has what it costs. A
+# resource without a passed drill in 35 days raises UnprovenResources.
 
 region      = "us-east-1"
 name_prefix = "lifeboat-"
@@ -186,11 +187,11 @@ schedules = {
     payload = {
       plan = "nightly"
       checks = [
-        { kind = "rds", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "rds-cluster", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "ebs", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "pg-dump", database = ["orders"], max_age_hours = 26 },
-        { kind = "ami", select = { tags = { ami = "weekly" } }, max_age_hours = 192 },
+        { kind = "rds", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "rds-cluster", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "ebs", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "pg-dump", database = ["orders"], max_age_hours = 26, proven_within_days = 35 },
+        { kind = "ami", select = { tags = { ami = "weekly" } }, max_age_hours = 192, proven_within_days = 35 },
       ]
     }
   }
