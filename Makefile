@@ -5,9 +5,9 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 
 # The Lambda functions (crate and binary names are what cargo lambda builds).
-FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness
+FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness restore-drill
 
-.PHONY: setup build layer up down test lint tf-check tf-static iam-policies iam-lint iam-check demo reliability
+.PHONY: setup build layer up down test lint tf-check tf-static iam-policies iam-lint iam-simulate iam-check demo reliability
 
 ## setup: install everything the project needs (idempotent)
 setup:
@@ -40,10 +40,11 @@ lint: setup
 
 ## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified
 ## beside it), and parliament on every policy Terraform renders (0 findings; each suppression
-## justified in scripts/parliament-suppressions.yaml)
+## justified in scripts/parliament-suppressions.yaml), and restore-drill's role through a real IAM
+## policy evaluator (iam-simulate)
 # The example is a tfvars for the root module: tests/tests/terraform.rs plans,
 # applies and destroys it against the emulator, and checkov reads it here.
-tf-check: tf-static iam-lint
+tf-check: tf-static iam-lint iam-simulate
 
 tf-static: setup
 	terraform fmt -check -recursive terraform/
@@ -63,6 +64,11 @@ iam-policies: $(POLICIES_JSON)
 ## iam-lint: parliament on every rendered policy (renders them first if terraform/ changed)
 iam-lint: setup iam-policies
 	.venv/bin/python scripts/iam_grants.py lint
+
+## iam-simulate: restore-drill's rendered role refuses deletes of untagged instances, clusters and
+## volumes and creates without lifeboat:drill, allows them on a drill's own (npm's iam-simulate)
+iam-simulate: setup iam-policies
+	.venv/bin/python scripts/iam_grants.py simulate
 
 ## iam-check: every AWS call the emulator tests recorded is granted by its function's rendered
 ## policy (SAR resource types and condition keys), grants no call uses are listed; and its self-test

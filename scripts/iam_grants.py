@@ -10,6 +10,14 @@
              suppression in scripts/parliament.yaml justified beside it.
   self-test  the check refuses a policy without a needed statement and one
              whose condition key does not apply to the action, naming it.
+  simulate   restore-drill's rendered role, evaluated by a real IAM policy
+             evaluator (npm's @cloud-copilot/iam-simulate, pinned in
+             tools/iam-simulate, test-only, AGPL-3.0-or-later): it refuses to
+             delete, tag or restore over an untagged (production) instance,
+             cluster or volume and to create a volume without lifeboat:drill,
+             and allows each for a drill's own tagged resource; then the same
+             requests with the delete statements' conditions removed must be
+             allowed, so the simulation is shown to be able to fail.
 
 Inputs: target/aws-calls/*.calls (lines `<function> <region> <prefix>
 <Operation> [version] [tags]`, written by tests/src/recorded.rs) and
@@ -38,7 +46,8 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 CALLS = os.environ.get("LIFEBOAT_AWS_CALLS", os.path.join(TARGET, "aws-calls"))
 POLICIES = os.environ.get("LIFEBOAT_AWS_POLICIES", os.path.join(TARGET, "aws-policies.json"))
 SUPPRESSIONS = os.path.join(ROOT, "scripts", "parliament-suppressions.yaml")
-FUNCTIONS = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"]
+FUNCTIONS = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"]
+SIMULATOR = os.path.join(ROOT, "tools", "iam-simulate")
 
 SAR = {service["prefix"]: service for service in parliament.iam_definition}
 
@@ -157,13 +166,21 @@ def actions_of(prefix, operation, flags):
     else:
         main = f"{prefix}:{operation}"
     needed = [(main, None, operation)]
+    # A tagging call (AddTagsToResource) sends tags as what it does: its own action covers them.
+    if "tags" in flags and prefix != "s3" and (privilege(main)[1] or {}).get("access_level") == "Tagging":
+        return needed
     if "tags" in flags:
         if prefix == "s3":
             needed.append((S3_TAGGING, None, f"{operation} with tags"))
         else:
             _, p = privilege(main)
             dependents = {d for rt in (p or {}).get("resource_types", []) for d in rt["dependent_actions"]}
-            tagging = [d for d in sorted(dependents) if (privilege(d)[1] or {}).get("access_level") == "Tagging"]
+            # The create's own service tags what it creates; another service's
+            # tagging dependent is for a resource the call makes only on
+            # request (rds:CreateDBInstance lists secretsmanager:TagResource
+            # for the secret of ManageMasterUserPassword, which Lifeboat never asks for).
+            tagging = [d for d in sorted(dependents) if (privilege(d)[1] or {}).get("access_level") == "Tagging"
+                       and d.split(":", 1)[0] == prefix]
             if not tagging:
                 raise KeyError(f"{main} sent tags but the SAR lists no tagging dependent action for it")
             for d in tagging:
@@ -460,9 +477,117 @@ def real_mutations(rendered):
     return errors
 
 
+def drill_cases(rendered):
+    """The requests restore-drill's role must refuse and allow, with the
+    context AWS would send: resource tags (aws:ResourceTag/*), request tags
+    and their keys (aws:RequestTag/*, aws:TagKeys), ec2:CreateAction."""
+    part, account, region = rendered["partition"], rendered["account"], rendered["region"]
+    policies = rendered["functions"]["restore-drill"]["policies"]
+    listed = [r for p in policies.values() for s in statements(p) if s.get("Sid") == "ListDumps"
+              for r in as_list(s.get("Resource"))]
+    if not listed:
+        sys.exit("iam_grants simulate: restore-drill's policy has no ListDumps statement naming the dump bucket")
+    bucket = listed[0]
+    rds = f"arn:{part}:rds:{region}:{account}"
+    ec2 = f"arn:{part}:ec2:{region}:{account}"
+    snapshot = f"arn:{part}:ec2:{region}::snapshot/snap-0123456789abcdef0"
+    lifeboat = {"aws:ResourceTag/managed-by": "lifeboat"}
+    drill = dict(lifeboat, **{"aws:ResourceTag/lifeboat:drill": "rds:lifeboat-nightly-orders-202612010200"})
+    creating = {"aws:RequestTag/managed-by": "lifeboat", "aws:RequestTag/lifeboat:drill": "snap-0123456789abcdef0",
+                "aws:TagKeys": ["managed-by", "lifeboat:plan", "lifeboat:drill", "lifeboat:drill-source", "lifeboat:drill-started"]}
+    result_keys = {"aws:TagKeys": ["lifeboat:drilled-at", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]}
+    deny, allow = "denied", "Allowed"
+    cases = [
+        # RDS: deletes
+        ("DeleteDBInstance of an untagged production instance", "rds:DeleteDBInstance", f"{rds}:db:orders", {}, deny),
+        ("DeleteDBInstance of a production instance someone tagged as a drill", "rds:DeleteDBInstance", f"{rds}:db:orders", drill, deny),
+        ("DeleteDBInstance of an untagged lifeboat-drill-* instance", "rds:DeleteDBInstance", f"{rds}:db:lifeboat-drill-0123456789abcdef", {}, deny),
+        ("DeleteDBInstance of a drill instance (tagged)", "rds:DeleteDBInstance", f"{rds}:db:lifeboat-drill-0123456789abcdef", drill, allow),
+        ("DeleteDBCluster of an untagged production cluster", "rds:DeleteDBCluster", f"{rds}:cluster:orders-aurora", {}, deny),
+        ("DeleteDBCluster of a drill cluster (tagged)", "rds:DeleteDBCluster", f"{rds}:cluster:lifeboat-drill-0123456789abcdef", drill, allow),
+        # RDS: creates
+        ("RestoreDBInstanceFromDBSnapshot without lifeboat:drill in the request", "rds:RestoreDBInstanceFromDBSnapshot", f"{rds}:db:lifeboat-drill-0123456789abcdef", {"aws:RequestTag/managed-by": "lifeboat", "aws:TagKeys": ["managed-by"]}, deny),
+        ("RestoreDBInstanceFromDBSnapshot over a production instance's name", "rds:RestoreDBInstanceFromDBSnapshot", f"{rds}:db:orders", creating, deny),
+        ("RestoreDBInstanceFromDBSnapshot into a drill instance", "rds:RestoreDBInstanceFromDBSnapshot", f"{rds}:db:lifeboat-drill-0123456789abcdef", creating, allow),
+        ("RestoreDBInstanceFromDBSnapshot from a snapshot that is not Lifeboat's", "rds:RestoreDBInstanceFromDBSnapshot", f"{rds}:snapshot:someone-elses", {}, deny),
+        ("RestoreDBInstanceFromDBSnapshot from a Lifeboat snapshot", "rds:RestoreDBInstanceFromDBSnapshot", f"{rds}:snapshot:lifeboat-nightly-orders-202612010200", lifeboat, allow),
+        ("RestoreDBClusterFromSnapshot into a drill cluster", "rds:RestoreDBClusterFromSnapshot", f"{rds}:cluster:lifeboat-drill-0123456789abcdef", creating, allow),
+        ("CreateDBInstance outside a drill cluster's name", "rds:CreateDBInstance", f"{rds}:db:orders-2", creating, deny),
+        # RDS: tags
+        ("AddTagsToResource marking a production instance as a drill", "rds:AddTagsToResource", f"{rds}:db:orders", creating, deny),
+        ("AddTagsToResource of a drill's step on its instance", "rds:AddTagsToResource", f"{rds}:db:lifeboat-drill-0123456789abcdef", dict(drill, **{"aws:TagKeys": ["lifeboat:drill-step", "lifeboat:drill-outcome"]}), allow),
+        ("AddTagsToResource of a drill's result on a Lifeboat snapshot", "rds:AddTagsToResource", f"{rds}:snapshot:lifeboat-nightly-orders-202612010200", dict(lifeboat, **result_keys), allow),
+        ("AddTagsToResource of managed-by on a snapshot that is not Lifeboat's", "rds:AddTagsToResource", f"{rds}:snapshot:someone-elses", {"aws:TagKeys": ["managed-by"], "aws:RequestTag/managed-by": "lifeboat"}, deny),
+        # EC2
+        ("DeleteVolume of an untagged production volume", "ec2:DeleteVolume", f"{ec2}:volume/vol-0123456789abcdef0", {}, deny),
+        ("DeleteVolume of a Lifeboat-tagged volume that is no drill", "ec2:DeleteVolume", f"{ec2}:volume/vol-0123456789abcdef0", lifeboat, deny),
+        ("DeleteVolume of a drill volume (tagged)", "ec2:DeleteVolume", f"{ec2}:volume/vol-0123456789abcdef0", drill, allow),
+        ("CreateVolume without lifeboat:drill in the request", "ec2:CreateVolume", f"{ec2}:volume/*", {"aws:RequestTag/managed-by": "lifeboat", "aws:TagKeys": ["managed-by"]}, deny),
+        ("CreateVolume of a drill volume", "ec2:CreateVolume", f"{ec2}:volume/*", creating, allow),
+        ("CreateVolume from a snapshot that is not Lifeboat's", "ec2:CreateVolume", snapshot, {}, deny),
+        ("CreateVolume from a Lifeboat snapshot", "ec2:CreateVolume", snapshot, lifeboat, allow),
+        ("CreateTags marking a production volume as a drill", "ec2:CreateTags", f"{ec2}:volume/vol-0123456789abcdef0", creating, deny),
+        ("CreateTags of a new drill volume, in CreateVolume", "ec2:CreateTags", f"{ec2}:volume/vol-0123456789abcdef0", dict(creating, **{"ec2:CreateAction": "CreateVolume"}), allow),
+        ("CreateTags of a drill's result on a Lifeboat snapshot", "ec2:CreateTags", snapshot, dict(lifeboat, **result_keys), allow),
+        ("CreateTags of managed-by on a Lifeboat snapshot", "ec2:CreateTags", snapshot, dict(lifeboat, **{"aws:TagKeys": ["managed-by"], "aws:RequestTag/managed-by": "lifeboat"}), deny),
+        # S3
+        ("PutObject over a dump", "s3:PutObject", f"{bucket}/orders/nightly/orders-202612010200.dump", {}, deny),
+        ("PutObject of a drill record", "s3:PutObject", f"{bucket}/orders/nightly/orders-202612010200.dump.drill.json", {}, allow),
+    ]
+    identity = [{"name": address, "policy": policy} for address, policy in policies.items()]
+    return [{"name": n, "action": a, "resource": r, "account": account, "context": c, "expect": e,
+             "policies": identity} for n, a, r, c, e in cases]
+
+
+def run_simulator(rendered, cases):
+    import subprocess
+    script = os.path.join(SIMULATOR, "simulate.mjs")
+    if not os.path.isdir(os.path.join(SIMULATOR, "node_modules", "@cloud-copilot", "iam-simulate")):
+        sys.exit(f"iam_grants simulate: no simulator in {SIMULATOR}/node_modules: run make setup (npm ci there)")
+    role = rendered["functions"]["restore-drill"].get("role", "lifeboat-restore-drill")
+    principal = f"arn:{rendered['partition']}:iam::{rendered['account']}:role/{role}"
+    out = subprocess.run(["node", script], input=json.dumps({"principal": principal, "cases": cases}),
+                         capture_output=True, text=True, cwd=SIMULATOR)
+    if out.returncode != 0:
+        sys.exit(f"iam_grants simulate: node {script} failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def simulate(rendered, out=sys.stdout):
+    """The failures: a case the simulator decided otherwise than expected
+    (or could not evaluate), or a mutation that it did not notice."""
+    cases = drill_cases(rendered)
+    failures = []
+    results = run_simulator(rendered, cases)
+    print(f"simulate: restore-drill's role, {len(cases)} requests, @cloud-copilot/iam-simulate", file=out)
+    for case, result in zip(cases, results):
+        got = result["result"]
+        ok = (got == "Allowed") if case["expect"] == "Allowed" else got in ("ImplicitlyDenied", "ExplicitlyDenied")
+        why = f" by {', '.join(result.get('allowedBy') or [])}" if got == "Allowed" else ""
+        print(f"  {'ok' if ok else 'WRONG':5} {got:16} {case['action']:38} {case['name']}{why}", file=out)
+        if not ok:
+            failures.append(f"simulate: {case['name']}: {case['action']} on {case['resource']} is {got}, "
+                            f"expected {case['expect']} {result.get('errors') or ''}")
+    # The same requests with the deletions' conditions removed: the untagged
+    # deletes must now be allowed, or the simulation above proved nothing.
+    broken = json.loads(json.dumps(rendered))
+    for policy in broken["functions"]["restore-drill"]["policies"].values():
+        for s in statements(policy):
+            if s.get("Sid") in ("DeleteDrillDatabases", "DeleteDrillVolumes"):
+                s.pop("Condition", None)
+    mutated = drill_cases(broken)
+    flipped = [c["name"] for c, r in zip(mutated, run_simulator(broken, mutated))
+               if c["name"].startswith(("DeleteDBInstance of an untagged lifeboat-drill", "DeleteVolume of an untagged"))
+               and r["result"] == "Allowed"]
+    print(f"simulate: without the delete statements' tag conditions, allowed: {'; '.join(flipped) or 'nothing'}", file=out)
+    if len(flipped) != 2:
+        failures.append(f"simulate: without their tag conditions the untagged deletes must be allowed, got {flipped}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["check", "lint", "self-test", "all"])
+    parser.add_argument("command", choices=["check", "lint", "self-test", "simulate", "all"])
     args = parser.parse_args()
     failed = []
     if args.command in ("self-test", "all"):
@@ -474,6 +599,8 @@ def main():
         failed += check(load_calls(CALLS), load_policies(POLICIES))
     if args.command in ("lint", "all"):
         failed += lint(load_policies(POLICIES))
+    if args.command in ("simulate", "all"):
+        failed += simulate(load_policies(POLICIES))
     for f in failed:
         print(f"FAIL {f}", file=sys.stderr)
     if failed:

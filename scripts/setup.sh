@@ -132,4 +132,22 @@ else
   rc='# No provider mirror on this machine: Terraform installs providers from the registry.'
 fi
 printf '%s\n' "$rc" | cmp -s - .state/terraformrc || printf '%s\n' "$rc" > .state/terraformrc
+# The IAM policy evaluator that `scripts/iam_grants.py simulate` runs on the
+# rendered restore-drill role (test-only; AGPL-3.0-or-later, never shipped in
+# a Lambda zip): npm's @cloud-copilot/iam-simulate, pinned by
+# tools/iam-simulate/package-lock.json (versions and integrity hashes).
+# Reinstalled when the lockfile changes.
+stamp=tools/iam-simulate/node_modules/.lifeboat-lock
+if ! cmp -s tools/iam-simulate/package-lock.json "$stamp" 2>/dev/null; then
+  if ! command -v npm >/dev/null; then
+    say "Node.js and npm from Debian (for the IAM policy simulator)"
+    as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    $as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  say "IAM policy simulator into tools/iam-simulate (npm ci)"
+  (cd tools/iam-simulate && npm ci --no-audit --no-fund --silent)
+  cp tools/iam-simulate/package-lock.json "$stamp"
+fi
+
 say "setup complete"

@@ -1,6 +1,6 @@
 # What freshness finds, per plan it checks: a resource whose newest backup is
-# older than its RPO, a resource with no backup at all, and freshness itself
-# gone quiet; the account's snapshot quotas filling up; and a schedule that
+# older than its RPO, a resource with no backup at all, one with no recent
+# passed restore drill, and freshness itself gone quiet; the account's snapshot quotas filling up; and a schedule that
 # could not invoke its function. Each function's own alarms (errors,
 # throttles, duration) live in modules/backup-function.
 
@@ -43,6 +43,29 @@ resource "aws_cloudwatch_metric_alarm" "unprotected_resources" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
   tags                = var.tags
+}
+
+# freshness publishes UnprovenResources per plan: the resources whose newest
+# passed restore drill is older than the check's limit (or that have none).
+# A backup that has never been restored is a hope, not a backup.
+resource "aws_cloudwatch_metric_alarm" "unproven_resources" {
+  for_each = local.freshness_plans
+
+  alarm_name          = "${var.name_prefix}${each.key}-unproven-resources"
+  alarm_description   = "Plan ${each.key}: a protected resource has no passed restore drill within its limit. The freshness alert lists which; restore-drill's alerts and report say why a drill failed (docs/restore.md)."
+  namespace           = var.metric_namespace
+  metric_name         = "UnprovenResources"
+  dimensions          = { Plan = each.key }
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  # As the stale-backups alarm: the last run's finding stands until the next.
+  treat_missing_data = "ignore"
+  alarm_actions      = [aws_sns_topic.alerts.arn]
+  ok_actions         = [aws_sns_topic.alerts.arn]
+  tags               = var.tags
 }
 
 # freshness writes Heartbeat = 1 on every run that completed its checks; no

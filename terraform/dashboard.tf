@@ -1,9 +1,13 @@
 # One dashboard: how old each resource's newest backup is, what freshness
-# found, how each function's runs went, how full the snapshot quotas are, and
-# whether the schedules invoked their functions.
+# found, how each function's runs went, how long restore drills take, how
+# full the snapshot quotas are, and whether the schedules invoked their
+# functions.
 
 locals {
   dashboard_functions = [for f in local.function_names : module.function[f].function_name]
+  # The rows below the functions' outcomes (three a row).
+  drill_row_y = 14 + ceil(length(local.function_names) / 3) * 6
+  quota_row_y = local.drill_row_y + 6
 
   dashboard_widgets = concat(
     [
@@ -23,7 +27,7 @@ locals {
       {
         type = "metric", x = 0, y = 8, width = 12, height = 6
         properties = {
-          title  = "Stale and unprotected resources per plan"
+          title  = "Stale, unprotected and unproven resources per plan"
           region = local.region
           view   = "timeSeries"
           period = 3600
@@ -31,6 +35,7 @@ locals {
           metrics = [
             [{ expression = "SEARCH('{${var.metric_namespace},Plan} MetricName=\"StaleBackups\"', 'Maximum', 3600)", id = "stale", label = "stale" }],
             [{ expression = "SEARCH('{${var.metric_namespace},Plan} MetricName=\"UnprotectedResources\"', 'Maximum', 3600)", id = "unprotected", label = "unprotected" }],
+            [{ expression = "SEARCH('{${var.metric_namespace},Plan} MetricName=\"UnprovenResources\"', 'Maximum', 3600)", id = "unproven", label = "no recent passed drill" }],
           ]
         }
       },
@@ -41,6 +46,7 @@ locals {
           alarms = concat(
             [for a in aws_cloudwatch_metric_alarm.stale_backups : a.arn],
             [for a in aws_cloudwatch_metric_alarm.unprotected_resources : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.unproven_resources : a.arn],
             [for a in aws_cloudwatch_metric_alarm.heartbeat : a.arn],
             [for a in aws_cloudwatch_metric_alarm.snapshot_quota : a.arn],
             [
@@ -70,11 +76,29 @@ locals {
         }
       }
     ],
+    # restore-drill's RestoreSeconds per kind and source, from the restore
+    # call to usable, in minutes: the figure an RTO is held to (the drill
+    # fails one over its payload's rto_minutes).
+    [
+      {
+        type = "metric", x = 0, y = local.drill_row_y, width = 24, height = 6
+        properties = {
+          title  = "Restore drills: restore time per source (minutes)"
+          region = local.region
+          view   = "timeSeries"
+          period = 86400
+          metrics = [
+            [{ expression = "SEARCH('{${var.metric_namespace},Kind,Source} MetricName=\"RestoreSeconds\"', 'Maximum', 86400) / 60", id = "restore", label = "" }],
+          ]
+          yAxis = { left = { min = 0, label = "minutes" } }
+        }
+      },
+    ],
     # Used against the quota, per quota: the line to watch is the distance
     # between the two (the alarm fires at 80%).
     [
       for i, quota in keys(local.snapshot_quotas) : {
-        type = "metric", x = i * 8, y = 26, width = 8, height = 6
+        type = "metric", x = i * 8, y = local.quota_row_y, width = 8, height = 6
         properties = {
           title  = "Snapshot quota ${quota}: used and max"
           region = local.region
@@ -91,7 +115,7 @@ locals {
     ],
     [
       {
-        type = "metric", x = 16, y = 26, width = 8, height = 6
+        type = "metric", x = 16, y = local.quota_row_y, width = 8, height = 6
         properties = {
           title  = "Schedules: invocations"
           region = local.region

@@ -22,13 +22,24 @@ locals {
   rds_clusters_any  = "${local.arn_prefix}:rds:*:${local.account_id}:cluster:*"
 
   function_policies = {
-    "rds-snapshot" = data.aws_iam_policy_document.rds_snapshot.json
-    "ebs-snapshot" = data.aws_iam_policy_document.ebs_snapshot.json
-    "ami-backup"   = data.aws_iam_policy_document.ami_backup.json
-    "pg-dump"      = data.aws_iam_policy_document.pg_dump.json
-    "prune"        = data.aws_iam_policy_document.prune.json
-    "freshness"    = data.aws_iam_policy_document.freshness.json
+    "rds-snapshot"  = data.aws_iam_policy_document.rds_snapshot.json
+    "ebs-snapshot"  = data.aws_iam_policy_document.ebs_snapshot.json
+    "ami-backup"    = data.aws_iam_policy_document.ami_backup.json
+    "pg-dump"       = data.aws_iam_policy_document.pg_dump.json
+    "prune"         = data.aws_iam_policy_document.prune.json
+    "freshness"     = data.aws_iam_policy_document.freshness.json
+    "restore-drill" = data.aws_iam_policy_document.restore_drill.json
   }
+
+  # restore-drill names every temporary DB instance and cluster
+  # lifeboat-drill-<hash> (a cluster's instance: <cluster>-1), so its RDS
+  # grants name those ARNs as well as holding them to the lifeboat:drill tag.
+  rds_drill_instances = "${local.arn_prefix}:rds:${local.region}:${local.account_id}:db:lifeboat-drill-*"
+  rds_drill_clusters  = "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster:lifeboat-drill-*"
+  # The tags a drill writes after creating: on its own resource (its step and
+  # result) and on the backup it drilled (the result).
+  drill_step_tags   = ["lifeboat:drill-step", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]
+  drill_result_tags = ["lifeboat:drilled-at", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]
 }
 
 # Every function: its alert (one SNS message when anything failed) and its
@@ -353,5 +364,269 @@ data "aws_iam_policy_document" "freshness" {
     sid       = "ListDumps"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.dumps.arn]
+  }
+}
+
+# restore-drill: creates only resources that carry lifeboat:drill (and
+# managed-by=lifeboat) in the request, deletes only resources that carry it,
+# restores only Lifeboat's snapshots, and tags Lifeboat's backups only with
+# its result keys. A production instance, cluster or volume has no
+# lifeboat:drill tag and the role cannot give it one (CreateTags only while
+# CreateVolume; RDS tags only on lifeboat-drill-* resources), so no statement
+# here can delete it. Checked by scripts/iam_grants.py simulate.
+data "aws_iam_policy_document" "restore_drill" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.drill_keys.json]
+
+  # EC2's Describe calls have no resource-level permissions.
+  statement {
+    sid       = "ListVolumesInstancesAndBackups"
+    actions   = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:DescribeImages"]
+    resources = ["*"]
+  }
+  # CreateVolume authorises the new volume (its request tags) and the
+  # snapshot it is made from (that snapshot's tags) separately.
+  statement {
+    sid       = "CreateDrillVolumes"
+    actions   = ["ec2:CreateVolume"]
+    resources = [local.ec2_volumes_here]
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/lifeboat:drill"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "CreateVolumesFromLifeboatSnapshots"
+    actions   = ["ec2:CreateVolume"]
+    resources = [local.ec2_snapshots_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "TagDrillVolumesWhileCreating"
+    actions   = ["ec2:CreateTags"]
+    resources = [local.ec2_volumes_here]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["CreateVolume"]
+    }
+  }
+  statement {
+    sid       = "DeleteDrillVolumes"
+    actions   = ["ec2:DeleteVolume"]
+    resources = [local.ec2_volumes_here]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/lifeboat:drill"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  # The result on the drilled snapshot or image: Lifeboat's own only, and
+  # only the result keys (never managed-by, so nothing becomes prunable).
+  statement {
+    sid       = "RecordDrillsOnLifeboatEc2Backups"
+    actions   = ["ec2:CreateTags"]
+    resources = [local.ec2_snapshots_here, local.ec2_images_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.drill_result_tags
+    }
+  }
+
+  statement {
+    sid     = "ListDatabasesAndSnapshots"
+    actions = ["rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"]
+    resources = [
+      "${local.arn_prefix}:rds:${local.region}:${local.account_id}:db:*",
+      "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster:*",
+      local.rds_snapshots_here,
+      local.rds_cluster_snaps_here,
+    ]
+  }
+  # The restores, each authorised per resource (SAR: the new db or cluster,
+  # the snapshot, the subnet group, option and parameter groups), so one
+  # statement per kind of resource: the new instance or cluster (and a
+  # drill cluster's instance), with the tags it is created with, only
+  # named lifeboat-drill-* and with lifeboat:drill and managed-by=lifeboat
+  # in the request (RDS creates with tags through AddTagsToResource).
+  statement {
+    sid       = "CreateDrillDatabases"
+    actions   = ["rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot", "rds:CreateDBInstance", "rds:AddTagsToResource"]
+    resources = [local.rds_drill_instances, local.rds_drill_clusters]
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/lifeboat:drill"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  statement {
+    sid       = "RestoreLifeboatSnapshots"
+    actions   = ["rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot"]
+    resources = [local.rds_snapshots_here, local.rds_cluster_snaps_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  # The groups a restore is placed in: the drills' subnet groups only; the
+  # option and parameter groups are the snapshot's (or the engine's
+  # default), used as they are and never changed.
+  statement {
+    sid     = "RestoreIntoDrillGroups"
+    actions = ["rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot", "rds:CreateDBInstance"]
+    resources = concat(
+      [for g in local.drill_subnet_groups : "${local.arn_prefix}:rds:${local.region}:${local.account_id}:subgrp:${g}"],
+      [
+        "${local.arn_prefix}:rds:${local.region}:${local.account_id}:og:*",
+        "${local.arn_prefix}:rds:${local.region}:${local.account_id}:pg:*",
+        "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster-pg:*",
+      ],
+    )
+  }
+  # A drill's step and result on its own resource, which already carries lifeboat:drill.
+  statement {
+    sid       = "RecordStepsOnDrillDatabases"
+    actions   = ["rds:AddTagsToResource"]
+    resources = [local.rds_drill_instances, local.rds_drill_clusters]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/lifeboat:drill"
+      values   = ["false"]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.drill_step_tags
+    }
+  }
+  statement {
+    sid       = "RecordDrillsOnLifeboatSnapshots"
+    actions   = ["rds:AddTagsToResource"]
+    resources = [local.rds_snapshots_here, local.rds_cluster_snaps_here]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.drill_result_tags
+    }
+  }
+  statement {
+    sid       = "DeleteDrillDatabases"
+    actions   = ["rds:DeleteDBInstance", "rds:DeleteDBCluster"]
+    resources = [local.rds_drill_instances, local.rds_drill_clusters]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/lifeboat:drill"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/managed-by"
+      values   = ["lifeboat"]
+    }
+  }
+  # DeleteDBCluster also authorises its final snapshot (the SAR lists
+  # cluster-snapshot as required). The drill skips it; a snapshot of that
+  # name is never made, and it is no backup that could be lost.
+  statement {
+    sid       = "DrillClustersFinalSnapshot"
+    actions   = ["rds:DeleteDBCluster"]
+    resources = ["${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster-snapshot:lifeboat-drill-*"]
+  }
+
+  # Dumps: ListBucket lists a database's dumps and drill records (and makes
+  # a missing key answer 404, not 403); GetObjectVersion streams the exact
+  # version a manifest names, GetObject the manifest; PutObject writes only
+  # `<dump>.drill.json` records.
+  statement {
+    sid       = "ListDumps"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.dumps.arn]
+  }
+  statement {
+    sid       = "ReadDumps"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${aws_s3_bucket.dumps.arn}/*"]
+  }
+  statement {
+    sid       = "RecordDrillsBesideDumps"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.dumps.arn}/*.drill.json"]
+  }
+  statement {
+    sid       = "EncryptDumps"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.dumps.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+# Restoring an encrypted snapshot: RDS and EBS use the caller's rights on its
+# key and make a grant for the new volume or database (EBS User Guide,
+# "Requirements for Amazon EBS encryption": CreateGrant, Decrypt,
+# DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt; the SAR's
+# dependent actions of rds:CreateDBInstance: CreateGrant, Decrypt,
+# DescribeKey, GenerateDataKey). AWS managed keys (aws/ebs,
+# aws/rds) allow this to the account through their own key policy.
+data "aws_iam_policy_document" "drill_keys" {
+  dynamic "statement" {
+    for_each = length(var.restore_drill.kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "UseDrilledBackupsKeys"
+      actions   = ["kms:DescribeKey", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"]
+      resources = var.restore_drill.kms_key_arns
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["rds.${local.region}.amazonaws.com", "ec2.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.restore_drill.kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "GrantDrilledBackupsKeysToServices"
+      actions   = ["kms:CreateGrant"]
+      resources = var.restore_drill.kms_key_arns
+      condition {
+        test     = "Bool"
+        variable = "kms:GrantIsForAWSResource"
+        values   = ["true"]
+      }
+    }
   }
 }

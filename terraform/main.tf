@@ -1,5 +1,5 @@
-# Lifeboat: six backup functions, their schedules, the alert topic, the dump
-# bucket, alarms and a dashboard. Each function is one instance of
+# Lifeboat: six backup functions and the restore drill, their schedules, the
+# alert topic, the dump bucket, alarms and a dashboard. Each function is one instance of
 # modules/backup-function with the policy of exactly the calls it makes (iam.tf).
 
 data "aws_partition" "current" {}
@@ -11,7 +11,7 @@ locals {
   region     = data.aws_region.current.name
   account_id = data.aws_caller_identity.current.account_id
 
-  function_names = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"]
+  function_names = ["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"]
 
   # Where `make build` puts the zips: terraform/ sits beside target/.
   build_dir = abspath("${path.module}/../target/lambda")
@@ -35,6 +35,14 @@ locals {
       LIFEBOAT_PARTS_IN_FLIGHT = tostring(var.pg_dump.parts_in_flight)
       PG_DUMP_PATH             = "/opt/pgsql/bin/pg_dump"
     })
+    # pg_restore from pg-dump's layer; psql, initdb and postgres for the
+    # throwaway server are the ones beside it. /tmp is the function's
+    # ephemeral storage, where that server keeps its data.
+    "restore-drill" = merge(local.common_environment, {
+      LIFEBOAT_BUCKET    = aws_s3_bucket.dumps.id
+      PG_RESTORE_PATH    = "/opt/pgsql/bin/pg_restore"
+      LIFEBOAT_DRILL_DIR = "/tmp"
+    })
   }
 
   # The payloads as the functions take them. Terraform's optional attributes
@@ -43,7 +51,7 @@ locals {
   # every level drops its nulls.
   payloads = {
     for name, s in var.schedules : name => merge(
-      { for k, v in s.payload : k => v if v != null && !contains(["select", "clusters", "instances", "copy_to", "keep", "checks", "databases"], k) },
+      { for k, v in s.payload : k => v if v != null && !contains(["select", "clusters", "instances", "copy_to", "keep", "checks", "databases", "dumps", "ebs", "amis", "rds"], k) },
       { for k in ["select", "clusters", "instances"] : k => { for sk, sv in s.payload[k] : sk => sv if sv != null } if s.payload[k] != null },
       s.payload.copy_to == null ? {} : { copy_to = [for t in s.payload.copy_to : { for k, v in t : k => v if v != null }] },
       s.payload.keep == null ? {} : { keep = { for k, v in s.payload.keep : k => v if v != null } },
@@ -53,6 +61,21 @@ locals {
           { for k, v in c : k => v if v != null && k != "select" },
           c.select == null ? {} : { select = { for k, v in c.select : k => v if v != null } },
         )]
+      },
+      # restore-drill's sections; an RDS drill restores into the drills'
+      # subnet group and security group (drills.tf) unless it names its own.
+      s.payload.dumps == null ? {} : { dumps = { for k, v in s.payload.dumps : k => v if v != null } },
+      { for section in ["ebs", "amis"] : section => merge(
+        { for k, v in s.payload[section] : k => v if v != null && k != "select" },
+        { select = { for k, v in s.payload[section].select : k => v if v != null } },
+      ) if s.payload[section] != null },
+      s.payload.rds == null ? {} : {
+        rds = merge(
+          { for k, v in s.payload.rds : k => v if v != null && !contains(["instances", "clusters"], k) },
+          { for k in ["instances", "clusters"] : k => { for sk, sv in s.payload.rds[k] : sk => sv if sv != null } if s.payload.rds[k] != null },
+          s.payload.rds.subnet_group != null ? {} : { subnet_group = local.drill_subnet_group },
+          s.payload.rds.security_groups != null ? {} : { security_groups = local.drill_security_groups },
+        )
       },
       # EventBridge Scheduler replaces this placeholder with the slot's time.
       { scheduled_time = "<aws.scheduler.scheduled-time>" },
@@ -78,6 +101,20 @@ locals {
 resource "aws_scheduler_schedule_group" "lifeboat" {
   name = trimsuffix(var.name_prefix, "-")
   tags = var.tags
+
+  lifecycle {
+    # A precondition rather than a validation of var.schedules: it reads
+    # var.restore_drill too, and a validation that does would be skipped
+    # whenever restore_drill itself is invalid.
+    precondition {
+      condition = alltrue([for s in values(var.schedules) : s.function != "restore-drill" || s.payload.rds == null || (
+        (try(s.payload.rds.subnet_group, null) != null || length(var.restore_drill.subnet_ids) > 0) &&
+        (try(s.payload.rds.security_groups, null) != null || length(var.restore_drill.subnet_ids) > 0) &&
+        startswith(try(s.payload.rds.instance_class, ""), "db.")
+      )])
+      error_message = "A restore-drill schedule with rds needs instance_class (db.…) and either its own subnet_group and security_groups or restore_drill.subnet_ids, from which Lifeboat makes the drills' DB subnet group and security group (drills.tf)."
+    }
+  }
 }
 
 locals {
@@ -116,12 +153,23 @@ module "function" {
   name        = each.key
   name_prefix = var.name_prefix
   zip_path    = lookup(var.function_zips, each.key, "${local.build_dir}/${each.key}/bootstrap.zip")
-  layers      = each.key == "pg-dump" ? [aws_lambda_layer_version.pg_dump.arn] : []
+  # restore-drill restores with pg-dump's layer: pg_restore, psql and the
+  # server programs for its throwaway PostgreSQL.
+  layers      = contains(["pg-dump", "restore-drill"], each.key) ? [aws_lambda_layer_version.pg_dump.arn] : []
   environment = local.environment[each.key]
   policy_json = local.function_policies[each.key]
 
-  timeout_seconds      = each.key == "pg-dump" ? var.pg_dump.timeout_seconds : try(var.functions[each.key].timeout_seconds, 300)
-  memory_mb            = each.key == "pg-dump" ? var.pg_dump.memory_mb : try(var.functions[each.key].memory_mb, 256)
+  # restore-drill (var.restore_drill): 900 s, Lambda's most, since a run
+  # restores a whole dump or waits on RDS; 4096 MiB, about 2.3 vCPUs (Lambda
+  # gives CPU in proportion to memory), so that the PostgreSQL server,
+  # pg_restore and the function's own download and SHA-256 each have a core
+  # and the restore time measured is the restore's, not a starved CPU's, with
+  # room for the server's shared buffers and pg_restore; 10240 MiB of /tmp,
+  # Lambda's most, for the restored database's files (a dump restores to
+  # several times its compressed size). Larger dumps need a bigger scratch.
+  timeout_seconds      = lookup({ "pg-dump" = var.pg_dump.timeout_seconds, "restore-drill" = var.restore_drill.timeout_seconds }, each.key, try(var.functions[each.key].timeout_seconds, 300))
+  memory_mb            = lookup({ "pg-dump" = var.pg_dump.memory_mb, "restore-drill" = var.restore_drill.memory_mb }, each.key, try(var.functions[each.key].memory_mb, 256))
+  ephemeral_storage_mb = each.key == "restore-drill" ? var.restore_drill.ephemeral_storage_mb : 512
   reserved_concurrency = try(var.functions[each.key].reserved_concurrency, 4)
 
   vpc = each.key == "pg-dump" && var.pg_dump.vpc_id != null ? {

@@ -26,7 +26,7 @@ variable "function_zips" {
   default     = {}
 
   validation {
-    condition     = alltrue([for f in keys(var.function_zips) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], f)])
+    condition     = alltrue([for f in keys(var.function_zips) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"], f)])
     error_message = "function_zips keys must be Lifeboat function names."
   }
 }
@@ -67,7 +67,7 @@ variable "concurrency" {
 }
 
 variable "functions" {
-  description = "Timeout (seconds), memory (MiB) and reserved concurrency per function, where the defaults (300 s, 256 MiB, 4) do not fit; pg-dump's timeout and memory are set in var.pg_dump."
+  description = "Timeout (seconds), memory (MiB) and reserved concurrency per function, where the defaults (300 s, 256 MiB, 4) do not fit; pg-dump's timeout and memory are set in var.pg_dump, restore-drill's in var.restore_drill."
   type = map(object({
     timeout_seconds      = optional(number, 300)
     memory_mb            = optional(number, 256)
@@ -76,7 +76,7 @@ variable "functions" {
   default = {}
 
   validation {
-    condition     = alltrue([for f in keys(var.functions) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], f)])
+    condition     = alltrue([for f in keys(var.functions) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"], f)])
     error_message = "functions keys must be Lifeboat function names."
   }
 }
@@ -261,6 +261,8 @@ variable "schedules" {
         database      = optional(list(string))
         max_age_hours = number
         plans         = optional(list(string))
+        # A passed restore drill within this many days, else UnprovenResources.
+        proven_within_days = optional(number)
       })))
       # pg-dump
       databases = optional(list(object({
@@ -275,12 +277,53 @@ variable "schedules" {
         require_auth = optional(string)
       })))
       prefix = optional(string)
+      # restore-drill (functions/restore-drill/src/fields.rs)
+      dumps = optional(object({
+        databases   = list(string)
+        bucket      = optional(string)
+        prefix      = optional(string)
+        backup_plan = optional(string)
+      }))
+      ebs = optional(object({
+        select = object({
+          tags = optional(map(string))
+          ids  = optional(list(string))
+        })
+        backup_plan = optional(string)
+      }))
+      amis = optional(object({
+        select = object({
+          tags = optional(map(string))
+          ids  = optional(list(string))
+        })
+        backup_plan = optional(string)
+      }))
+      # subnet_group and security_groups default to the ones Lifeboat makes
+      # for drills from var.restore_drill.subnet_ids (drills.tf).
+      rds = optional(object({
+        instances = optional(object({
+          tags = optional(map(string))
+          ids  = optional(list(string))
+        }))
+        clusters = optional(object({
+          tags = optional(map(string))
+          ids  = optional(list(string))
+        }))
+        backup_plan     = optional(string)
+        instance_class  = string
+        subnet_group    = optional(string)
+        security_groups = optional(list(string))
+      }))
+      max_age_hours = optional(number)
+      every         = optional(string)
+      rto_minutes   = optional(number)
+      pick          = optional(string)
     })
   }))
 
   validation {
-    condition     = alltrue([for s in values(var.schedules) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], s.function)])
-    error_message = "Every schedule's function must be one of rds-snapshot, ebs-snapshot, ami-backup, pg-dump, prune, freshness."
+    condition     = alltrue([for s in values(var.schedules) : contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"], s.function)])
+    error_message = "Every schedule's function must be one of rds-snapshot, ebs-snapshot, ami-backup, pg-dump, prune, freshness, restore-drill."
   }
   validation {
     condition     = alltrue([for k in keys(var.schedules) : can(regex("^[a-z0-9][a-z0-9-]{0,30}$", k))])
@@ -341,16 +384,66 @@ variable "schedules" {
     error_message = "checks[].max_age_hours (the RPO) must be more than 0 and at most 8784 (a year)."
   }
   validation {
+    condition = alltrue(flatten([for s in values(var.schedules) : [
+      for c in coalesce(s.payload.checks, []) : c.proven_within_days == null ? true : (c.proven_within_days >= 1 && c.proven_within_days <= 366 && floor(c.proven_within_days) == c.proven_within_days)
+    ]]))
+    error_message = "checks[].proven_within_days must be a whole number of days from 1 to 366 (e.g. 35 for a monthly drill)."
+  }
+  validation {
     condition = alltrue([for s in values(var.schedules) : alltrue([
       for field, value in s.payload : value == null || contains(concat(["plan", "dry_run"], lookup({
-        "rds-snapshot" = ["select", "clusters", "copy_to"]
-        "ebs-snapshot" = ["select", "instances", "exclude_root", "copy_to"]
-        "ami-backup"   = ["select", "reboot"]
-        "pg-dump"      = ["databases", "prefix"]
-        "prune"        = ["kinds", "keep", "max_deletions"]
-        "freshness"    = ["checks"]
+        "rds-snapshot"  = ["select", "clusters", "copy_to"]
+        "ebs-snapshot"  = ["select", "instances", "exclude_root", "copy_to"]
+        "ami-backup"    = ["select", "reboot"]
+        "pg-dump"       = ["databases", "prefix"]
+        "prune"         = ["kinds", "keep", "max_deletions"]
+        "freshness"     = ["checks"]
+        "restore-drill" = ["dumps", "ebs", "amis", "rds", "max_age_hours", "every", "rto_minutes", "pick"]
       }, s.function, [])), field)
     ])])
     error_message = "A schedule's payload holds a field its function does not take (see DESIGN.md: e.g. keep belongs to prune, checks to freshness)."
+  }
+  validation {
+    # The drill's own refusals (fields.rs), at plan time rather than at the first drill.
+    condition = alltrue([for s in values(var.schedules) : s.function != "restore-drill" || (
+      try(s.payload.rto_minutes >= 1 && floor(s.payload.rto_minutes) == s.payload.rto_minutes, false) &&
+      (s.payload.dumps != null || s.payload.ebs != null || s.payload.amis != null || s.payload.rds != null) &&
+      (s.payload.every == null || can(regex("^([0-9]+y)?([0-9]+m)?([0-9]+d)?([0-9]+h)?$", s.payload.every)) && !can(regex("^[0yMmdh]*$", s.payload.every))) &&
+      (s.payload.pick == null || contains(["newest", "random"], coalesce(s.payload.pick, "newest"))) &&
+      (s.payload.max_age_hours == null || try(s.payload.max_age_hours >= 1 && floor(s.payload.max_age_hours) == s.payload.max_age_hours, false))
+    )])
+    error_message = "Every restore-drill schedule needs rto_minutes (a whole number, at least 1) and at least one of dumps, ebs, amis, rds; every must be a non-zero span in restic's syntax (1m, 30d), pick newest or random, max_age_hours a whole number of at least 1."
+  }
+}
+
+variable "restore_drill" {
+  description = <<-EOT
+    restore-drill's size, network and keys. Its memory and temporary storage
+    hold the throwaway PostgreSQL server a dump is restored into (see
+    main.tf). `vpc_id` and `subnet_ids` (private subnets in at least two
+    zones): Lifeboat makes a DB subnet group and a security group that admits
+    nothing for the RDS and Aurora drills, which schedules use unless their
+    payload names its own. `kms_key_arns`: the customer managed keys that
+    encrypt the drilled snapshots (RDS and EBS use the role's grants on them
+    to restore); empty: only unencrypted backups and those under AWS managed
+    keys.
+  EOT
+  type = object({
+    timeout_seconds      = optional(number, 900)
+    memory_mb            = optional(number, 4096)
+    ephemeral_storage_mb = optional(number, 10240)
+    vpc_id               = optional(string)
+    subnet_ids           = optional(list(string), [])
+    kms_key_arns         = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition     = var.restore_drill.ephemeral_storage_mb >= 512 && var.restore_drill.ephemeral_storage_mb <= 10240
+    error_message = "restore_drill.ephemeral_storage_mb must lie between 512 and 10240 (Lambda's limits)."
+  }
+  validation {
+    condition     = length(var.restore_drill.subnet_ids) == 0 || (var.restore_drill.vpc_id != null && length(var.restore_drill.subnet_ids) >= 2)
+    error_message = "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets (an RDS DB subnet group spans two Availability Zones)."
   }
 }

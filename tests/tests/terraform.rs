@@ -16,12 +16,14 @@ use lifeboat_tests::{Emulator, TempDir, repo_root};
 use pg_dump::fields::PgDumpFields;
 use prune::fields::PruneFields;
 use rds_snapshot::fields::RdsSnapshotFields;
+use restore_drill::fields::RestoreDrillFields;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The example's schedules: two prunes, one per plan, and one of every other function.
-const EXAMPLE_SCHEDULES: usize = 7;
+/// The example's schedules: two prunes, one per plan, the monthly restore
+/// drill and its hourly progress run, and one of every other function.
+const EXAMPLE_SCHEDULES: usize = 9;
 
 /// What EventBridge Scheduler replaces with the slot's time.
 const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
@@ -112,6 +114,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
     check_retries_and_dead_letters(&resources);
     check_snapshot_quota_alarms(&resources);
     check_pg_dump_endpoints(&resources);
+    check_drills(&resources);
     // The rule the databases' groups need, for the operator to add.
     let ingress = &plan["planned_values"]["outputs"]["pg_dump_database_ingress"]["value"];
     assert_eq!(
@@ -231,12 +234,17 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
   bad-rpo = {
     function   = "freshness"
     expression = "rate(1 hour)"
-    payload    = { plan = "nightly", checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 0 }] }
+    payload    = { plan = "nightly", checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 0, proven_within_days = 400 }] }
   }
   bad-field = {
     function   = "freshness"
     expression = "rate(1 hour)"
     payload    = { plan = "nightly", keep = { daily = 7 }, checks = [{ kind = "rds", select = { ids = ["db"] }, max_age_hours = 26 }] }
+  }
+  bad-drill = {
+    function   = "restore-drill"
+    expression = "rate(1 hour)"
+    payload    = { plan = "drill", every = "0d", ebs = { select = { ids = ["vol-1"] } } }
   }
   nightly-ebs-snapshots-of-prod-1 = {
     function   = "ebs-snapshot"
@@ -247,6 +255,7 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
 name_prefix = "lifeboat-production-x-"
 dump_bucket = { name = "Lifeboat_Dumps" }
 pg_dump = { vpc_id = "vpc-1", subnet_ids = ["subnet-1"], database_cidrs = ["10.0.0.0/8"], vpc_endpoints = true }
+restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
 "#,
     )
     .expect("write dangerous.tfvars");
@@ -263,6 +272,10 @@ pg_dump = { vpc_id = "vpc-1", subnet_ids = ["subnet-1"], database_cidrs = ["10.0
         "EventBridge Scheduler takes at most 64 characters",
         "dump_bucket.name must be an S3 bucket name",
         "pg_dump.vpc_endpoints needs pg_dump.vpc_id and pg_dump.route_table_ids",
+        "Every restore-drill schedule needs rto_minutes",
+        "checks[].proven_within_days must be a whole number of days from 1 to 366",
+        "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets",
+        "restore_drill.ephemeral_storage_mb must lie between 512 and 10240",
     ] {
         assert!(
             output.contains(refusal),
@@ -288,7 +301,7 @@ fn check_functions_and_alarms(resources: &[&Value]) {
         .filter(|r| r["type"] == "aws_lambda_function")
         .copied()
         .collect();
-    assert_eq!(functions.len(), 6, "six functions");
+    assert_eq!(functions.len(), 7, "seven functions");
     for resource in functions {
         let function = function_of(resource);
         let values = &resource["values"];
@@ -298,7 +311,8 @@ fn check_functions_and_alarms(resources: &[&Value]) {
         let env = &values["environment"][0]["variables"];
         assert_eq!(env["LIFEBOAT_SNS_TOPIC_ARN"], topic, "{function}");
         assert_eq!(env["LIFEBOAT_METRIC_NAMESPACE"], "Lifeboat", "{function}");
-        let reads_bucket = ["pg-dump", "prune", "freshness"].contains(&function.as_str());
+        let reads_bucket =
+            ["pg-dump", "prune", "freshness", "restore-drill"].contains(&function.as_str());
         assert_eq!(
             env["LIFEBOAT_BUCKET"].is_string(),
             reads_bucket,
@@ -311,10 +325,16 @@ fn check_functions_and_alarms(resources: &[&Value]) {
             "{function}"
         );
         let pg_dump = function == "pg-dump";
+        let drill = function == "restore-drill";
         assert_eq!(
             values["layers"].as_array().map_or(0, Vec::len),
-            usize::from(pg_dump),
-            "{function}"
+            usize::from(pg_dump || drill),
+            "{function}: pg-dump and restore-drill carry the PostgreSQL layer"
+        );
+        assert_eq!(
+            values["ephemeral_storage"][0]["size"],
+            if drill { 10240 } else { 512 },
+            "{function}: restore-drill's throwaway server lives in /tmp"
         );
         assert_eq!(
             values["vpc_config"].as_array().map_or(0, Vec::len),
@@ -324,6 +344,13 @@ fn check_functions_and_alarms(resources: &[&Value]) {
         if pg_dump {
             assert_eq!(env["PG_DUMP_PATH"], "/opt/pgsql/bin/pg_dump");
             assert!(env["LIFEBOAT_KMS_KEY_ID"].is_string(), "pg-dump's dump key");
+        }
+        if drill {
+            // What functions/restore-drill/src/lib.rs reads.
+            assert_eq!(env["PG_RESTORE_PATH"], "/opt/pgsql/bin/pg_restore");
+            assert_eq!(env["LIFEBOAT_DRILL_DIR"], "/tmp");
+            assert_eq!(values["timeout"], 900);
+            assert_eq!(values["memory_size"], 4096);
         }
     }
     for invoke in of_type("aws_lambda_function_event_invoke_config") {
@@ -335,8 +362,8 @@ fn check_functions_and_alarms(resources: &[&Value]) {
     let alarms = of_type("aws_cloudwatch_metric_alarm");
     assert_eq!(
         alarms.len(),
-        6 * 3 + 3 + 2 + 3,
-        "three per function, three for the plan freshness checks, two snapshot quotas, three for the schedules"
+        7 * 3 + 4 + 2 + 3,
+        "three per function, four for the plan freshness checks, two snapshot quotas, three for the schedules"
     );
     for alarm in &alarms {
         assert_eq!(
@@ -352,6 +379,19 @@ fn check_functions_and_alarms(resources: &[&Value]) {
         .expect("a heartbeat alarm");
     assert_eq!(heartbeat["treat_missing_data"], "breaching");
     assert_eq!(heartbeat["dimensions"], json!({"Plan": "nightly"}));
+    let unproven = alarms
+        .iter()
+        .find(|a| a["metric_name"] == "UnprovenResources")
+        .expect("an alarm on resources without a recent passed drill");
+    assert_eq!(unproven["namespace"], "Lifeboat");
+    assert_eq!(unproven["dimensions"], json!({"Plan": "nightly"}));
+    assert_eq!(unproven["comparison_operator"], "GreaterThanThreshold");
+    assert_eq!(unproven["threshold"], 0.0);
+    assert!(
+        alarms.iter().any(|a| a["metric_name"] == "Errors"
+            && a["dimensions"]["FunctionName"] == "lifeboat-restore-drill"),
+        "restore-drill's errors alarm"
+    );
 }
 
 /// The resources of one type in planned values, by address.
@@ -377,7 +417,7 @@ fn at<'a>(resources: &[&'a Value], address: &str) -> &'a Value {
 /// three alarms watch it and Scheduler's drops.
 fn check_retries_and_dead_letters(resources: &[&Value]) {
     let invoke_configs = of_type(resources, "aws_lambda_function_event_invoke_config");
-    assert_eq!(invoke_configs.len(), 6, "one invoke config per function");
+    assert_eq!(invoke_configs.len(), 7, "one invoke config per function");
     for config in invoke_configs {
         assert_eq!(
             config["values"]["maximum_retry_attempts"], 0,
@@ -420,7 +460,7 @@ fn check_retries_and_dead_letters(resources: &[&Value]) {
         .collect();
     assert_eq!(
         scheduler_policies.len(),
-        6,
+        7,
         "every function has schedules in the example"
     );
     for policy in &scheduler_policies {
@@ -589,6 +629,53 @@ fn check_pg_dump_endpoints(resources: &[&Value]) {
     );
 }
 
+/// restore-drill's RDS drills restore into the subnet group and the closed
+/// security group Terraform made for them (the example names neither), and
+/// the dashboard shows RestoreSeconds.
+fn check_drills(resources: &[&Value]) {
+    let group = at(resources, "aws_db_subnet_group.drills[0]");
+    let sg = at(resources, "aws_security_group.drills[0]");
+    assert_eq!(group["name"], "lifeboat-drills");
+    assert_eq!(strings(&group["subnet_ids"]).len(), 2, "{group}");
+    assert_eq!(
+        sg["ingress"],
+        json!([]),
+        "nothing reaches a drill's database"
+    );
+    assert_eq!(
+        sg["egress"],
+        json!([]),
+        "a drill's database reaches nothing"
+    );
+    let drills: Vec<Value> = of_type(resources, "aws_scheduler_schedule")
+        .into_iter()
+        .filter(|r| function_of(r) == "restore-drill")
+        .map(|r| {
+            let input = r["values"]["target"][0]["input"].as_str().expect("input");
+            serde_json::from_str(&input.replace(SCHEDULED_TIME, "2026-12-01T04:00:00Z"))
+                .expect("JSON")
+        })
+        .collect();
+    assert_eq!(drills.len(), 2, "the monthly drill and its hourly progress");
+    for payload in &drills {
+        assert_eq!(payload["rds"]["subnet_group"], group["name"], "{payload}");
+        assert_eq!(
+            payload["rds"]["security_groups"],
+            json!([sg["id"]]),
+            "{payload}"
+        );
+    }
+    let dashboard = at(resources, "aws_cloudwatch_dashboard.lifeboat")["dashboard_body"]
+        .as_str()
+        .expect("a dashboard body")
+        .to_owned();
+    assert!(
+        dashboard.contains("MetricName=\\\"RestoreSeconds\\\""),
+        "a RestoreSeconds row: {dashboard}"
+    );
+    assert!(dashboard.contains("UnprovenResources"), "{dashboard}");
+}
+
 /// Payloads as the scheduler sends them: the placeholder filled in with a slot.
 fn check_schedule_input(function: &str, input: &str) -> Result<(), String> {
     if !input.contains(SCHEDULED_TIME) {
@@ -610,6 +697,7 @@ fn check_schedule_input(function: &str, input: &str) -> Result<(), String> {
         "pg-dump" => Request::<PgDumpFields>::parse(payload, now).map(drop),
         "prune" => Request::<PruneFields>::parse(payload, now).map(drop),
         "freshness" => Request::<FreshnessFields>::parse(payload, now).map(drop),
+        "restore-drill" => Request::<RestoreDrillFields>::parse(payload, now).map(drop),
         other => return Err(format!("a schedule of an unknown function {other}")),
     };
     parsed.map_err(|e| format!("{function} refuses its input: {e:?}: {input}"))
@@ -969,6 +1057,7 @@ fn provider_override(endpoint: &str) -> String {
         "kms",
         "lambda",
         "logs",
+        "rds",
         "s3",
         "scheduler",
         "sns",
@@ -1073,6 +1162,7 @@ async fn emulator_tfvars(emulator: &Emulator, dir: &Path) -> String {
         "pg-dump",
         "prune",
         "freshness",
+        "restore-drill",
     ];
     let zips: serde_json::Map<String, Value> = functions
         .iter()
@@ -1080,9 +1170,10 @@ async fn emulator_tfvars(emulator: &Emulator, dir: &Path) -> String {
         .collect();
     // HCL reads JSON's objects, lists and strings as they are.
     format!(
-        "function_zips = {}\npg_dump_layer_zip = {}\npg_dump = {}\n",
+        "function_zips = {}\npg_dump_layer_zip = {}\nrestore_drill = {}\npg_dump = {}\n",
         Value::Object(zips),
         json!(layer_zip),
+        json!({ "vpc_id": vpc, "subnet_ids": subnets }),
         json!({
             "vpc_id": vpc,
             "subnet_ids": subnets,

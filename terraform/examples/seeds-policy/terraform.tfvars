@@ -8,6 +8,10 @@
 # servers. Kept: 7 daily, 4 weekly, 12 monthly, 7 yearly. RPO 24 hours: a
 # resource whose newest backup is older than 26 hours (a 2-hour grace for a
 # slow night) raises the StaleBackups alarm; AMIs are weekly, so 8 days.
+# On the 1st of every month at 04:00 a restore drill of each kind (a random
+# kept dump, EBS snapshot and RDS/Aurora snapshot, and the AMIs), with an
+# hourly run that moves open drills on; docs/restore.md has what it costs. A
+# resource without a passed drill in 35 days raises UnprovenResources.
 
 region      = "us-east-1"
 name_prefix = "lifeboat-"
@@ -46,6 +50,14 @@ pg_dump = {
 }
 
 heartbeat_hours = 26
+
+# The RDS and Aurora drills restore into a DB subnet group of these private
+# subnets (two zones), behind a security group that admits nothing: the
+# drill checks a restore through the RDS API and never connects to it.
+restore_drill = {
+  vpc_id     = "vpc-0123456789abcdef0"
+  subnet_ids = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+}
 
 schedules = {
   nightly-rds = {
@@ -119,6 +131,55 @@ schedules = {
     }
   }
 
+  # Restore drills: the seeds' monthly restore test, of a random backup still
+  # kept (so older ones are proven too), with a 2-hour RTO. `every` keeps a
+  # late or repeated delivery from drilling a source twice in a month. An
+  # RDS restore outlasts a run: the hourly progress schedule below takes it
+  # on (waits, checks, records, deletes). db.t4g.medium is Aurora
+  # PostgreSQL's smallest class, and serves the RDS instances too.
+  monthly-drill = {
+    function   = "restore-drill"
+    expression = "cron(0 4 1 * ? *)"
+    payload = {
+      plan          = "monthly-drill"
+      every         = "25d"
+      pick          = "random"
+      rto_minutes   = 120
+      max_age_hours = 24
+      dumps         = { databases = ["orders"], backup_plan = "nightly" }
+      ebs           = { select = { tags = { backup = "nightly" } }, backup_plan = "nightly" }
+      amis          = { select = { tags = { ami = "weekly" } }, backup_plan = "weekly" }
+      rds = {
+        instances      = { tags = { backup = "nightly" } }
+        clusters       = { tags = { backup = "nightly" } }
+        backup_plan    = "nightly"
+        instance_class = "db.t4g.medium"
+      }
+    }
+  }
+
+  # Every hour: open EBS and RDS drills move on and clean up, and drill
+  # resources older than max_age_hours are deleted. It starts a drill only
+  # for a source with none in 35 days (a new source, or a month whose drill
+  # could not start), so the monthly schedule stays the one that drills.
+  drill-progress = {
+    function   = "restore-drill"
+    expression = "rate(1 hour)"
+    payload = {
+      plan          = "monthly-drill"
+      every         = "35d"
+      rto_minutes   = 120
+      max_age_hours = 24
+      ebs           = { select = { tags = { backup = "nightly" } }, backup_plan = "nightly" }
+      rds = {
+        instances      = { tags = { backup = "nightly" } }
+        clusters       = { tags = { backup = "nightly" } }
+        backup_plan    = "nightly"
+        instance_class = "db.t4g.medium"
+      }
+    }
+  }
+
   # Checked after the backups and before the working day.
   freshness = {
     function   = "freshness"
@@ -126,11 +187,11 @@ schedules = {
     payload = {
       plan = "nightly"
       checks = [
-        { kind = "rds", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "rds-cluster", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "ebs", select = { tags = { backup = "nightly" } }, max_age_hours = 26 },
-        { kind = "pg-dump", database = ["orders"], max_age_hours = 26 },
-        { kind = "ami", select = { tags = { ami = "weekly" } }, max_age_hours = 192 },
+        { kind = "rds", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "rds-cluster", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "ebs", select = { tags = { backup = "nightly" } }, max_age_hours = 26, proven_within_days = 35 },
+        { kind = "pg-dump", database = ["orders"], max_age_hours = 26, proven_within_days = 35 },
+        { kind = "ami", select = { tags = { ami = "weekly" } }, max_age_hours = 192, proven_within_days = 35 },
       ]
     }
   }

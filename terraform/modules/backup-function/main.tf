@@ -109,6 +109,10 @@ resource "aws_lambda_function" "function" {
   memory_size      = var.memory_mb
   layers           = var.layers
 
+  ephemeral_storage {
+    size = var.ephemeral_storage_mb
+  }
+
   reserved_concurrent_executions = var.reserved_concurrency
 
   environment {

@@ -1,10 +1,10 @@
 variable "name" {
-  description = "The function's name as cargo lambda builds it (rds-snapshot, ebs-snapshot, ami-backup, pg-dump, prune, freshness)."
+  description = "The function's name as cargo lambda builds it (rds-snapshot, ebs-snapshot, ami-backup, pg-dump, prune, freshness, restore-drill)."
   type        = string
 
   validation {
-    condition     = contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness"], var.name)
-    error_message = "name must be one of Lifeboat's six functions."
+    condition     = contains(["rds-snapshot", "ebs-snapshot", "ami-backup", "pg-dump", "prune", "freshness", "restore-drill"], var.name)
+    error_message = "name must be one of Lifeboat's seven functions."
   }
 }
 
@@ -20,7 +20,7 @@ variable "zip_path" {
 }
 
 variable "layers" {
-  description = "ARNs of Lambda layers to attach (pg-dump: its pg_dump layer)."
+  description = "ARNs of Lambda layers to attach (pg-dump and restore-drill: the PostgreSQL layer)."
   type        = list(string)
   default     = []
 }
@@ -44,6 +44,17 @@ variable "memory_mb" {
   validation {
     condition     = var.memory_mb >= 128 && var.memory_mb <= 10240
     error_message = "memory_mb must lie between 128 and 10240."
+  }
+}
+
+variable "ephemeral_storage_mb" {
+  description = "The function's /tmp, in MiB (restore-drill keeps a throwaway PostgreSQL server there)."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.ephemeral_storage_mb >= 512 && var.ephemeral_storage_mb <= 10240
+    error_message = "ephemeral_storage_mb must lie between 512 and 10240 (Lambda's limits)."
   }
 }
 
