@@ -365,6 +365,23 @@ data "aws_iam_policy_document" "freshness" {
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.dumps.arn]
   }
+  # The last proven restore of a dump: its restore drill's record, and the
+  # key that record is encrypted with (SSE-KMS, the bucket's default).
+  statement {
+    sid       = "ReadDrillRecords"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.dumps.arn}/*.drill.json"]
+  }
+  statement {
+    sid       = "DecryptDrillRecords"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.dumps.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
 }
 
 # restore-drill: creates only resources that carry lifeboat:drill (and
