@@ -874,6 +874,91 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Restores {
 }
 
 #[tokio::test]
+async fn a_drill_query_gives_one_number_from_a_real_server_or_says_why_not() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    generate(&server, "shop", 1);
+    let arn = setup.secret("shop-login", &server.password).await;
+    let target =
+        lifeboat::postgres::restore::Target::Entry(lifeboat::postgres::database::Database {
+            name: "shop".into(),
+            host: "127.0.0.1".into(),
+            port: server.port,
+            dbname: "shop".into(),
+            secret_arn: arn,
+            format: Default::default(),
+            sslmode: None,
+            compression: None,
+            require_auth: None,
+        });
+    let tools = lifeboat::postgres::restore::Tools::find(Some(newest_bin().join("pg_restore")))
+        .await
+        .expect("psql");
+    let secrets = aws_sdk_secretsmanager::Client::new(&setup.aws);
+    let ask = |sql: &'static str| {
+        lifeboat::postgres::restore::query_number(&target, &tools.psql, &secrets, sql)
+    };
+    let orders: i64 = server
+        .sql("shop", "SELECT count(*) FROM sales.orders")
+        .parse()
+        .expect("count");
+    assert!(orders > 0);
+    assert_eq!(ask("SELECT count(*) FROM sales.orders").await, Ok(orders));
+    let words = ask("SELECT 'many'").await.expect_err("not a number");
+    assert!(words.contains("gave `many`, not a whole number"), "{words}");
+    let none = ask("SELECT count(*) FROM sales.no_such_table")
+        .await
+        .expect_err("no table");
+    assert!(none.contains("no_such_table"), "psql's reason: {none}");
+}
+
+#[tokio::test]
+async fn an_rds_drill_runs_its_query_on_the_restored_endpoint_and_a_failed_query_fails_it() {
+    // The emulator gives the restored instance an endpoint with no server
+    // behind it (its name does not even resolve): the query must be tried
+    // there, with the secret's login, and its failure fail the drill at
+    // `check`, recorded and the instance deleted all the same.
+    let setup = Setup::new().await;
+    let rds = aws_sdk_rds::Client::new(&setup.aws);
+    let (_, group) = drill_network(&setup).await;
+    let snapshot = instance_with_a_snapshot(&rds, "orders-db").await;
+    let arn = setup.secret("orders-login", "not-a-secret-1").await;
+    let mut event = rds_payload(&group, "instances");
+    event["rds"]["query"] = json!({
+        "secret_arn": arn, "dbname": "orders", "sql": "SELECT count(*) FROM orders", "at_least": 1
+    });
+
+    let outcome = handle(&drill_function(&setup), event, Invocation::now()).await;
+
+    let report = match outcome {
+        Err(lifeboat::Error::RunFailed { report }) => report,
+        other => panic!("a failed query fails the run: {other:?}"),
+    };
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Failed, "{drill:?}");
+    assert_eq!(drill.failed_step.as_deref(), Some("check"));
+    let reason = drill.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("the query `SELECT count(*) FROM orders` on lifeboat-drill-")
+            && reason.contains("/orders failed: "),
+        "{reason}"
+    );
+    assert_eq!(
+        instance_ids(&rds).await,
+        vec!["orders-db".to_owned()],
+        "deleted all the same"
+    );
+    assert_eq!(
+        tags_of(&rds, &snapshot)
+            .await
+            .get("lifeboat:drill-outcome")
+            .map(String::as_str),
+        Some("failed")
+    );
+    assert_eq!(setup.inbox.drain().await.len(), 1, "one alert");
+}
+
+#[tokio::test]
 async fn a_dump_drill_with_too_little_of_the_run_left_is_left_for_the_next_run() {
     let setup = Setup::new().await;
     let (_server, key) = dumped(&setup, &newest_bin()).await;

@@ -14,12 +14,14 @@
 //! deletes drill resources older than `max_age_hours`; a resource without
 //! the `lifeboat:drill` tag is never touched.
 
-use crate::fields::{DatabaseDrills, RestoreDrillFields};
+use crate::fields::{DatabaseDrills, DrillQuery, RestoreDrillFields};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use chrono::{DateTime, Utc};
 use lifeboat::aws::rds::{self, Snapshot};
 use lifeboat::model::tag as tags;
+use lifeboat::postgres::database::Database;
+use lifeboat::postgres::restore::{self as pg, Target, Tools};
 use lifeboat::report::{Drill, DrillOutcome, Failed, Metric, Report, Skipped, Unit};
 use lifeboat::rules::drill;
 use lifeboat::runtime::Invocation;
@@ -32,6 +34,8 @@ const WAIT_IN_RUN: Duration = Duration::from_secs(600);
 /// The time a run keeps for itself after waiting, before its deadline.
 const MARGIN: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_secs(15);
+/// How long the payload's query may take, connecting included.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The step tag's value once the checks are done and only clean-up is left.
 const CLEAN_UP: &str = "clean-up";
@@ -164,6 +168,8 @@ struct Temporary {
     tags: BTreeMap<String, String>,
     /// For a cluster: its instance's id and status, if it has one.
     member: Option<(String, String)>,
+    /// Where it answers (host and port), once RDS says.
+    endpoint: Option<(String, u16)>,
     facts: Facts,
     public: bool,
     slot: Option<Slot>,
@@ -229,6 +235,10 @@ fn member_id(cluster: &str) -> String {
 pub struct DatabaseDriller<'a> {
     /// RDS in the home region.
     pub rds: &'a Client,
+    /// Secrets Manager, for the login of the payload's query.
+    pub secrets: &'a aws_sdk_secretsmanager::Client,
+    /// `pg_restore` as configured: the query runs with the `psql` beside it.
+    pub pg_restore: Option<std::path::PathBuf>,
 }
 
 impl DatabaseDriller<'_> {
@@ -419,6 +429,9 @@ impl DatabaseDriller<'_> {
                 public: db.publicly_accessible().unwrap_or(false),
                 tags,
                 member: None,
+                endpoint: db
+                    .endpoint()
+                    .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
                 slot: None,
             });
         }
@@ -447,6 +460,10 @@ impl DatabaseDriller<'_> {
                         db.db_instance_status().unwrap_or_default().to_owned(),
                     )
                 }),
+                endpoint: cluster
+                    .endpoint()
+                    .zip(cluster.port())
+                    .and_then(|(host, port)| Some((host.to_owned(), u16::try_from(port).ok()?))),
                 tags,
                 slot: None,
             });
@@ -511,6 +528,7 @@ impl DatabaseDriller<'_> {
             started: Some(started),
             tags: BTreeMap::new(),
             member: None,
+            endpoint: None,
             facts,
             public,
             slot: snapshot.label.as_ref().map(|l| l.slot),
@@ -746,10 +764,16 @@ impl DatabaseDriller<'_> {
                     match expected {
                         Err(error) => fail(&mut done, "check", error.message),
                         Ok(expected) => {
-                            let (held, missed) =
+                            let (held, mut missed) =
                                 compare(&expected, &temporary.facts, temporary.public);
                             done.checks.push(format!("{} available", temporary.id));
                             done.checks.extend(held);
+                            if let (true, Some(query)) = (missed.is_empty(), &drills.query) {
+                                match self.query(&temporary, query).await {
+                                    Ok(held) => done.checks.push(held),
+                                    Err(reason) => missed.push(reason),
+                                }
+                            }
                             if !missed.is_empty() {
                                 fail(&mut done, "check", missed.join("; "));
                             } else if let Some(missed) =
@@ -807,6 +831,54 @@ impl DatabaseDriller<'_> {
         }
         self.report_failure(&done, report);
         done
+    }
+
+    /// The payload's query on the restored database, through its endpoint,
+    /// with the login of the payload's secret: what held, or what did not.
+    async fn query(&self, temporary: &Temporary, query: &DrillQuery) -> Result<String, String> {
+        // A drill started in this run knows its endpoint only from a fresh look.
+        let endpoint = match temporary.endpoint.clone() {
+            Some(endpoint) => Some(endpoint),
+            None => self.refresh(temporary).await.and_then(|t| t.endpoint),
+        };
+        let (host, port) = endpoint
+            .ok_or_else(|| format!("{} has no endpoint to run the query on", temporary.id))?;
+        let place = format!("{host}:{port}/{}", query.dbname);
+        let tools = Tools::find(self.pg_restore.clone())
+            .await
+            .map_err(|e| format!("the query on {place} could not run: {e}"))?;
+        let target = Target::Entry(Database {
+            name: temporary.source.clone(),
+            host,
+            port,
+            dbname: query.dbname.clone(),
+            secret_arn: query.secret_arn.clone(),
+            format: Default::default(),
+            sslmode: query.sslmode,
+            compression: None,
+            require_auth: None,
+        });
+        let asked = pg::query_number(&target, &tools.psql, self.secrets, &query.sql);
+        let got = tokio::time::timeout(QUERY_TIMEOUT, asked)
+            .await
+            .map_err(|_| {
+                format!(
+                    "the query on {place} did not answer within {} s",
+                    QUERY_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| format!("the query `{}` on {place} failed: {e}", query.sql))?;
+        if got >= query.at_least {
+            Ok(format!(
+                "`{}` on {} gave {got}, at least {}",
+                query.sql, query.dbname, query.at_least
+            ))
+        } else {
+            Err(format!(
+                "`{}` on {} gave {got}, expected at least {}",
+                query.sql, query.dbname, query.at_least
+            ))
+        }
     }
 
     /// A cluster's one instance, of the payload's class, never public.

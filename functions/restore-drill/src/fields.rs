@@ -90,6 +90,28 @@ pub struct DatabaseDrills {
     pub subnet_group: String,
     /// Its VPC security groups (`sg-…`), at least one.
     pub security_groups: Vec<String>,
+    /// A query run on the restored database once it is available, whose one
+    /// number must be at least `at_least` (the application's own check).
+    pub query: Option<DrillQuery>,
+}
+
+/// A query on a restored database: one row, one number, at least `at_least`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillQuery {
+    /// The Secrets Manager secret with the login (`username`, `password`: the
+    /// RDS format); a restore keeps the source's master login, so the
+    /// source's secret works.
+    pub secret_arn: String,
+    /// The database to connect to.
+    pub dbname: String,
+    /// The query (`SELECT count(*) FROM orders`).
+    pub sql: String,
+    /// The least its number may be.
+    pub at_least: i64,
+    /// libpq's `sslmode` (default `require`; `verify-full` checks the
+    /// certificate against the layer's CA bundle).
+    pub sslmode: Option<lifeboat::postgres::database::SslMode>,
 }
 
 impl DatabaseDrills {
@@ -139,6 +161,28 @@ impl DatabaseDrills {
                 return Err(PayloadError::new(
                     format!("rds.security_groups[{i}]"),
                     format!("`{group}` is not a security group id (`sg-…`)"),
+                ));
+            }
+        }
+        if let Some(query) = &self.query {
+            if !(query.secret_arn.starts_with("arn:")
+                && query.secret_arn.contains(":secretsmanager:"))
+            {
+                return Err(PayloadError::new(
+                    "rds.query.secret_arn",
+                    "is not a Secrets Manager secret ARN (arn:aws:secretsmanager:…)",
+                ));
+            }
+            if query.dbname.trim().is_empty() {
+                return Err(PayloadError::new(
+                    "rds.query.dbname",
+                    "is empty: name the database to query",
+                ));
+            }
+            if query.sql.trim().is_empty() {
+                return Err(PayloadError::new(
+                    "rds.query.sql",
+                    "is empty: give a query that gives one number",
                 ));
             }
         }
@@ -310,6 +354,21 @@ mod tests {
             (
                 json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["default"]}}),
                 "rds.security_groups[0]",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"],
+                    "query": {"secret_arn": "orders-login", "dbname": "orders", "sql": "SELECT 1", "at_least": 1}}}),
+                "rds.query.secret_arn",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"],
+                    "query": {"secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x", "dbname": "orders", "sql": " ", "at_least": 1}}}),
+                "rds.query.sql",
+            ),
+            (
+                json!({"rds": {"instances": {"ids": ["db-a"]}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"],
+                    "query": {"secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x", "dbname": "", "sql": "SELECT 1", "at_least": 1}}}),
+                "rds.query.dbname",
             ),
             (
                 json!({"rds": {"instances": {"tags": {}}, "instance_class": "db.t4g.micro", "subnet_group": "g", "security_groups": ["sg-1"]}}),

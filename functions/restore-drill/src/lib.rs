@@ -144,7 +144,11 @@ impl BackupFunction for RestoreDrill {
                 .await?;
         }
         if let Some(drills) = &request.fields.rds {
-            let driller = databases::DatabaseDriller { rds: &self.rds };
+            let driller = databases::DatabaseDriller {
+                rds: &self.rds,
+                secrets: &self.secrets,
+                pg_restore: self.settings.pg_restore.clone(),
+            };
             driller
                 .run(request, drills, invocation, &mut report)
                 .await?;

@@ -224,6 +224,28 @@ struct Server {
     large_objects: u64,
 }
 
+/// The one number that `sql` gives on `target` (a drill's own check of a
+/// restored database, `SELECT count(*) FROM orders`), or why not.
+pub async fn query_number(
+    target: &Target,
+    psql: &PgTool,
+    secrets: &aws_sdk_secretsmanager::Client,
+    sql: &str,
+) -> Result<i64, String> {
+    let session = Session::open(target, psql, secrets).await?;
+    let values = session.query(&[sql]).await?;
+    match values.as_slice() {
+        [one] => one
+            .trim()
+            .parse()
+            .map_err(|_| format!("it gave `{one}`, not a whole number")),
+        _ => Err(format!(
+            "it gave {} values, not one number: {values:?}",
+            values.len()
+        )),
+    }
+}
+
 /// The connection to the target: `psql`'s arguments and environment.
 struct Session {
     psql: PgTool,
