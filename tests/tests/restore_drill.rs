@@ -805,6 +805,20 @@ async fn the_sweep_deletes_a_stale_drill_instance_and_never_an_untagged_one() {
         .send()
         .await
         .expect("a crashed drill's instance");
+    // Another plan's drill, as old: its own schedules sweep it, with their limit.
+    rds.restore_db_instance_from_db_snapshot()
+        .db_instance_identifier("lifeboat-drill-other-plan")
+        .db_snapshot_identifier("lb-nightly-202611200200-orders-db")
+        .set_tags(Some(vec![
+            rds_tag("managed-by", "lifeboat"),
+            rds_tag("lifeboat:plan", "weekly-drill"),
+            rds_tag("lifeboat:drill", "lb-nightly-202611200200-orders-db"),
+            rds_tag("lifeboat:drill-source", "orders-db"),
+            rds_tag("lifeboat:drill-started", &two_days_ago),
+        ]))
+        .send()
+        .await
+        .expect("another plan's drill instance");
     // Someone's own instance, restored from the same snapshot by hand, old,
     // without the drill's tags (with tags of its own: a restore without any
     // copies the snapshot's, which would make it a source to drill).
@@ -836,8 +850,8 @@ async fn the_sweep_deletes_a_stale_drill_instance_and_never_an_untagged_one() {
     );
     assert_eq!(
         instance_ids(&rds).await,
-        vec!["orders-db".to_owned(), "restored-by-hand".to_owned()],
-        "the stale drill instance alone was deleted, and no new drill started beside it"
+        ["lifeboat-drill-other-plan", "orders-db", "restored-by-hand"].map(str::to_owned),
+        "this plan's stale drill instance alone was deleted, and no new drill started beside either"
     );
     assert_eq!(setup.inbox.drain().await.len(), 1);
 }

@@ -246,6 +246,13 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
     expression = "rate(1 hour)"
     payload    = { plan = "drill", every = "0d", ebs = { select = { ids = ["vol-1"] } } }
   }
+  bad-drill-query = {
+    function   = "restore-drill"
+    expression = "rate(1 hour)"
+    payload = { plan = "drill", rto_minutes = 60, rds = { instances = { ids = ["db"] }, instance_class = "db.t4g.medium",
+      subnet_group = "g", security_groups = ["sg-1"],
+      query = { secret_arn = "arn:aws:secretsmanager:us-east-1:1:secret:x", dbname = "orders", sql = "SELECT 1", at_least = 1 } } }
+  }
   nightly-ebs-snapshots-of-prod-1 = {
     function   = "ebs-snapshot"
     expression = "rate(1 day)"
@@ -276,6 +283,7 @@ restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
         "checks[].proven_within_days must be a whole number of days from 1 to 366",
         "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets",
         "restore_drill.ephemeral_storage_mb must lie between 512 and 10240",
+        "rds.query (a query on the restored database) is not deployable with this Terraform yet",
     ] {
         assert!(
             output.contains(refusal),

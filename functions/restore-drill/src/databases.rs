@@ -64,8 +64,9 @@ pub struct Facts {
     pub encrypted: bool,
     /// The KMS key, when encrypted.
     pub kms_key_id: Option<String>,
-    /// Allocated storage in GiB.
-    pub allocated_storage: i32,
+    /// Allocated storage in GiB; `None` for Aurora, whose storage grows by
+    /// itself and whose `AllocatedStorage` AWS documents as no measure of it.
+    pub allocated_storage: Option<i32>,
 }
 
 /// What the restored resource must match of its snapshot, in words: each
@@ -100,14 +101,14 @@ pub fn compare(snapshot: &Facts, restored: &Facts, public: bool) -> (Vec<String>
             restored.kms_key_id.as_deref().unwrap_or("none")
         ),
     );
-    check(
-        restored.allocated_storage >= snapshot.allocated_storage,
-        format!(
-            "storage of at least the snapshot's {} GiB",
-            snapshot.allocated_storage
-        ),
-        format!("{} GiB", restored.allocated_storage),
-    );
+    if let Some(least) = snapshot.allocated_storage {
+        let got = restored.allocated_storage.unwrap_or_default();
+        check(
+            got >= least,
+            format!("storage of at least the snapshot's {least} GiB"),
+            format!("{got} GiB"),
+        );
+    }
     check(
         !public,
         "not publicly accessible".to_owned(),
@@ -212,7 +213,7 @@ fn instance_facts(db: &DbInstance) -> Facts {
         engine_version: db.engine_version().unwrap_or_default().to_owned(),
         encrypted: db.storage_encrypted().unwrap_or(false),
         kms_key_id: db.kms_key_id().map(str::to_owned),
-        allocated_storage: db.allocated_storage().unwrap_or_default(),
+        allocated_storage: db.allocated_storage(),
     }
 }
 
@@ -222,7 +223,7 @@ fn cluster_facts(c: &DbCluster) -> Facts {
         engine_version: c.engine_version().unwrap_or_default().to_owned(),
         encrypted: c.storage_encrypted().unwrap_or(false),
         kms_key_id: c.kms_key_id().map(str::to_owned),
-        allocated_storage: c.allocated_storage().unwrap_or_default(),
+        allocated_storage: None,
     }
 }
 
@@ -280,7 +281,15 @@ impl DatabaseDriller<'_> {
                     .find(|s| s.id == temporary.snapshot)
                     .and_then(|s| s.label.as_ref().map(|l| l.slot));
                 busy.insert(temporary.source.clone());
-                if request.dry_run || temporary.stage() == Stage::Deleting {
+                // Another plan's drill is its own schedules' to drive and
+                // sweep, with their RTO and age limit; it still keeps this
+                // plan from restoring the same source beside it. A drill
+                // resource without a plan tag is everyone's to sweep.
+                let own_plan = temporary
+                    .tags
+                    .get(tags::PLAN)
+                    .is_none_or(|p| p == request.plan.as_str());
+                if !own_plan || request.dry_run || temporary.stage() == Stage::Deleting {
                     continue;
                 }
                 let age = temporary.started.map(|s| invocation.now - s);
@@ -381,7 +390,10 @@ impl DatabaseDriller<'_> {
                         ));
                     }
                     Err(error) => {
-                        self.record(&snapshot.arn, DrillOutcome::Failed, None).await;
+                        if let Err(e) = self.record(&snapshot.arn, DrillOutcome::Failed, None).await
+                        {
+                            tracing::warn!(snapshot = %snapshot.id, error = %e, "the failed restore could not be recorded on the snapshot");
+                        }
                         report.failed.push(Failed::new(kind, &source.id, error));
                     }
                 }
@@ -622,7 +634,7 @@ impl DatabaseDriller<'_> {
             engine_version: s.engine_version().unwrap_or_default().to_owned(),
             encrypted: s.storage_encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_owned),
-            allocated_storage: s.allocated_storage().unwrap_or_default(),
+            allocated_storage: None,
         })
     }
 
@@ -644,7 +656,7 @@ impl DatabaseDriller<'_> {
             engine_version: s.engine_version().unwrap_or_default().to_owned(),
             encrypted: s.encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_owned),
-            allocated_storage: s.allocated_storage().unwrap_or_default(),
+            allocated_storage: s.allocated_storage(),
         })
     }
 
@@ -810,8 +822,18 @@ impl DatabaseDriller<'_> {
         }
         match snapshot {
             Some(snapshot) => {
-                self.record(&snapshot.arn, done.outcome, done.restore_seconds)
-                    .await;
+                if let Err(e) = self
+                    .record(&snapshot.arn, done.outcome, done.restore_seconds)
+                    .await
+                {
+                    // Unrecorded, the source looks due again: say so once.
+                    let why = format!("its result could not be tagged on {}: {e}", snapshot.id);
+                    if done.outcome == DrillOutcome::Passed {
+                        fail(&mut done, "record", why);
+                    } else {
+                        done.checks.push(format!("not recorded: {why}"));
+                    }
+                }
             }
             None => {
                 tracing::warn!(snapshot = %temporary.snapshot, "the drilled snapshot is no longer listed: its result is in the report only")
@@ -999,7 +1021,12 @@ impl DatabaseDriller<'_> {
 
     /// Tags the snapshot with the drill's result; a failure to tag is logged
     /// (the drill itself is in the report).
-    async fn record(&self, snapshot_arn: &str, outcome: DrillOutcome, seconds: Option<f64>) {
+    async fn record(
+        &self,
+        snapshot_arn: &str,
+        outcome: DrillOutcome,
+        seconds: Option<f64>,
+    ) -> Result<(), String> {
         let mut record = vec![
             (tags::DRILLED_AT, Utc::now().to_rfc3339()),
             (tags::DRILL_OUTCOME, outcome_word(outcome).to_owned()),
@@ -1007,16 +1034,14 @@ impl DatabaseDriller<'_> {
         if let Some(seconds) = seconds {
             record.push((tags::DRILL_SECONDS, format!("{seconds:.1}")));
         }
-        if let Err(e) = self
-            .rds
+        self.rds
             .add_tags_to_resource()
             .resource_name(snapshot_arn)
             .set_tags(Some(rds::rds_tags(&record)))
             .send()
             .await
-        {
-            tracing::warn!(snapshot_arn, error = %ItemError::aws(&e).message, "the drill's result could not be recorded on the snapshot");
-        }
+            .map(|_| ())
+            .map_err(|e| ItemError::aws(&e).message)
     }
 }
 
@@ -1059,13 +1084,22 @@ fn already_exists<E: aws_sdk_rds::error::ProvideErrorMetadata>(e: &E) -> bool {
     )
 }
 
-/// A delete of something already gone is done.
+/// A delete of something already gone, or already being deleted, is done.
 fn gone<E>(e: aws_sdk_rds::error::SdkError<E>) -> Result<(), ItemError>
 where
     E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match aws_sdk_rds::error::ProvideErrorMetadata::code(&e) {
+    use aws_sdk_rds::error::ProvideErrorMetadata;
+    let being_deleted = e
+        .message()
+        .is_some_and(|m| m.contains("already being deleted"));
+    match e.code() {
         Some("DBInstanceNotFound" | "DBInstanceNotFoundFault" | "DBClusterNotFoundFault") => Ok(()),
+        // Another run (a duplicate delivery, or the other schedule of the
+        // plan) deleted it first.
+        Some(
+            "InvalidDBInstanceState" | "InvalidDBInstanceStateFault" | "InvalidDBClusterStateFault",
+        ) if being_deleted => Ok(()),
         _ => Err(ItemError::aws(&e)),
     }
 }
@@ -1080,7 +1114,7 @@ mod tests {
             engine_version: "16.4".into(),
             encrypted: true,
             kms_key_id: Some("arn:aws:kms:us-east-1:1:key/a".into()),
-            allocated_storage: 20,
+            allocated_storage: Some(20),
         }
     }
 
@@ -1091,7 +1125,7 @@ mod tests {
             (
                 "bigger storage",
                 Facts {
-                    allocated_storage: 40,
+                    allocated_storage: Some(40),
                     ..facts()
                 },
                 false,
@@ -1120,7 +1154,7 @@ mod tests {
             (
                 "smaller storage, public",
                 Facts {
-                    allocated_storage: 10,
+                    allocated_storage: Some(10),
                     ..facts()
                 },
                 true,

@@ -273,8 +273,8 @@ impl Driller<'_> {
             Some(Ok(restored)) => restored,
             Some(Err(e)) => return fail(drill, "restore", e),
             None => {
+                // No restore time: it never finished.
                 let seconds = budget.unwrap_or_default().as_secs();
-                drill.restore_seconds = Some(seconds as f64);
                 return fail(
                     drill,
                     "restore",

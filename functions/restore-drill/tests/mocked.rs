@@ -299,3 +299,35 @@ async fn a_delete_that_fails_is_retried_by_the_next_run_without_checking_again()
         "the snapshot listed once (no check), nothing tagged, one delete"
     );
 }
+
+#[tokio::test]
+async fn a_delete_that_another_run_already_started_is_done_not_a_failure() {
+    // The plan's other schedule (or a duplicate delivery) drove the same
+    // drill and deleted it first: RDS refuses the second delete.
+    let mut rules = listings(Some(drill_instance(
+        "available",
+        "clean-up",
+        Some("passed"),
+    )));
+    rules.push(mock!(Client::delete_db_instance).then_error(|| {
+        DeleteDBInstanceError::generic(
+            ErrorMetadata::builder()
+                .code("InvalidDBInstanceState")
+                .message("Instance lifeboat-drill-0123456789abcdef is already being deleted.")
+                .build(),
+        )
+    }));
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let (function, alerts) = drill_function(&refs);
+    let report = handle(&function, payload(), near_its_deadline())
+        .await
+        .expect("no failure");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    assert!(
+        drill.checks.iter().any(|c| c.ends_with(" deleted")),
+        "{drill:?}"
+    );
+    assert_eq!(rules[4].num_calls(), 1);
+    assert!(alerts.sent().is_empty());
+}
