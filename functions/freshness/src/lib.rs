@@ -97,16 +97,25 @@ impl Freshness {
             .map(|kind| async move { (kind, self.catalog.list(kind, None).await) })
             .collect();
         let mut listings: BTreeMap<Kind, Vec<Backup>> = BTreeMap::new();
+        let mut failed = Vec::new();
         for (kind, listed) in self.fan_out.run(calls).await {
             let mut listed = listed?;
             if kind == Kind::PgDump {
-                // A dump's drill result is in its record, not in the listing.
-                self.catalog.prove_dumps(&mut listed).await?;
+                // A dump's drill result is in its record, not in the listing;
+                // one that cannot be read fails that dump's proof alone.
+                for (record, why) in self.catalog.prove_dumps(&mut listed).await? {
+                    failed.push(Failed::new(
+                        Kind::PgDump,
+                        &record,
+                        ItemError::new(format!(
+                            "its restore drill record could not be read (its last proven restore is unknown): {why}"
+                        )),
+                    ));
+                }
             }
             listings.insert(kind, listed);
         }
         let mut checks = Vec::new();
-        let mut failed = Vec::new();
         let mut quotas = Vec::new();
         if listings.contains_key(&Kind::Rds) || listings.contains_key(&Kind::RdsCluster) {
             // Usage of the quota that a night of new snapshots would otherwise meet unannounced.

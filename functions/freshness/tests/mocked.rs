@@ -1,5 +1,6 @@
 //! `freshness` at the SDK level: a snapshot listing across pages, more
-//! metrics than one PutMetricData call takes, and an API error failing the run.
+//! metrics than one PutMetricData call takes, an API error failing the run,
+//! and a drill record that cannot be read failing only that dump's proof.
 
 use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
@@ -182,5 +183,125 @@ async fn a_listing_that_fails_fails_the_run_and_is_never_fresh() {
     assert!(
         metrics.sent().iter().all(|m| m.name != "Heartbeat"),
         "no heartbeat from a check that did not run"
+    );
+}
+
+#[tokio::test]
+async fn a_drill_record_that_cannot_be_read_fails_that_proof_alone() {
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::types::Object;
+    let slot = (now() - chrono::Duration::hours(2))
+        .format("%Y%m%dT%H%MZ")
+        .to_string();
+    let day = (now() - chrono::Duration::hours(2))
+        .format("%Y/%m/%d")
+        .to_string();
+    let dump = |db: &str| format!("pg/{db}/{day}/{db}-nightly-{slot}.dump");
+    let keys: Vec<String> = ["orders", "billing"]
+        .iter()
+        .flat_map(|db| {
+            let key = dump(db);
+            [
+                format!("{key}.manifest.json"),
+                format!("{key}.drill.json"),
+                key,
+            ]
+        })
+        .collect();
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_output(move || {
+        ListObjectsV2Output::builder()
+            .set_contents(Some(
+                keys.iter()
+                    .map(|k| Object::builder().key(k).build())
+                    .collect(),
+            ))
+            .build()
+    });
+    let orders_record = format!("{}.drill.json", dump("orders"));
+    let denied = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(move |r| r.key() == Some(orders_record.as_str()))
+        .then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(403).expect("status"),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+                ),
+            )
+        });
+    let drilled = (now() - chrono::Duration::days(3)).to_rfc3339();
+    let passed = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+        GetObjectOutput::builder()
+            .body(
+                json!({"outcome": "passed", "drilled_at": drilled})
+                    .to_string()
+                    .into_bytes()
+                    .into(),
+            )
+            .build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[] as &[&Rule]);
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, &[] as &[&Rule]);
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&list, &denied, &passed]);
+    let alerts = Arc::new(MemoryAlerts::default());
+    let metrics = Arc::new(lifeboat::metrics::MemoryMetrics::default());
+    let sinks = Sinks {
+        alerts: alerts.clone(),
+        metrics: metrics.clone(),
+    };
+    let function = Freshness::new(
+        Catalog::new(rds.clone(), ec2.clone(), s3, Some("dumps".to_owned())),
+        rds,
+        ec2,
+        sinks,
+        lifeboat::fanout::FanOut::DEFAULT,
+    );
+    let payload = json!({ "plan": "nightly", "checks": [
+        { "kind": "pg-dump", "database": ["orders", "billing"], "max_age_hours": 26, "proven_within_days": 35 }
+    ]});
+
+    let outcome = handle(&function, payload, invocation()).await;
+
+    let report = match outcome {
+        Err(Error::RunFailed { report }) => report,
+        other => panic!("an unread record fails the run: {other:?}"),
+    };
+    let check = |db: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.source == db)
+            .expect("checked")
+    };
+    assert_eq!(
+        (
+            check("billing").state.to_string(),
+            check("billing").unproven
+        ),
+        ("ok".to_owned(), false),
+        "the other dump's record was read: proven 3 days ago"
+    );
+    assert_eq!(
+        (check("orders").state.to_string(), check("orders").unproven),
+        ("ok".to_owned(), true),
+        "fresh, its proof unknown"
+    );
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert!(
+        report.failed[0]
+            .error
+            .contains("its restore drill record could not be read")
+            && report.failed[0].source.contains("pg/orders/"),
+        "{:?}",
+        report.failed
+    );
+    assert!(
+        metrics.sent().iter().any(|m| m.name == "Heartbeat"),
+        "the other checks went out"
+    );
+    assert_eq!(
+        alerts.sent().len(),
+        2,
+        "the findings notice and the failure alert"
     );
 }

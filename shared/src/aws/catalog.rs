@@ -229,27 +229,42 @@ impl Catalog {
     /// Reads the drill record of every dump among `backups` that has one,
     /// and sets `proven` on those whose drill passed (one small `GetObject`
     /// each; the listing alone cannot tell a passed drill from a failed one).
-    pub async fn prove_dumps(&self, backups: &mut [Backup]) -> Result<(), Error> {
+    /// A record deleted since the listing (prune) proves nothing; a record
+    /// that cannot be read is returned with why, its dump left unproven, and
+    /// the others read on.
+    pub async fn prove_dumps(
+        &self,
+        backups: &mut [Backup],
+    ) -> Result<Vec<(String, String)>, Error> {
         let bucket = self.bucket()?;
+        let mut unread = Vec::new();
         for backup in backups.iter_mut().filter(|b| b.kind == Kind::PgDump) {
             let record = naming::drill_key(&backup.id);
             if !backup.parts.contains(&record) {
                 continue;
             }
-            let got = self
+            let got = match self
                 .s3
                 .get_object()
                 .bucket(bucket)
                 .key(&record)
                 .send()
                 .await
-                .map_err(|e| Error::aws("GetObject", e))?;
-            let body = got
-                .body
-                .collect()
-                .await
-                .map_err(|e| Error::aws("GetObject", e))?
-                .into_bytes();
+            {
+                Ok(got) => got,
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => continue,
+                Err(e) => {
+                    unread.push((record, crate::aws::describe(&e)));
+                    continue;
+                }
+            };
+            let body = match got.body.collect().await {
+                Ok(body) => body.into_bytes(),
+                Err(e) => {
+                    unread.push((record, e.to_string()));
+                    continue;
+                }
+            };
             let read: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             if read["outcome"] == "passed" {
                 backup.proven = read["drilled_at"]
@@ -258,7 +273,7 @@ impl Catalog {
                     .map(|t| t.with_timezone(&chrono::Utc));
             }
         }
-        Ok(())
+        Ok(unread)
     }
 
     fn bucket(&self) -> Result<&str, Error> {
