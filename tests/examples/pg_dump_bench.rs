@@ -454,6 +454,12 @@ async fn main() {
             });
         }
     }
+    if let Some(s3s) = &s3s {
+        let on_s3s = object_size(&sdk_config_at(&s3s.endpoint, "us-east-1").await, &dbname).await;
+        // Proof that `AWS_ENDPOINT_URL_S3` sent the dumps there.
+        assert!(on_s3s > 0, "no dump of {dbname} on s3s-fs");
+        eprintln!("the default's dump on s3s-fs: {on_s3s} bytes, on moto: {zstd_bytes} bytes");
+    }
 
     println!();
     println!(
