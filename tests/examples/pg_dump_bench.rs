@@ -1,34 +1,110 @@
 //! Benchmark of `pg-dump`: wall time against `pg_dump -Fc > /dev/null` (the
-//! limit) and against the seeds' pipeline (`pg_dump -Fc > file`, then an
-//! upload of the file with boto3's transfer manager, the one `aws s3 cp`
-//! uses), all in the same run, and the peak RSS of the `lifeboat` process
-//! at several database sizes.
+//! limit with gzip) and `pg_dump -Fc --compress=zstd > /dev/null` (the limit
+//! of the default, zstd), against the seeds' pipeline (`pg_dump -Fc > file`,
+//! then an upload of the file with boto3's transfer manager, the one `aws s3
+//! cp` uses), all in the same run; the peak RSS of the `lifeboat` process at
+//! several database sizes; and the CPU time of the `lifeboat` process alone
+//! against that of the `pg_dump` it runs.
 //!
 //! ```text
 //! cargo build --release -p lifeboat-cli
-//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS]
+//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS] [--s3s-fs PATH]
 //! ```
 //!
 //! Defaults: sizes `100,1024,4096`, comparison at 1024 MiB, best of 3 runs.
-//! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster.
+//! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
+//! with `--s3s-fs`, that S3 server (`cargo install s3s-fs --features binary`),
+//! which takes far less CPU than moto: at the comparison size Lifeboat's
+//! default then runs once more with S3 there (the rest stays on moto).
+//!
+//! CPU accounting: every `pg_dump` runs through a wrapper that records its
+//! user and system time (GNU time on it alone: it starts no children), and
+//! every measured command runs under GNU time, which counts the command and
+//! all the children it waited for. A `lifeboat` run's own CPU is the second
+//! less the first: the `lifeboat` process, fingerprint included, and the
+//! wrapper's GNU time (about a millisecond); not pg_dump, not PostgreSQL,
+//! not the S3 server.
 
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
-use lifeboat_tests::{Emulator, TempDir, repo_root};
+use lifeboat_tests::{Emulator, TempDir, cpu_seconds_of, free_port, repo_root, sdk_config_at};
 use serde_json::json;
-use std::process::Command;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BUCKET: &str = "lifeboat-bench";
 
-/// Wall seconds and peak RSS (KiB) of a command, as GNU time measures them.
-fn timed(command: Command) -> Run {
+/// One measured command.
+struct Run {
+    /// Wall seconds.
+    wall: f64,
+    /// Peak RSS in KiB (the largest of the process and the children it waited for).
+    rss_kib: u64,
+    /// User and system seconds of the process and all the children it waited for.
+    cpu: f64,
+    /// User and system seconds of the `pg_dump` runs among those children.
+    pg_dump_cpu: f64,
+}
+
+impl Run {
+    /// CPU seconds of the command less its `pg_dump`s.
+    fn own_cpu(&self) -> f64 {
+        self.cpu - self.pg_dump_cpu
+    }
+}
+
+/// `pg_dump` behind a wrapper that appends its user and system seconds to a file.
+struct PgDumpMeter {
+    /// The wrapper, to run in place of `pg_dump`.
+    program: PathBuf,
+    times: PathBuf,
+}
+
+impl PgDumpMeter {
+    fn new(dir: &Path) -> Self {
+        let program = dir.join("pg_dump");
+        let times = dir.join("pg_dump.times");
+        // `lifeboat` runs pg_dump in an empty environment: every path is written out.
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/time -a -o '{}' -f '%U %S' '{}' \"$@\"\n",
+                times.display(),
+                newest_bin().join("pg_dump").display()
+            ),
+        )
+        .expect("pg_dump wrapper");
+        std::fs::set_permissions(
+            &program,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        PgDumpMeter { program, times }
+    }
+
+    /// The CPU seconds of the pg_dump runs since the last call (`--version` included).
+    fn take(&self) -> f64 {
+        let text = std::fs::read_to_string(&self.times).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.times);
+        // A failed run adds a line "Command exited with non-zero status N" before its times.
+        text.lines()
+            .filter_map(|line| {
+                let (user, system) = line.split_once(' ')?;
+                Some(user.parse::<f64>().ok()? + system.parse::<f64>().ok()?)
+            })
+            .sum()
+    }
+}
+
+/// Wall seconds, peak RSS and CPU seconds of a command, as GNU time measures them.
+fn timed(command: Command, meter: &PgDumpMeter) -> Run {
     let out_file = std::env::temp_dir().join(format!("lifeboat-bench-time-{}", std::process::id()));
     let program = command.get_program().to_owned();
     let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
         .arg("-f")
-        .arg("%e %M")
+        .arg("%e %M %U %S")
         .arg("-o")
         .arg(&out_file)
         .arg(program)
@@ -39,6 +115,7 @@ fn timed(command: Command) -> Run {
             None => wrapped.env_remove(k),
         };
     }
+    meter.take();
     let out = wrapped.output().expect("run /usr/bin/time");
     assert!(
         out.status.success(),
@@ -47,21 +124,27 @@ fn timed(command: Command) -> Run {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&out_file).expect("time output");
-    let mut parts = text.split_whitespace();
-    let wall = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .expect("wall time");
-    let rss_kib = parts.next().and_then(|s| s.parse().ok()).expect("max RSS");
-    Run { wall, rss_kib }
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(|s| s.parse().expect("a figure of GNU time"))
+        .collect();
+    let [wall, rss_kib, user, system] = fields[..] else {
+        panic!("GNU time printed {text:?}");
+    };
+    Run {
+        wall,
+        rss_kib: rss_kib as u64,
+        cpu: user + system,
+        pg_dump_cpu: meter.take(),
+    }
 }
 
-/// `bash -c script` with `$PG_DUMP` (the newest pg_dump) and the server's login in its environment.
-fn shell(script: &str, server: &PgServer) -> Command {
+/// `bash -c script` with `$PG_DUMP` (the newest pg_dump, metered) and the server's login in its environment.
+fn shell(script: &str, server: &PgServer, meter: &PgDumpMeter) -> Command {
     let mut c = Command::new("bash");
     c.arg("-c")
         .arg(script)
-        .env("PG_DUMP", newest_bin().join("pg_dump"))
+        .env("PG_DUMP", &meter.program)
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", server.port.to_string())
         .env("PGUSER", "postgres")
@@ -69,19 +152,70 @@ fn shell(script: &str, server: &PgServer) -> Command {
     c
 }
 
+/// `s3s-fs`, an S3 server in Rust over a folder, on a free loopback port; stopped when dropped.
+struct S3sFs {
+    child: Child,
+    endpoint: String,
+    _root: TempDir,
+}
+
+impl S3sFs {
+    fn start(program: &Path) -> Self {
+        let root = TempDir::new("s3s-fs");
+        let port = free_port();
+        let child = Command::new(program)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            // The credentials every client of the benchmark signs with.
+            .args(["--access-key", "testing", "--secret-key", "testing"])
+            .arg(&root.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "s3s-fs did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        S3sFs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _root: root,
+        }
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// What every `lifeboat run pg-dump` of the benchmark needs.
 struct Bench {
-    lifeboat: std::path::PathBuf,
-    dir: std::path::PathBuf,
+    lifeboat: PathBuf,
+    dir: PathBuf,
     endpoint: String,
     topic: String,
     secret: String,
     port: u16,
+    meter: PgDumpMeter,
 }
 
 impl Bench {
-    /// Runs `lifeboat run pg-dump` on `dbname` under a plan of its own (so no run is skipped).
-    fn lifeboat(&self, dbname: &str, plan: &str, compression: Option<&str>) -> Run {
+    /// Runs `lifeboat run pg-dump` on `dbname` under a plan of its own (so no
+    /// run is skipped), with S3 at `s3_endpoint` if given, else on moto.
+    fn lifeboat(
+        &self,
+        dbname: &str,
+        plan: &str,
+        compression: Option<&str>,
+        s3_endpoint: Option<&str>,
+    ) -> Run {
         let event = self.dir.join(format!("{plan}.json"));
         let mut database = json!({"name": dbname, "host": "127.0.0.1", "port": self.port,
                                   "dbname": dbname, "secret_arn": self.secret});
@@ -102,34 +236,71 @@ impl Bench {
             .env("AWS_REGION", "us-east-1")
             .env("LIFEBOAT_SNS_TOPIC_ARN", &self.topic)
             .env("LIFEBOAT_BUCKET", BUCKET)
-            .env("PG_DUMP_PATH", newest_bin().join("pg_dump"))
+            .env("PG_DUMP_PATH", &self.meter.program)
             .env("RUST_LOG", "warn");
-        timed(c)
+        // The SDK's service-specific endpoint: S3 there, the rest on moto.
+        match s3_endpoint {
+            Some(url) => c.env("AWS_ENDPOINT_URL_S3", url),
+            None => c.env_remove("AWS_ENDPOINT_URL_S3"),
+        };
+        timed(c, &self.meter)
     }
 }
 
-struct Run {
+/// Runs of one kind: the fastest wall time, the highest peak RSS, mean CPU.
+struct Summary {
     wall: f64,
     rss_kib: u64,
+    own_cpu: f64,
+    pg_dump_cpu: f64,
 }
 
-/// The fastest of `runs` runs, with the highest peak RSS among them.
-fn best(runs: usize, mut once: impl FnMut() -> Run) -> Run {
-    fastest((0..runs).map(|_| once()).collect())
+fn summarize(all: &[Run]) -> Summary {
+    let n = all.len().max(1) as f64;
+    Summary {
+        wall: all.iter().map(|r| r.wall).fold(f64::INFINITY, f64::min),
+        rss_kib: all.iter().map(|r| r.rss_kib).max().unwrap_or(0),
+        own_cpu: all.iter().map(Run::own_cpu).sum::<f64>() / n,
+        pg_dump_cpu: all.iter().map(|r| r.pg_dump_cpu).sum::<f64>() / n,
+    }
 }
 
-fn fastest(mut all: Vec<Run>) -> Run {
-    all.sort_by(|a, b| a.wall.total_cmp(&b.wall));
-    let peak = all.iter().map(|r| r.rss_kib).max().unwrap_or(0);
-    Run {
-        wall: all.first().map_or(f64::NAN, |r| r.wall),
-        rss_kib: peak,
+/// One line of the comparison: its runs, and the S3 servers' CPU seconds during them.
+struct Row {
+    what: &'static str,
+    runs: Vec<Run>,
+    moto_cpu: f64,
+    s3s_cpu: f64,
+}
+
+impl Row {
+    fn new(what: &'static str) -> Self {
+        Row {
+            what,
+            runs: Vec::new(),
+            moto_cpu: 0.0,
+            s3s_cpu: 0.0,
+        }
+    }
+
+    /// Runs `once`, counting what the S3 servers spend meanwhile.
+    fn measure(&mut self, emulator: &Emulator, s3s: Option<&S3sFs>, once: impl FnOnce() -> Run) {
+        let s3s_cpu = || s3s.map_or(0.0, |s| cpu_seconds_of(s.child.id()));
+        let (moto_before, s3s_before) = (emulator.cpu_seconds(), s3s_cpu());
+        self.runs.push(once());
+        self.moto_cpu += emulator.cpu_seconds() - moto_before;
+        self.s3s_cpu += s3s_cpu() - s3s_before;
     }
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let s3s_program = args.iter().position(|a| a == "--s3s-fs").map(|i| {
+        let path = args.get(i + 1).cloned().expect("--s3s-fs PATH");
+        args.drain(i..=i + 1);
+        PathBuf::from(path)
+    });
     let sizes: Vec<u32> = args
         .first()
         .map_or("100,1024,4096", String::as_str)
@@ -153,6 +324,15 @@ async fn main() {
         .send()
         .await
         .expect("bucket");
+    let s3s = s3s_program.as_deref().map(S3sFs::start);
+    if let Some(s3s) = &s3s {
+        lifeboat::aws::s3_client(&sdk_config_at(&s3s.endpoint, "us-east-1").await)
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("bucket on s3s-fs");
+    }
     let topic = aws_sdk_sns::Client::new(&aws)
         .create_topic()
         .name("bench")
@@ -171,16 +351,29 @@ async fn main() {
         topic,
         secret,
         port: server.port,
+        meter: PgDumpMeter::new(&dir.path),
     };
 
     println!(
-        "pg-dump benchmark: PostgreSQL {} on 127.0.0.1, moto S3 at {}, best of {runs}",
+        "pg-dump benchmark: PostgreSQL {} on 127.0.0.1, moto S3 at {}{}, best of {runs}",
         server.version(),
-        emulator.endpoint
+        emulator.endpoint,
+        s3s.as_ref()
+            .map_or(String::new(), |s| format!(", s3s-fs S3 at {}", s.endpoint)),
     );
     println!(
-        "{:>9} {:>11} {:>10} {:>9} {:>9}",
-        "db MiB", "dump MiB", "lifeboat s", "MB/s", "RSS MiB"
+        "CPU: mean seconds per run; lifeboat = the lifeboat process alone, pg_dump = the pg_dump it ran"
+    );
+    println!(
+        "{:>9} {:>11} {:>10} {:>9} {:>9} {:>12} {:>11} {:>9}",
+        "db MiB",
+        "dump MiB",
+        "lifeboat s",
+        "MB/s",
+        "RSS MiB",
+        "lifeboat CPU",
+        "pg_dump CPU",
+        "ratio"
     );
     let mut comparison = None;
     for (i, size) in sizes.iter().enumerate() {
@@ -196,89 +389,127 @@ async fn main() {
             db_bytes >> 20,
             started.elapsed().as_secs_f64()
         );
-        let mut n = 0;
-        let lifeboat_run = best(runs, || {
-            n += 1;
-            bench.lifeboat(&dbname, &format!("bench-{i}-{n}"), None)
-        });
+        let all: Vec<Run> = (1..=runs)
+            .map(|n| bench.lifeboat(&dbname, &format!("bench-{i}-{n}"), None, None))
+            .collect();
+        let run = summarize(&all);
         let dump_bytes = object_size(&aws, &dbname).await;
         println!(
-            "{:>9} {:>11.1} {:>10.2} {:>9.1} {:>9.1}",
+            "{:>9} {:>11.1} {:>10.2} {:>9.1} {:>9.1} {:>12.2} {:>11.2} {:>8.1}%",
             db_bytes >> 20,
             dump_bytes as f64 / 1048576.0,
-            lifeboat_run.wall,
-            dump_bytes as f64 / 1e6 / lifeboat_run.wall,
-            lifeboat_run.rss_kib as f64 / 1024.0,
+            run.wall,
+            dump_bytes as f64 / 1e6 / run.wall,
+            run.rss_kib as f64 / 1024.0,
+            run.own_cpu,
+            run.pg_dump_cpu,
+            100.0 * run.own_cpu / run.pg_dump_cpu,
         );
         if *size == compare_at {
-            comparison = Some(dbname.clone());
+            comparison = Some((dbname.clone(), dump_bytes));
         }
     }
 
-    let Some(dbname) = comparison else {
+    let Some((dbname, zstd_bytes)) = comparison else {
         return;
     };
-    // Rounds of all four, so that a busy moment of the machine hits them alike.
+    // Rounds of all kinds, so that a busy moment of the machine hits them alike.
     let file = dir.path.join("seed.dump");
-    let mut rounds: [Vec<Run>; 4] = Default::default();
-    // The emulator's CPU during each kind of run: on 2 cores it competes with pg_dump.
-    let mut moto_cpu = [0.0f64; 4];
+    let mut limit = Row::new("pg_dump -Fc > /dev/null (the gzip limit)");
+    let mut seeds = Row::new("pg_dump -Fc > file && upload (the seeds)");
+    let mut gzip = Row::new("lifeboat pg-dump, gzip (as -Fc), moto");
+    let mut zstd_limit = Row::new("pg_dump -Fc --compress=zstd > /dev/null");
+    let mut zstd = Row::new("lifeboat pg-dump, default (zstd), moto");
+    let mut zstd_s3s = Row::new("lifeboat pg-dump, default (zstd), s3s-fs");
     for round in 0..runs {
-        let limit = shell(
-            &format!("\"$PG_DUMP\" -Fc -d {dbname} > /dev/null"),
-            &server,
-        );
-        let before = emulator.cpu_seconds();
-        rounds[0].push(timed(limit));
-        moto_cpu[0] += emulator.cpu_seconds() - before;
-        let seeds = shell(
-            &format!(
+        let s3s = s3s.as_ref();
+        limit.measure(&emulator, s3s, || {
+            let script = format!("\"$PG_DUMP\" -Fc -d {dbname} > /dev/null");
+            timed(shell(&script, &server, &bench.meter), &bench.meter)
+        });
+        seeds.measure(&emulator, s3s, || {
+            let script = format!(
                 "\"$PG_DUMP\" -Fc -d {dbname} > {file} && {python} -c 'import boto3,sys; boto3.client(\"s3\", endpoint_url=sys.argv[1], region_name=\"us-east-1\", aws_access_key_id=\"testing\", aws_secret_access_key=\"testing\").upload_file(sys.argv[2], \"{BUCKET}\", \"seeds/{dbname}.dump\")' {} {file}",
                 emulator.endpoint,
                 file = file.display(),
                 python = python.display(),
-            ),
-            &server,
-        );
-        let before = emulator.cpu_seconds();
-        rounds[1].push(timed(seeds));
-        moto_cpu[1] += emulator.cpu_seconds() - before;
+            );
+            timed(shell(&script, &server, &bench.meter), &bench.meter)
+        });
         let _ = std::fs::remove_file(&file);
-        let before = emulator.cpu_seconds();
-        rounds[2].push(bench.lifeboat(&dbname, &format!("gzip-{round}"), Some("gzip")));
-        moto_cpu[2] += emulator.cpu_seconds() - before;
-        let before = emulator.cpu_seconds();
-        rounds[3].push(bench.lifeboat(&dbname, &format!("zstd-{round}"), None));
-        moto_cpu[3] += emulator.cpu_seconds() - before;
+        gzip.measure(&emulator, s3s, || {
+            bench.lifeboat(&dbname, &format!("gzip-{round}"), Some("gzip"), None)
+        });
+        zstd_limit.measure(&emulator, s3s, || {
+            let script = format!("\"$PG_DUMP\" -Fc --compress=zstd -d {dbname} > /dev/null");
+            timed(shell(&script, &server, &bench.meter), &bench.meter)
+        });
+        zstd.measure(&emulator, s3s, || {
+            bench.lifeboat(&dbname, &format!("zstd-{round}"), None, None)
+        });
+        if let Some(s3s) = s3s {
+            zstd_s3s.measure(&emulator, Some(s3s), || {
+                let plan = format!("zstd-s3s-{round}");
+                bench.lifeboat(&dbname, &plan, None, Some(&s3s.endpoint))
+            });
+        }
     }
-    let [limit, seeds, gzip, zstd] = rounds.map(fastest);
+    if let Some(s3s) = &s3s {
+        let on_s3s = object_size(&sdk_config_at(&s3s.endpoint, "us-east-1").await, &dbname).await;
+        // Proof that `AWS_ENDPOINT_URL_S3` sent the dumps there.
+        assert!(on_s3s > 0, "no dump of {dbname} on s3s-fs");
+        eprintln!("the default's dump on s3s-fs: {on_s3s} bytes, on moto: {zstd_bytes} bytes");
+    }
+
     println!();
     println!(
-        "at {dbname}, wall seconds (best of {runs}, in rounds), and the emulator's mean CPU seconds per run:"
+        "at {dbname}, wall seconds (best of {runs}, in rounds); CPU seconds, mean per run: of the command less its pg_dump, of pg_dump, of each S3 server:"
     );
-    let rows = [
-        ("pg_dump -Fc > /dev/null (the limit)", &limit),
-        ("pg_dump -Fc > file && upload (the seeds)", &seeds),
-        ("lifeboat pg-dump, compression gzip (as -Fc)", &gzip),
-        ("lifeboat pg-dump, default (zstd)", &zstd),
-    ];
-    for ((what, run), cpu) in rows.into_iter().zip(moto_cpu) {
+    println!(
+        "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs"
+    );
+    let rows = [&limit, &seeds, &gzip, &zstd_limit, &zstd, &zstd_s3s];
+    for row in rows.into_iter().filter(|r| !r.runs.is_empty()) {
+        let s = summarize(&row.runs);
+        let n = row.runs.len() as f64;
         println!(
-            "  {what:<46} {:>8.2}   moto CPU {:>6.1}",
-            run.wall,
-            cpu / runs as f64
+            "  {:<46} {:>8.2} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            row.what,
+            s.wall,
+            s.rss_kib as f64 / 1024.0,
+            s.own_cpu,
+            s.pg_dump_cpu,
+            row.moto_cpu / n,
+            row.s3s_cpu / n,
         );
     }
+    let [limit, seeds, gzip, zstd_limit, zstd] =
+        [&limit, &seeds, &gzip, &zstd_limit, &zstd].map(|r| summarize(&r.runs));
     println!(
         "  gzip, the same work as the limit: {:.2}x the limit's speed (target >= 0.95), {:.2}x the seeds' pipeline (target >= 1.5)",
         limit.wall / gzip.wall,
         seeds.wall / gzip.wall
     );
-    println!(
-        "  zstd, the default:                {:.2}x the limit's speed, {:.2}x the seeds' pipeline",
-        limit.wall / zstd.wall,
-        seeds.wall / zstd.wall
-    );
+    let gib = zstd_bytes as f64 / (1u64 << 30) as f64;
+    let mut defaults = vec![("moto", zstd)];
+    if !zstd_s3s.runs.is_empty() {
+        defaults.push(("s3s-fs", summarize(&zstd_s3s.runs)));
+    }
+    for (s3, run) in defaults {
+        println!(
+            "  zstd, the default, S3 on {s3:<7} {:.2}x zstd's limit (target >= 0.9 on s3s-fs), {:.2}x the gzip limit (target >= 2), {:.2}x the seeds' pipeline",
+            zstd_limit.wall / run.wall,
+            limit.wall / run.wall,
+            seeds.wall / run.wall
+        );
+        println!(
+            "    CPU per GiB dumped ({gib:.3} GiB): lifeboat {:.2} s, pg_dump {:.2} s: {:.1}% (target <= 15%)",
+            run.own_cpu / gib,
+            run.pg_dump_cpu / gib,
+            100.0 * run.own_cpu / run.pg_dump_cpu
+        );
+    }
 }
 
 async fn aws_sdk_secretsmanager_arn(aws: &aws_config::SdkConfig, password: &str) -> String {

@@ -44,22 +44,9 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// CPU seconds (user and system) the server has used so far, from
-    /// `/proc` (clock ticks of 1/100 s, as Linux reports them on x86_64).
+    /// CPU seconds (user and system) the server has used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // The fields after the command's `(name)`: utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds_of(self.child.id())
     }
 
     /// Starts a server and waits until it answers.
@@ -101,6 +88,24 @@ impl Emulator {
     }
 }
 
+/// CPU seconds (user and system, all threads, not its children) that the
+/// running process `pid` has used so far, from `/proc` (clock ticks of 1/100 s,
+/// as Linux reports them on x86_64); 0 once it is gone.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's `(name)`: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// SDK configuration for `region` at `endpoint` (the emulator, or a proxy in
 /// front of it), with dummy credentials and the SDK's default retries.
 pub async fn sdk_config_at(endpoint: &str, region: &str) -> aws_config::SdkConfig {
@@ -137,7 +142,8 @@ fn moto_server() -> PathBuf {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
+/// A loopback port that nothing listened on when asked.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
