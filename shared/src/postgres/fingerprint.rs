@@ -159,7 +159,7 @@ impl Rows {
             return;
         }
         let mut rest = bytes;
-        while let Some(at) = memchr(b'\n', rest) {
+        while let Some(at) = memchr::memchr(b'\n', rest) {
             self.take(&rest[..at]);
             if self.len == 2 && self.start == *b"\\." {
                 self.ended = true;
@@ -182,10 +182,6 @@ impl Rows {
         }
         self.len += part.len();
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
 
 #[cfg(test)]
