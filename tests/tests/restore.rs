@@ -2,7 +2,9 @@
 //! emulator's S3: a dump that is not the one its manifest records restores
 //! nothing, a database that is not empty is refused, rows lost on the way in
 //! are found, a pg_restore too old for the archive is refused before
-//! anything runs, and a plain dump restores into an older server.
+//! anything runs, a plain dump restores into an older server, and a restore
+//! with large objects commits once (or, on a target with too few locks for
+//! them, not at all).
 //! (The round trip of the custom format, into PostgreSQL 15 and 18, is in
 //! `pg_dump.rs`.)
 
@@ -17,7 +19,24 @@ use serde_json::{Value, json};
 /// A server with a generated database of about `mib` MiB, dumped once by
 /// pg-dump (with these changes to its payload entry); the dump's key.
 async fn dumped(setup: &Setup, server: &PgServer, mib: u32, entry: Value) -> String {
+    dumped_with(setup, server, mib, entry, 0).await
+}
+
+/// As [`dumped`], with `objects` more large objects in the database.
+async fn dumped_with(
+    setup: &Setup,
+    server: &PgServer,
+    mib: u32,
+    entry: Value,
+    objects: u32,
+) -> String {
     generate(server, "shop", mib);
+    if objects > 0 {
+        server.sql(
+            "shop",
+            &format!("SELECT count(lo_from_bytea(0, convert_to('object ' || i, 'UTF8'))) FROM generate_series(1, {objects}) i"),
+        );
+    }
     let arn = setup.secret("shop", &server.password).await;
     let mut event = payload("nightly", server.port, "shop", &arn);
     for (field, value) in entry.as_object().into_iter().flatten() {
@@ -67,6 +86,79 @@ async fn a_dump_that_is_not_the_one_recorded_restores_nothing() {
         tables(&server, "shop_restored"),
         "",
         "nothing was committed"
+    );
+}
+
+/// The transactions that made what `dbname` holds: every relation (not the
+/// system's, below the first user OID), every large object and every row
+/// of `sales.orders`, by the `xmin` of its row.
+fn transactions(server: &PgServer, dbname: &str) -> String {
+    server.sql(
+        dbname,
+        "SELECT count(DISTINCT x) FROM ( \
+           SELECT xmin::text AS x FROM pg_class WHERE oid >= 16384 \
+           UNION ALL SELECT xmin::text FROM pg_largeobject_metadata \
+           UNION ALL SELECT xmin::text FROM sales.orders) AS made",
+    )
+}
+
+/// pg_dump writes each block of large objects inside its own BEGIN and
+/// COMMIT: a restore takes them out, or that COMMIT would commit the schema
+/// and rows before the dump's SHA-256 is known and run the rest (the
+/// indexes, constraints, anything after the objects) outside the transaction.
+#[tokio::test]
+async fn a_restore_with_large_objects_commits_once() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    // Two blocks of large objects (pg_dump 17 and later write one per thousand).
+    let key = &dumped_with(&setup, &server, 1, json!({}), 1500).await;
+    assert_ne!(
+        transactions(&server, "shop"),
+        "1",
+        "the source was made in many"
+    );
+
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let restored = restore_into(&setup, key, &target).await.expect("restored");
+    assert_eq!(restored.mismatches, Vec::<String>::new());
+    assert_eq!(restored.large_objects, 1501);
+    assert_eq!(transactions(&server, "shop_restored"), "1");
+    assert_eq!(
+        server.fingerprint("shop_restored"),
+        server.fingerprint("shop")
+    );
+}
+
+/// A restore holds a lock per large object until it commits: a target whose
+/// lock table is too small for them refuses the restore, which leaves
+/// nothing behind and says what to change.
+#[tokio::test]
+async fn a_target_with_too_few_locks_for_the_large_objects_restores_nothing_and_says_what_to_raise()
+{
+    let setup = Setup::new().await;
+    // 10 × (100 connections and the server's own processes): about 1,200 locks.
+    let server = PgServer::start_with_settings(&newest_bin(), "-c max_locks_per_transaction=10");
+    let key = dumped_with(&setup, &server, 1, json!({}), 5000).await;
+
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let refused = restore_into(&setup, &key, &target)
+        .await
+        .expect_err("too few locks");
+    assert!(refused.contains("out of shared memory"), "{refused}");
+    assert!(
+        refused.contains("this dump has 3 tables and 5001 large objects. Raise max_locks_per_transaction on the target"),
+        "{refused}"
+    );
+    assert!(refused.ends_with("nothing was restored (the transaction was not committed)"));
+    assert_eq!(tables(&server, "shop_restored"), "");
+    assert_eq!(
+        server.sql(
+            "shop_restored",
+            "SELECT count(*) FROM pg_largeobject_metadata"
+        ),
+        "0"
     );
 }
 
@@ -181,6 +273,11 @@ async fn a_plain_dump_restores_into_an_older_server() {
     assert_eq!(restored.mismatches, Vec::<String>::new());
     assert!(restored.server_version_num < 160_000);
     assert_eq!(server.fingerprint("shop_restored"), before);
+    assert_eq!(
+        transactions(&server, "shop_restored"),
+        "1",
+        "one transaction, its large object's block included"
+    );
 
     // pg_restore's options do not apply to a plain dump: refused, nothing run.
     let options = Options {

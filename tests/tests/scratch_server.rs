@@ -117,7 +117,7 @@ async fn child(scratch: PathBuf) {
             .any(|l| l.split(':').nth(2) == Some(uid.as_str())),
         "uid {uid} has a passwd entry: the test would prove nothing"
     );
-    let server = match ScratchServer::start(&bin, &scratch).await {
+    let server = match ScratchServer::start(&bin, &scratch, 0).await {
         Ok(server) => server,
         Err(e) => panic!("START FAILED: {e}"),
     };

@@ -10,6 +10,7 @@ use crate::fields::RestoreDrillFields;
 use chrono::{DateTime, Utc};
 use lifeboat::postgres::restore::{self, Options, Tools};
 use lifeboat::postgres::server::ScratchServer;
+use lifeboat::postgres::verify::Recorded;
 use lifeboat::report::{Drill, DrillOutcome, Failed, Metric, Report, Skipped, Unit};
 use lifeboat::rules::{drill, naming};
 use lifeboat::runtime::Invocation;
@@ -247,7 +248,12 @@ impl Driller<'_> {
             .path()
             .parent()
             .unwrap_or(std::path::Path::new("."));
-        let server = match ScratchServer::start(bin, &self.settings.scratch).await {
+        let recorded = match Recorded::read(self.s3, self.bucket, key).await {
+            Ok(recorded) => recorded,
+            Err(e) => return fail(drill, "restore", e),
+        };
+        let server = match ScratchServer::start(bin, &self.settings.scratch, recorded.locks()).await
+        {
             Ok(server) => server,
             Err(e) => return fail(drill, "start", e),
         };

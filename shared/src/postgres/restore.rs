@@ -2,7 +2,9 @@
 //! day it matters. The exact object version its manifest names is streamed
 //! from S3 through `pg_restore` into `psql` (never to disk), in one
 //! transaction that commits only when the stream's size and SHA-256 are the
-//! manifest's, its archive reads whole and every statement succeeded; then
+//! manifest's, its archive reads whole and every statement succeeded (the
+//! transaction pg_dump writes around each block of large objects is taken
+//! out of the script, see `OneTransaction`); then
 //! every table's rows and the large objects are counted in the database and
 //! compared with the manifest's fingerprint.
 //!
@@ -431,9 +433,12 @@ impl Session {
                 "s3://{bucket}/{key} is not the dump its manifest describes: {}",
                 verified.mismatches.join("; ")
             )),
-            (_, Some(status), ..) => {
-                Some(self.psql.failure(status, &tail(psql_errors.take()).await))
-            }
+            (_, Some(status), ..) => Some(psql_failed(
+                &self.psql,
+                status,
+                &tail(psql_errors.take()).await,
+                recorded,
+            )),
             (_, _, Some(pg_restore), _) => Some(pg_restore),
             (Err(StreamError::Write(e)), ..) => Some(format!("the dump stopped being read: {e}")),
             (_, _, _, Err(e)) => Some(format!("psql stopped reading the script: {e}")),
@@ -449,10 +454,36 @@ impl Session {
             .await
             .map_err(|e| format!("waiting for psql: {e}"))?;
         if !status.success() {
-            return Err(self.psql.failure(status, &tail(psql_errors.take()).await));
+            let said = tail(psql_errors.take()).await;
+            return Err(psql_failed(&self.psql, status, &said, recorded));
         }
         streamed.map_err(|_| "the dump was not read".to_owned())
     }
+}
+
+/// psql's failure in words; when the target ran out of locks, why a
+/// restore takes so many and what to change.
+fn psql_failed(
+    psql: &PgTool,
+    status: std::process::ExitStatus,
+    said: &str,
+    recorded: &Recorded,
+) -> String {
+    let failure = psql.failure(status, said);
+    if !said.contains("max_locks_per_transaction") {
+        return failure;
+    }
+    let fingerprint = recorded.fingerprint();
+    let tables = fingerprint
+        .and_then(|f| f["tables"].as_object())
+        .map_or(0, |t| t.len());
+    let objects = fingerprint
+        .and_then(|f| f["large_objects"].as_u64())
+        .unwrap_or(0);
+    format!(
+        "{}. A restore runs in one transaction, so that a failed one leaves nothing, and holds a lock on every table, index, sequence and large object it creates until it commits: this dump has {tables} tables and {objects} large objects. Raise max_locks_per_transaction on the target until max_locks_per_transaction × max_connections exceeds what the dump creates, restart it and restore again",
+        failure.trim_end_matches('.')
+    )
 }
 
 async fn tail(task: Option<tokio::task::JoinHandle<String>>) -> String {
@@ -483,22 +514,165 @@ const ROWS: &str = "SELECT format('%s.%s', n.nspname, c.relname), \
 /// The pipe buffer between the dump and psql.
 const PIPE: usize = 256 << 10;
 
-/// Copies the script into psql, without the line an older server refuses.
+/// Copies the script into psql, without the line an older server refuses
+/// and without the transaction of each block of large objects.
 async fn forward(
     mut from: impl AsyncRead + Unpin,
     to: &mut (impl AsyncWrite + Unpin),
     mut preamble: Preamble,
 ) -> std::io::Result<()> {
     let mut buffer = vec![0; PIPE];
+    let mut one = OneTransaction::default();
     loop {
         let n = from.read(&mut buffer).await?;
         if n == 0 {
             break;
         }
-        to.write_all(&preamble.filter(&buffer[..n])).await?;
+        to.write_all(&one.filter(&preamble.filter(&buffer[..n])))
+            .await?;
     }
-    to.write_all(&preamble.finish()).await?;
+    let mut rest = one.filter(&preamble.finish());
+    rest.extend(one.finish());
+    to.write_all(&rest).await?;
     to.flush().await
+}
+
+/// pg_dump and pg_restore write each block of large-object data inside its
+/// own `BEGIN;` … `COMMIT;` (pg_restore's script and a plain dump alike):
+/// that `COMMIT;` would commit psql's one transaction half-way, everything
+/// before it restored before the dump's SHA-256 is known, and everything
+/// after it outside any transaction. Only those two lines are dropped: a
+/// `BEGIN;` right after the block's header comment (`-- Data for Name: …;
+/// Type: BLOBS; …`), and the first `COMMIT;` after it, which ends the
+/// block (the lines between are its `SELECT pg_catalog.lo_…` calls). Rows of a
+/// `COPY` are data, never looked at; lines are passed on as they come, so
+/// memory stays that of one short line whatever the script holds.
+#[derive(Debug, Default)]
+struct OneTransaction {
+    section: Section,
+    /// The current line's first bytes: all of it while it is short.
+    head: Vec<u8>,
+    /// A long line's last bytes.
+    tail: Vec<u8>,
+    /// The current line outgrew its head and is being passed on as it comes.
+    long: bool,
+}
+
+/// Where a line of the script stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Statements.
+    #[default]
+    Statements,
+    /// A `COPY … FROM stdin;`'s rows, up to `\.`.
+    Rows,
+    /// After a block of large objects' header comment, before its `BEGIN;`.
+    ObjectsHead,
+    /// Inside a block of large objects, up to its `COMMIT;`.
+    Objects,
+}
+
+/// A line longer than this is passed on as it comes (and is never dropped).
+const LINE_HEAD: usize = 512;
+
+/// The end of a long line that is kept: enough for ` FROM stdin;`.
+const LINE_TAIL: usize = 16;
+
+impl OneTransaction {
+    /// The bytes to pass on for the next `bytes` of the script.
+    fn filter(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'\n', rest);
+            let part = &rest[..end.unwrap_or(rest.len())];
+            self.take(part, &mut out);
+            rest = &rest[part.len()..];
+            if end.is_some() {
+                rest = &rest[1..];
+                self.end_line(&mut out);
+            }
+        }
+        out
+    }
+
+    /// What is left at the end of the script: a last line without its newline.
+    fn finish(&mut self) -> Vec<u8> {
+        if self.long {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.head)
+        }
+    }
+
+    fn take(&mut self, part: &[u8], out: &mut Vec<u8>) {
+        if !self.long && self.head.len() + part.len() <= LINE_HEAD {
+            self.head.extend_from_slice(part);
+            return;
+        }
+        if !self.long {
+            self.long = true;
+            out.extend_from_slice(&self.head);
+            let room = LINE_HEAD - self.head.len();
+            self.head.extend_from_slice(&part[..room.min(part.len())]);
+            self.tail = self.head.clone();
+        }
+        out.extend_from_slice(part);
+        self.tail.extend_from_slice(part);
+        let excess = self.tail.len().saturating_sub(LINE_TAIL);
+        self.tail.drain(..excess);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<u8>) {
+        let head = std::mem::take(&mut self.head);
+        let tail = std::mem::take(&mut self.tail);
+        let whole = !self.long;
+        let pass = self.step(&head, if whole { &head } else { &tail }, whole);
+        if pass && whole {
+            out.extend_from_slice(&head);
+        }
+        if pass {
+            out.push(b'\n');
+        }
+        self.long = false;
+        self.head = head;
+        self.head.clear();
+    }
+
+    /// Moves to the section after a line that begins with `head` and ends
+    /// with `tail` (`whole`: `head` is all of it); whether it is passed on.
+    fn step(&mut self, head: &[u8], tail: &[u8], whole: bool) -> bool {
+        let is = |text: &[u8]| whole && head == text;
+        match self.section {
+            Section::Rows => {
+                if is(b"\\.") {
+                    self.section = Section::Statements;
+                }
+                return true;
+            }
+            Section::ObjectsHead if is(b"BEGIN;") => {
+                self.section = Section::Objects;
+                return false;
+            }
+            Section::ObjectsHead if head.is_empty() || head.starts_with(b"--") => return true,
+            Section::Objects if is(b"COMMIT;") => {
+                self.section = Section::Statements;
+                return false;
+            }
+            Section::Objects => return true,
+            _ => {}
+        }
+        self.section = if head.starts_with(b"COPY ") && tail.ends_with(b" FROM stdin;") {
+            Section::Rows
+        } else if head.starts_with(b"-- Data for Name: ")
+            && memchr::memmem::find(head, b"; Type: BLOBS;").is_some()
+        {
+            Section::ObjectsHead
+        } else {
+            Section::Statements
+        };
+        true
+    }
 }
 
 /// The fixed settings at the head of a script, where pg_dump and pg_restore
@@ -615,6 +789,64 @@ mod tests {
             through(true, "SET lock_timeout = 0;", 5),
             "SET lock_timeout = 0;"
         );
+    }
+
+    /// The script through [`OneTransaction`] fed `step` bytes at a time.
+    fn in_one(script: &str, step: usize) -> String {
+        let mut one = OneTransaction::default();
+        let mut out = Vec::new();
+        for chunk in script.as_bytes().chunks(step) {
+            out.extend(one.filter(chunk));
+        }
+        out.extend(one.finish());
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_block_of_large_objects_loses_its_own_transaction_and_nothing_else_changes() {
+        let long_write = format!("SELECT pg_catalog.lowrite(0, '\\x{}');", "ab".repeat(5000));
+        let long_copy = format!(
+            "COPY public.wide ({}) FROM stdin;",
+            (0..200)
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // What pg_restore 18 writes (PostgreSQL 17 and later name the block
+        // by its objects' range; older ones `BLOBS`), with the lines that
+        // must stay: a procedure's COMMIT, and rows that look like statements.
+        let script = format!(
+            "SET lock_timeout = 0;\n\nCREATE PROCEDURE public.p() LANGUAGE plpgsql AS $$\nBEGIN\nCOMMIT;\nEND $$;\n\n\
+             COPY public.t (v) FROM stdin;\nBEGIN;\n-- Data for Name: x; Type: BLOBS; Schema: -; Owner: -\nBEGIN;\nCOMMIT;\n\\.\n\n\
+             {long_copy}\nBEGIN;\nCOMMIT;\n\\.\n\n\
+             --\n-- Data for Name: 16389..16390; Type: BLOBS; Schema: -; Owner: pgt\n--\n\nBEGIN;\n\n\
+             SELECT pg_catalog.lo_open('16389', 131072);\n{long_write}\nSELECT pg_catalog.lo_close(0);\n\nCOMMIT;\n\n\
+             --\n-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\n--\n\nBEGIN;\n\nSELECT pg_catalog.lo_open('16390', 131072);\nSELECT pg_catalog.lo_close(0);\n\nCOMMIT;\n\n\
+             CREATE INDEX i ON public.t (v);\nCOMMIT;\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc"
+        );
+        let expected = script.replacen("--\n\nBEGIN;\n", "--\n\n", 2).replacen(
+            "lo_close(0);\n\nCOMMIT;\n",
+            "lo_close(0);\n\n",
+            2,
+        );
+        assert_eq!(expected.len(), script.len() - 2 * "BEGIN;\nCOMMIT;\n".len());
+        for step in [1, 2, 5, 64, 511, 512, 513, 4096, 1 << 20] {
+            assert_eq!(in_one(&script, step), expected, "step {step}");
+        }
+        // Never one of the pair without the other: the block ends at its first COMMIT.
+        let odd = "-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\nBEGIN;\nSELECT 1;\nCOMMIT;\nCOMMIT;\n";
+        assert_eq!(
+            in_one(odd, 3),
+            "-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\nSELECT 1;\nCOMMIT;\n"
+        );
+        let unopened = "-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\nSELECT 1;\nBEGIN;\nCOMMIT;\n";
+        assert_eq!(
+            in_one(unopened, 4),
+            unopened,
+            "a block without its BEGIN keeps what it has"
+        );
+        let plain = "CREATE TABLE t (v text);\nBEGIN;\nCOMMIT;\n";
+        assert_eq!(in_one(plain, 7), plain);
     }
 
     #[test]

@@ -39,11 +39,16 @@ pub struct ScratchServer {
     pub version: String,
 }
 
+/// Connections a drill's server accepts: the restore and its checks need two.
+const CONNECTIONS: u64 = 10;
+
 impl ScratchServer {
     /// Makes and starts a cluster with the server programs in `bin`
     /// (`initdb`, `pg_ctl`, `postgres`) under `parent`. The error says which
-    /// step failed and what the program said.
-    pub async fn start(bin: &Path, parent: &Path) -> Result<Self, String> {
+    /// step failed and what the program said. Its lock table holds at
+    /// least `locks` (a restore holds one per object it creates until it
+    /// commits): see [`Recorded::locks`](crate::postgres::verify::Recorded::locks).
+    pub async fn start(bin: &Path, parent: &Path, locks: u64) -> Result<Self, String> {
         for program in ["initdb", "pg_ctl", "postgres"] {
             if !bin.join(program).is_file() {
                 return Err(format!(
@@ -94,8 +99,11 @@ impl ScratchServer {
             None => e,
         })?;
         // Lambda has no usable /dev/shm: dynamic shared memory in files of the data directory.
+        // The lock table is max_locks_per_transaction × (max_connections and
+        // the server's own processes, about twenty more): twice `locks` at least.
+        let per_connection = (locks / CONNECTIONS + 64).max(64);
         let options = format!(
-            "-c listen_addresses='' -k {} -p {PORT} -c dynamic_shared_memory_type=mmap -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0",
+            "-c listen_addresses='' -k {} -p {PORT} -c dynamic_shared_memory_type=mmap -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0 -c max_connections={CONNECTIONS} -c max_locks_per_transaction={per_connection}",
             server.dir.display()
         );
         let started = server

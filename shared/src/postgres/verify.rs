@@ -75,6 +75,19 @@ impl Recorded {
     pub fn fingerprint(&self) -> Option<&Value> {
         Some(&self.manifest["archive"]["fingerprint"]).filter(|f| !f.is_null())
     }
+
+    /// About how many locks a restore of this dump holds in its one
+    /// transaction: one per object of its table of contents, per table (its
+    /// TOAST table) and per large object.
+    pub fn locks(&self) -> u64 {
+        let fingerprint = self.fingerprint();
+        let count = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        count(Some(&self.manifest["archive"]["toc_entries"]))
+            + fingerprint
+                .and_then(|f| f["tables"].as_object())
+                .map_or(0, |t| t.len() as u64)
+            + count(fingerprint.map(|f| &f["large_objects"]))
+    }
 }
 
 /// Why a dump could not be streamed to its end.
