@@ -339,6 +339,18 @@ data "aws_iam_policy_document" "prune" {
     actions   = ["s3:GetObjectTagging", "s3:GetObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.dumps.arn}/*"]
   }
+  # The dump whose restore drill passed last is kept: prune reads the drill
+  # records (GetObject above), encrypted with the bucket's key (SSE-KMS).
+  statement {
+    sid       = "DecryptDrillRecords"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.dumps.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "freshness" {

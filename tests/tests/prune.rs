@@ -1,15 +1,17 @@
 //! `prune` against the emulator: 60 days of daily managed backups, a
-//! daily 7 / weekly 4 / monthly 3 policy, and exactly the expected set left.
+//! daily 7 / weekly 4 / monthly 3 policy, and exactly the expected set left
+//! (with the backup whose restore drill passed last).
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{Duration, TimeZone, Utc};
 use lifeboat::aws::catalog::Catalog;
+use lifeboat::rules::{naming, retention};
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::recorded::Recorded;
 use lifeboat_tests::{AlertInbox, Emulator, event};
 use prune::Prune;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-dumps";
@@ -63,6 +65,25 @@ fn label(source: &str, slot: &str) -> Vec<Tag> {
     .collect()
 }
 
+/// Restore drills of the first source, by slot: when, and the outcome.
+fn drills() -> BTreeMap<&'static str, (&'static str, &'static str)> {
+    BTreeMap::from([
+        ("2026-10-10T02:00:00Z", ("2026-10-11T05:00:00Z", "passed")),
+        ("2026-10-20T02:00:00Z", ("2026-11-11T05:00:00Z", "failed")),
+    ])
+}
+
+/// A drilled backup's tags, as restore-drill writes them.
+fn drilled(at: &str, outcome: &str) -> Vec<Tag> {
+    [
+        ("lifeboat:drilled-at", at),
+        ("lifeboat:drill-outcome", outcome),
+    ]
+    .iter()
+    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+    .collect()
+}
+
 fn policy(kind: &str) -> serde_json::Value {
     json!({ "plan": "nightly", "kinds": [kind], "keep": { "daily": 7, "weekly": 4, "monthly": 3 }, "max_deletions": 500 })
 }
@@ -105,12 +126,20 @@ async fn ebs_snapshots_keep_exactly_the_policy_and_never_the_unmanaged() {
     }
     for volume in &volumes {
         for slot in slots() {
+            let mut tags = label(volume, &slot);
+            // The first volume's restore drills: one passed on a backup the
+            // policy would delete, a later one failed on another.
+            if volume == &volumes[0]
+                && let Some((at, outcome)) = drills().get(slot.as_str())
+            {
+                tags.extend(drilled(at, outcome));
+            }
             ec2.create_snapshot()
                 .volume_id(volume)
                 .tag_specifications(
                     TagSpecification::builder()
                         .resource_type(ResourceType::Snapshot)
-                        .set_tags(Some(label(volume, &slot)))
+                        .set_tags(Some(tags))
                         .build(),
                 )
                 .send()
@@ -130,7 +159,7 @@ async fn ebs_snapshots_keep_exactly_the_policy_and_never_the_unmanaged() {
     let dry = handle(&prune, with_dry_run(policy("ebs")), Invocation::now())
         .await
         .expect("dry run");
-    assert_eq!(dry.deleted.len(), 98, "the plan, in full");
+    assert_eq!(dry.deleted.len(), 97, "the plan, in full");
     assert_eq!(
         all_snapshots(&ec2).await.len(),
         126,
@@ -140,15 +169,25 @@ async fn ebs_snapshots_keep_exactly_the_policy_and_never_the_unmanaged() {
     let report = handle(&prune, policy("ebs"), Invocation::now())
         .await
         .expect("prune");
-    assert_eq!(report.deleted.len(), 98);
-    assert_eq!(report.kept.len(), 22);
+    assert_eq!(report.deleted.len(), 97);
+    assert_eq!(report.kept.len(), 23);
     assert!(report.kept.iter().all(|k| !k.reasons.is_empty()));
+    let proven: Vec<_> = report
+        .kept
+        .iter()
+        .filter(|k| k.reasons == [retention::LAST_PROVEN])
+        .map(|k| (k.source.as_str(), k.scheduled_time.to_string()))
+        .collect();
+    assert_eq!(
+        proven,
+        [(volumes[0].as_str(), "2026-10-10T02:00:00Z".to_owned())]
+    );
 
     let left = all_snapshots(&ec2).await;
     assert_eq!(
         left.len(),
-        22 + 6,
-        "22 kept managed snapshots and the 6 unmanaged ones"
+        23 + 6,
+        "23 kept managed snapshots and the 6 unmanaged ones"
     );
     for volume in &volumes {
         let kept: BTreeSet<String> = left
@@ -162,7 +201,11 @@ async fn ebs_snapshots_keep_exactly_the_policy_and_never_the_unmanaged() {
                     .map(str::to_owned)
             })
             .collect();
-        assert_eq!(kept, expected_days(), "for {volume}");
+        let mut expected = expected_days();
+        if volume == &volumes[0] {
+            expected.insert("2026-10-10T02:00:00Z".to_owned());
+        }
+        assert_eq!(kept, expected, "for {volume}");
     }
     assert!(inbox.drain().await.is_empty());
 
@@ -310,10 +353,14 @@ async fn dumps_go_with_their_manifests_and_drill_records_and_incomplete_ones_sta
         let key = lifeboat::rules::naming::dump_key("pg/", "orders", &plan, slot, "dump");
         put(format!("{key}.manifest.json")).await;
         // As restore-drill writes it: untagged, beside the dump.
+        let record = match drills().get(slot.to_string().as_str()) {
+            Some((at, outcome)) => json!({"drilled_at": at, "outcome": outcome}),
+            None => json!({"outcome": "failed"}),
+        };
         s3.put_object()
             .bucket(BUCKET)
             .key(format!("{key}.drill.json"))
-            .body(b"{}".to_vec().into())
+            .body(record.to_string().into_bytes().into())
             .send()
             .await
             .expect("put");
@@ -340,7 +387,22 @@ async fn dumps_go_with_their_manifests_and_drill_records_and_incomplete_ones_sta
     let report = handle(&prune, policy("pg-dump"), Invocation::now())
         .await
         .expect("prune");
-    assert_eq!(report.deleted.len(), 49);
+    assert_eq!(report.deleted.len(), 48);
+    let proven = naming::dump_key(
+        "pg/",
+        "orders",
+        &plan,
+        lifeboat::Slot::parse("2026-10-10T02:00:00Z", Utc::now()).expect("slot"),
+        "dump",
+    );
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.backup == proven && k.reasons == [retention::LAST_PROVEN]),
+        "{:?}",
+        report.kept
+    );
 
     let keys: BTreeSet<String> = s3
         .list_objects_v2()
@@ -363,15 +425,15 @@ async fn dumps_go_with_their_manifests_and_drill_records_and_incomplete_ones_sta
         .count();
     assert_eq!(
         dumps.len(),
-        11 + 2,
-        "the 11 kept dumps, the incomplete one and the untagged one"
+        12 + 2,
+        "the 12 kept dumps (11 by the policy, one proven), the incomplete one and the untagged one"
     );
     assert_eq!(
-        manifests, 12,
+        manifests, 13,
         "every kept dump keeps its manifest; deleted ones took theirs along"
     );
     let drills = keys.iter().filter(|k| k.ends_with(".drill.json")).count();
-    assert_eq!(drills, 11, "and their drill records");
+    assert_eq!(drills, 12, "and their drill records");
     assert!(
         keys.contains(&incomplete) && keys.contains("pg/README.txt") && keys.contains(&foreign)
     );

@@ -2,7 +2,8 @@
 //!
 //! List (one paginated, tag-filtered listing per kind, never one per source)
 //! → decide (the retention engine, pure: per source, then capped at
-//! `max_deletions` for the whole run, oldest surplus first) → delete (through
+//! `max_deletions` for the whole run, oldest surplus first; the backup of a
+//! source whose restore drill passed last is kept) → delete (through
 //! the fan-out) → report. Only backups of the run's own plan are touched, and
 //! only Lifeboat's. A dry run reports the whole decision and makes no
 //! mutating call.
@@ -13,9 +14,11 @@ use fields::PruneFields;
 use lifeboat::aws::catalog::{Catalog, Deletion};
 use lifeboat::fanout::FanOut;
 use lifeboat::report::{Deleted, Failed, Kept, Notice, Report, Skipped};
+use lifeboat::rules::naming;
 use lifeboat::rules::retention::{self, Listing};
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{Error, Kind, Request};
+use std::collections::BTreeMap;
 
 /// The `prune` function with its clients.
 pub struct Prune {
@@ -60,9 +63,14 @@ impl BackupFunction for Prune {
         let fields = &request.fields;
         let mut report = request.report(Self::NAME);
         let mut listings = Vec::new();
+        let mut unread = BTreeMap::new();
         for kind in &fields.kinds {
-            let backups = self.catalog.list(*kind, Some(&request.plan)).await?;
+            let mut backups = self.catalog.list(*kind, Some(&request.plan)).await?;
             tracing::info!(%kind, backups = backups.len(), "listed");
+            // Which dumps' drills passed (the last proven restore is kept).
+            if *kind == Kind::PgDump {
+                unread.extend(self.catalog.prove_dumps(&mut backups).await?);
+            }
             // What an earlier run's deregistration left: deleted as the rest of that backup.
             let leftovers = match kind {
                 Kind::Ami => self.catalog.leftover_image_snapshots(&request.plan).await?,
@@ -70,8 +78,25 @@ impl BackupFunction for Prune {
             };
             listings.push(Listing { backups, leftovers });
         }
-        let decision =
+        let mut decision =
             retention::decide(&fields.keep, listings, invocation.now, fields.max_deletions);
+        // A dump whose drill record cannot be read may be its source's last proven restore.
+        decision.delete.retain(|b| {
+            let record = naming::drill_key(&b.id);
+            let Some(why) = unread.get(&record) else {
+                return true;
+            };
+            report.skipped.push(Skipped::new(
+                b.kind,
+                b.source(),
+                Some(b.id.clone()),
+                format!(
+                    "due for deletion, but its restore drill record {record} could not be read ({why}): \
+                     kept, as it may be its source's last proven restore; a later run decides"
+                ),
+            ));
+            false
+        });
         report
             .kept
             .extend(decision.keep.into_iter().map(|(b, reasons)| Kept {

@@ -18,7 +18,9 @@
 //!
 //! Lifeboat's rails: an empty policy is an error; incomplete backups are never
 //! deleted and never counted; backups whose slot lies after `now` are kept
-//! and reported, and not counted; the newest complete backup is always kept.
+//! and reported, and not counted; the newest complete backup is always kept;
+//! so is the backup whose restore drill passed last (per source, in a prune
+//! run), which is the source's last proven restore.
 
 use crate::model::Backup;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
@@ -494,7 +496,8 @@ pub fn decide(
             groups.entry(key).or_default().push(backup);
         }
         for group in groups.into_values() {
-            let decision = apply(policy, group, now);
+            let mut decision = apply(policy, group, now);
+            keep_last_proven(&mut decision);
             keep.extend(decision.keep);
             surplus.extend(decision.delete);
         }
@@ -506,6 +509,30 @@ pub fn decide(
         keep,
         delete,
         deferred,
+    }
+}
+
+/// Reason given to the backup of a source whose restore drill passed last.
+pub const LAST_PROVEN: &str =
+    "last proven restore: the newest of its source's backups whose restore drill passed";
+
+/// Keeps the one backup of a group whose restore drill passed last, if the
+/// policy would delete it: it is what `freshness` and `lifeboat status` show
+/// as the source's last proven restore, and a drill runs far less often
+/// (monthly) than the policy's shortest span (daily).
+fn keep_last_proven(decision: &mut Decision<Backup>) {
+    let last = |b: &Backup| b.proven.map(|at| (at, std::cmp::Reverse(b.id.clone())));
+    let newest_kept = decision.keep.iter().filter_map(|(b, _)| last(b)).max();
+    let Some(index) = (0..decision.delete.len())
+        .filter(|&i| last(&decision.delete[i]).is_some())
+        .max_by_key(|&i| last(&decision.delete[i]))
+    else {
+        return;
+    };
+    if last(&decision.delete[index]) > newest_kept {
+        let proven = decision.delete.remove(index);
+        decision.keep.push((proven, vec![LAST_PROVEN.to_owned()]));
+        sort(decision);
     }
 }
 
@@ -904,6 +931,71 @@ mod tests {
         let backward = apply(&policy(r#"{"last": 1}"#), list, t("2026-11-21T00:00:00Z"));
         assert_eq!(forward, backward);
         assert_eq!(forward.keep[0].0.id, "b000");
+    }
+
+    #[test]
+    fn the_backup_whose_drill_passed_last_is_kept_whatever_the_policy() {
+        use crate::model::{BackupLabel, Kind};
+        let backup = |source: &str, day: u32, proven: Option<&str>| {
+            let slot = crate::Slot::containing(t(&format!("2026-11-{day:02}T02:00:00Z")));
+            let label = BackupLabel::new(&crate::Plan::new("nightly").expect("plan"), source, slot);
+            let mut backup = Backup::new(
+                Kind::Ebs,
+                label,
+                format!("snap-{source}-{day}"),
+                vec![],
+                true,
+            );
+            backup.proven = proven.map(t);
+            backup
+        };
+        let listing = vec![
+            // Drilled on the 2nd and on the 12th: the later drill proves the source.
+            backup("vol-a", 1, Some("2026-11-02T05:00:00Z")),
+            backup("vol-a", 10, Some("2026-11-12T05:00:00Z")),
+            backup("vol-a", 11, None),
+            backup("vol-a", 19, None),
+            backup("vol-a", 20, None),
+            // Its drilled backup is kept by the policy anyway: nothing more is kept.
+            backup("vol-b", 3, None),
+            backup("vol-b", 19, None),
+            backup("vol-b", 20, Some("2026-11-20T05:00:00Z")),
+            // Never drilled: the policy alone.
+            backup("vol-c", 5, None),
+            backup("vol-c", 19, None),
+            backup("vol-c", 20, None),
+        ];
+        let decision = decide(
+            &policy(r#"{"last": 2}"#),
+            vec![Listing {
+                backups: listing,
+                leftovers: Vec::new(),
+            }],
+            t("2026-11-21T00:00:00Z"),
+            100,
+        );
+        let ids = |list: Vec<&Backup>| {
+            let mut ids: Vec<String> = list.iter().map(|b| b.id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ids(decision.delete.iter().collect()),
+            [
+                "snap-vol-a-1",
+                "snap-vol-a-11",
+                "snap-vol-b-3",
+                "snap-vol-c-5"
+            ]
+        );
+        let kept: Vec<_> = decision
+            .keep
+            .iter()
+            .filter(|(_, reasons)| reasons == &[LAST_PROVEN.to_owned()])
+            .map(|(b, _)| b)
+            .collect();
+        assert_eq!(ids(kept), ["snap-vol-a-10"]);
+        assert_eq!(decision.keep.len(), 7);
     }
 
     #[test]
