@@ -632,6 +632,29 @@ data "aws_iam_policy_document" "restore_drill" {
 # DescribeKey, GenerateDataKey). AWS managed keys (aws/ebs,
 # aws/rds) allow this to the account through their own key policy.
 data "aws_iam_policy_document" "drill_keys" {
+  # rds.query: the logins the schedules name for it (a restored database
+  # keeps its source's master login), and the keys that encrypt them.
+  dynamic "statement" {
+    for_each = length(local.drill_query_secret_arns) == 0 ? [] : [1]
+    content {
+      sid       = "ReadDrillQuerySecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = local.drill_query_secret_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = length(local.drill_query_secret_arns) == 0 || length(var.restore_drill.secret_kms_key_arns) == 0 ? [] : [1]
+    content {
+      sid       = "DecryptDrillQuerySecrets"
+      actions   = ["kms:Decrypt"]
+      resources = var.restore_drill.secret_kms_key_arns
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
   dynamic "statement" {
     for_each = length(var.restore_drill.kms_key_arns) == 0 ? [] : [1]
     content {

@@ -71,7 +71,8 @@ locals {
       ) if s.payload[section] != null },
       s.payload.rds == null ? {} : {
         rds = merge(
-          { for k, v in s.payload.rds : k => v if v != null && !contains(["instances", "clusters"], k) },
+          { for k, v in s.payload.rds : k => v if v != null && !contains(["instances", "clusters", "query"], k) },
+          s.payload.rds.query == null ? {} : { query = { for k, v in s.payload.rds.query : k => v if v != null } },
           { for k in ["instances", "clusters"] : k => { for sk, sv in s.payload.rds[k] : sk => sv if sv != null } if s.payload.rds[k] != null },
           s.payload.rds.subnet_group != null ? {} : { subnet_group = local.drill_subnet_group },
           s.payload.rds.security_groups != null ? {} : { security_groups = local.drill_security_groups },
@@ -113,6 +114,10 @@ resource "aws_scheduler_schedule_group" "lifeboat" {
         startswith(try(s.payload.rds.instance_class, ""), "db.")
       )])
       error_message = "A restore-drill schedule with rds needs instance_class (db.…) and either its own subnet_group and security_groups or restore_drill.subnet_ids, from which Lifeboat makes the drills' DB subnet group and security group (drills.tf)."
+    }
+    precondition {
+      condition     = !local.drill_queries || local.drill_network
+      error_message = "rds.query needs restore_drill.vpc_id and subnet_ids: restore-drill runs there to reach the databases it restores (drills.tf)."
     }
   }
 }
@@ -172,10 +177,17 @@ module "function" {
   ephemeral_storage_mb = each.key == "restore-drill" ? var.restore_drill.ephemeral_storage_mb : 512
   reserved_concurrency = try(var.functions[each.key].reserved_concurrency, 4)
 
-  vpc = each.key == "pg-dump" && var.pg_dump.vpc_id != null ? {
-    subnet_ids         = var.pg_dump.subnet_ids
-    security_group_ids = [aws_security_group.pg_dump[0].id]
-  } : null
+  vpc = lookup({
+    "pg-dump" = var.pg_dump.vpc_id == null ? null : {
+      subnet_ids         = var.pg_dump.subnet_ids
+      security_group_ids = [aws_security_group.pg_dump[0].id]
+    }
+    # Only to run rds.query on the restored databases (drills.tf).
+    "restore-drill" = local.drill_queries ? {
+      subnet_ids         = var.restore_drill.subnet_ids
+      security_group_ids = [aws_security_group.restore_drill[0].id]
+    } : null
+  }, each.key, null)
 
   alert_topic_arn    = aws_sns_topic.alerts.arn
   log_retention_days = var.log_retention_days

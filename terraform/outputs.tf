@@ -31,3 +31,12 @@ output "pg_dump_database_ingress" {
     port                     = var.pg_dump.database_port
   } : null
 }
+
+output "restore_drill_database_ingress" {
+  description = "With rds.query on a schedule that names its own rds.security_groups: the rule those groups need so restore-drill reaches the databases it restores (inbound TCP on restore_drill.database_port from restore-drill's security group). Lifeboat adds it to its own drills' group; null without rds.query."
+  value = local.drill_queries && local.drill_network ? {
+    source_security_group_id = aws_security_group.restore_drill[0].id
+    protocol                 = "tcp"
+    port                     = var.restore_drill.database_port
+  } : null
+}

@@ -313,8 +313,9 @@ variable "schedules" {
         instance_class  = string
         subnet_group    = optional(string)
         security_groups = optional(list(string))
-        # Declared only to be refused (below): an undeclared attribute would
-        # be dropped without a word, and the drill would pass without it.
+        # A query on each restored database: the function then runs in
+        # restore_drill.subnet_ids, reaching the drills' security group on
+        # restore_drill.database_port (drills.tf).
         query = optional(object({
           secret_arn = optional(string)
           dbname     = optional(string)
@@ -424,8 +425,13 @@ variable "schedules" {
     error_message = "Every restore-drill schedule needs rto_minutes (a whole number, at least 1) and at least one of dumps, ebs, amis, rds; every must be a non-zero span in restic's syntax (1m, 30d), pick newest or random, max_age_hours a whole number of at least 1."
   }
   validation {
-    condition     = alltrue([for s in values(var.schedules) : try(s.payload.rds.query, null) == null])
-    error_message = "rds.query (a query on the restored database) is not deployable with this Terraform yet: the function would need to run in the drills' VPC, reach the database port and read the query's secret. Run such drills with `lifeboat run restore-drill`, or leave query out."
+    condition = alltrue([for s in values(var.schedules) : try(s.payload.rds.query, null) == null || (
+      try(startswith(s.payload.rds.query.secret_arn, "arn:"), false) &&
+      try(trimspace(s.payload.rds.query.dbname) != "", false) &&
+      try(trimspace(s.payload.rds.query.sql) != "", false) &&
+      try(s.payload.rds.query.at_least != null, false)
+    )])
+    error_message = "rds.query needs secret_arn (the secret's ARN: the restored database keeps its source's master login), dbname, sql and at_least."
   }
 }
 
@@ -439,7 +445,12 @@ variable "restore_drill" {
     payload names its own. `kms_key_arns`: the customer managed keys that
     encrypt the drilled snapshots (RDS and EBS use the role's grants on them
     to restore); empty: only unencrypted backups and those under AWS managed
-    keys.
+    keys. With a schedule's `rds.query`, the function runs in `subnet_ids`
+    too, with a security group of its own that reaches the drills' group on
+    `database_port` and AWS's APIs over HTTPS at `https_cidrs` (a NAT gateway,
+    or VPC endpoints of your own for EC2, RDS, S3, Secrets Manager, SNS and
+    CloudWatch); `secret_kms_key_arns`: the customer managed keys of the
+    queries' secrets.
   EOT
   type = object({
     timeout_seconds      = optional(number, 900)
@@ -448,6 +459,9 @@ variable "restore_drill" {
     vpc_id               = optional(string)
     subnet_ids           = optional(list(string), [])
     kms_key_arns         = optional(list(string), [])
+    database_port        = optional(number, 5432)
+    https_cidrs          = optional(list(string), ["0.0.0.0/0"])
+    secret_kms_key_arns  = optional(list(string), [])
   })
   default = {}
 
@@ -458,5 +472,9 @@ variable "restore_drill" {
   validation {
     condition     = length(var.restore_drill.subnet_ids) == 0 || (var.restore_drill.vpc_id != null && length(var.restore_drill.subnet_ids) >= 2)
     error_message = "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets (an RDS DB subnet group spans two Availability Zones)."
+  }
+  validation {
+    condition     = var.restore_drill.database_port >= 1 && var.restore_drill.database_port <= 65535
+    error_message = "restore_drill.database_port must be a TCP port."
   }
 }

@@ -81,11 +81,14 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
         &[0, 1, 2],
     );
     let (_, shown) = tf.run(&["show", "-json", "second.tfplan"], &[0]);
+    // Planned over the applied example, so that what it made is known.
+    let query = plans_a_drill_query(&tf, &work.path, &var_files);
     tf.run_with(
         &["destroy", "-auto-approve", "-input=false"],
         &var_files,
         &[0],
     );
+    check_drill_query(&query);
     assert_eq!(code, 0, "the second plan must show no changes:\n{output}");
 
     let plan: Value = serde_json::from_str(&shown).expect("terraform show -json");
@@ -251,7 +254,7 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
     expression = "rate(1 hour)"
     payload = { plan = "drill", rto_minutes = 60, rds = { instances = { ids = ["db"] }, instance_class = "db.t4g.medium",
       subnet_group = "g", security_groups = ["sg-1"],
-      query = { secret_arn = "arn:aws:secretsmanager:us-east-1:1:secret:x", dbname = "orders", sql = "SELECT 1", at_least = 1 } } }
+      query = { secret_arn = "orders-login", dbname = "orders", sql = "SELECT 1" } } }
   }
   nightly-ebs-snapshots-of-prod-1 = {
     function   = "ebs-snapshot"
@@ -283,7 +286,7 @@ restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
         "checks[].proven_within_days must be a whole number of days from 1 to 366",
         "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets",
         "restore_drill.ephemeral_storage_mb must lie between 512 and 10240",
-        "rds.query (a query on the restored database) is not deployable with this Terraform yet",
+        "rds.query needs secret_arn (the secret's ARN: the restored database keeps its source's master login), dbname, sql and at_least",
     ] {
         assert!(
             output.contains(refusal),
@@ -682,6 +685,121 @@ fn check_drills(resources: &[&Value]) {
         "a RestoreSeconds row: {dashboard}"
     );
     assert!(dashboard.contains("UnprovenResources"), "{dashboard}");
+}
+
+/// The secret a drill's query reads in [`plans_a_drill_query`].
+const QUERY_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:lifeboat/orders-AbCdEf";
+
+/// The example with one more restore-drill schedule, whose RDS drill runs a
+/// query on the restored database: `terraform show -json` of its plan.
+fn plans_a_drill_query(tf: &Terraform, dir: &Path, var_files: &[String]) -> Value {
+    let with_query = dir.join("query.tfvars.json");
+    let schedules = json!({"schedules": {"drill-query": {
+        "function": "restore-drill",
+        "expression": "cron(0 4 1 * ? *)",
+        "payload": {
+            "plan": "orders-drill",
+            "rto_minutes": 120,
+            "rds": {
+                "instances": {"ids": ["orders"]},
+                "backup_plan": "nightly",
+                "instance_class": "db.t4g.medium",
+                "query": {"secret_arn": QUERY_SECRET, "dbname": "orders", "sql": "SELECT count(*) FROM orders", "at_least": 1000}
+            }
+        }
+    }}});
+    std::fs::write(&with_query, schedules.to_string()).expect("write query.tfvars.json");
+    let mut files = var_files.to_vec();
+    files.push(format!("-var-file={}", with_query.display()));
+    tf.run_with(&["plan", "-input=false", "-out=query.tfplan"], &files, &[0]);
+    let (_, shown) = tf.run(&["show", "-json", "query.tfplan"], &[0]);
+    serde_json::from_str(&shown).expect("terraform show -json")
+}
+
+/// With rds.query, restore-drill runs in the drills' subnets with a group
+/// of its own that reaches the drills' group on the database port (the
+/// only way in to it), reads that query's secret and no other, and its
+/// schedule's payload carries the query as the function takes it.
+fn check_drill_query(plan: &Value) {
+    let resources = resources(&plan["planned_values"]["root_module"]);
+    let drills = at(&resources, "aws_security_group.drills[0]");
+    let function = at(
+        &resources,
+        "module.function[\"restore-drill\"].aws_lambda_function.function",
+    );
+    let subnets = strings(&at(&resources, "aws_db_subnet_group.drills[0]")["subnet_ids"]);
+    assert_eq!(subnets.len(), 2);
+    assert_eq!(
+        strings(&function["vpc_config"][0]["subnet_ids"]),
+        subnets,
+        "restore-drill runs where it restores: {function}"
+    );
+    at(&resources, "aws_security_group.restore_drill[0]");
+    let out = at(
+        &resources,
+        "aws_vpc_security_group_egress_rule.restore_drill_database[0]",
+    );
+    assert_eq!(out["from_port"], 5432);
+    assert_eq!(out["to_port"], 5432);
+    assert_eq!(
+        out["referenced_security_group_id"], drills["id"],
+        "to the drills' databases only: {out}"
+    );
+    let into = at(
+        &resources,
+        "aws_vpc_security_group_ingress_rule.drills_from_restore_drill[0]",
+    );
+    assert_eq!(into["security_group_id"], drills["id"]);
+    assert_eq!(into["from_port"], 5432);
+    let https = at(
+        &resources,
+        "aws_vpc_security_group_egress_rule.restore_drill_https[\"0.0.0.0/0\"]",
+    );
+    assert_eq!(https["from_port"], 443);
+
+    let policy = at(
+        &resources,
+        "module.function[\"restore-drill\"].aws_iam_role_policy.function",
+    )["policy"]
+        .as_str()
+        .expect("restore-drill's policy, known at plan");
+    let policy: Value = serde_json::from_str(policy).expect("policy JSON");
+    let violations = policy_violations(&policy);
+    assert!(violations.is_empty(), "{violations:#?}");
+    let reads: Vec<&Value> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&"secretsmanager:GetSecretValue".to_owned()))
+        .collect();
+    assert_eq!(reads.len(), 1, "{policy}");
+    assert_eq!(
+        strings(&reads[0]["Resource"]),
+        [QUERY_SECRET],
+        "that secret and no other"
+    );
+
+    let schedule = of_type(&resources, "aws_scheduler_schedule")
+        .into_iter()
+        .find(|r| {
+            r["values"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("drill-query"))
+        })
+        .expect("the drill-query schedule");
+    let input = schedule["values"]["target"][0]["input"]
+        .as_str()
+        .expect("input");
+    check_schedule_input("restore-drill", input).expect("a payload restore-drill takes");
+    let payload: Value =
+        serde_json::from_str(&input.replace(SCHEDULED_TIME, "2026-12-01T04:00:00Z")).expect("JSON");
+    assert_eq!(
+        payload["rds"]["query"],
+        json!({"secret_arn": QUERY_SECRET, "dbname": "orders", "sql": "SELECT count(*) FROM orders", "at_least": 1000}),
+        "the query as given, without the fields left out: {payload}"
+    );
+    assert_eq!(payload["rds"]["security_groups"], json!([drills["id"]]));
 }
 
 /// Payloads as the scheduler sends them: the placeholder filled in with a slot.
