@@ -174,6 +174,8 @@ struct Temporary {
     facts: Facts,
     public: bool,
     slot: Option<Slot>,
+    /// When its status was read (just before the call that read it).
+    observed: DateTime<Utc>,
 }
 
 impl Temporary {
@@ -405,6 +407,7 @@ impl DatabaseDriller<'_> {
     /// Every DB instance and cluster with the `lifeboat:drill` tag: the open
     /// drills. A drill cluster's instance is its member, not a drill of its own.
     async fn temporaries(&self) -> Result<Vec<Temporary>, Error> {
+        let observed = Utc::now();
         let instances = self
             .rds
             .describe_db_instances()
@@ -445,6 +448,7 @@ impl DatabaseDriller<'_> {
                     .endpoint()
                     .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
                 slot: None,
+                observed,
             });
         }
         for cluster in &clusters {
@@ -478,6 +482,7 @@ impl DatabaseDriller<'_> {
                     .and_then(|(host, port)| Some((host.to_owned(), u16::try_from(port).ok()?))),
                 tags,
                 slot: None,
+                observed,
             });
         }
         Ok(open)
@@ -544,6 +549,7 @@ impl DatabaseDriller<'_> {
             facts,
             public,
             slot: snapshot.label.as_ref().map(|l| l.slot),
+            observed: started,
         };
         if kind == Kind::RdsCluster {
             let facts = self.cluster_snapshot_facts(&snapshot.id).await?;
@@ -703,7 +709,16 @@ impl DatabaseDriller<'_> {
             failed_step: None,
             reason: None,
         };
+        // The last time a run saw it not yet usable: the restore took longer.
+        let mut pending = temporary
+            .tags
+            .get(tags::DRILL_PENDING)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
         loop {
+            if matches!(temporary.stage(), Stage::Restoring | Stage::NeedsInstance) {
+                pending = pending.max(Some(temporary.observed));
+            }
             match temporary.stage() {
                 Stage::Deleting => return done,
                 Stage::Restoring if Instant::now() < until => {
@@ -717,6 +732,7 @@ impl DatabaseDriller<'_> {
                         "{} is `{}`: the next run goes on",
                         temporary.id, temporary.status
                     ));
+                    self.tag_pending(&temporary, pending).await;
                     return done;
                 }
                 Stage::NeedsInstance => {
@@ -765,9 +781,14 @@ impl DatabaseDriller<'_> {
                     return done;
                 }
                 Stage::Usable => {
-                    let seconds = temporary
-                        .started
-                        .map(|s| (Utc::now() - s).num_milliseconds() as f64 / 1000.0);
+                    let since = |at: DateTime<Utc>| {
+                        temporary
+                            .started
+                            .map(|s| (at - s).num_milliseconds() as f64 / 1000.0)
+                    };
+                    // Usable by now, and not yet when last seen otherwise.
+                    let seconds = since(Utc::now());
+                    let at_least = pending.and_then(since);
                     done.restore_seconds = seconds;
                     let expected = match temporary.kind {
                         Kind::RdsCluster => self.cluster_snapshot_facts(&temporary.snapshot).await,
@@ -786,12 +807,12 @@ impl DatabaseDriller<'_> {
                                     Err(reason) => missed.push(reason),
                                 }
                             }
+                            let (timed, over) = timing(at_least, seconds, fields.rto_minutes);
+                            done.checks.extend(timed);
                             if !missed.is_empty() {
                                 fail(&mut done, "check", missed.join("; "));
-                            } else if let Some(missed) =
-                                seconds.and_then(|s| drill::over_rto(s, fields.rto_minutes))
-                            {
-                                fail(&mut done, "rto", missed);
+                            } else if let Some(over) = over {
+                                fail(&mut done, "rto", over);
                             } else {
                                 done.outcome = DrillOutcome::Passed;
                             }
@@ -853,6 +874,26 @@ impl DatabaseDriller<'_> {
         }
         self.report_failure(&done, report);
         done
+    }
+
+    /// Records on the drill's resource when this run last saw it not yet
+    /// usable, for the run that sees it usable; a tag that cannot be written
+    /// leaves that run an earlier time, so a wider window, never a wrong one.
+    async fn tag_pending(&self, temporary: &Temporary, pending: Option<DateTime<Utc>>) {
+        let Some(pending) = pending else {
+            return;
+        };
+        let tag = [(tags::DRILL_PENDING, pending.to_rfc3339())];
+        if let Err(e) = self
+            .rds
+            .add_tags_to_resource()
+            .resource_name(&temporary.arn)
+            .set_tags(Some(rds::rds_tags(&tag)))
+            .send()
+            .await
+        {
+            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "when the drill was last seen restoring could not be tagged on its resource");
+        }
     }
 
     /// The payload's query on the restored database, through its endpoint,
@@ -1043,6 +1084,37 @@ impl DatabaseDriller<'_> {
             .map(|_| ())
             .map_err(|e| ItemError::aws(&e).message)
     }
+}
+
+/// What a drill can say of its restore time, seen usable `at_most` seconds
+/// after the restore call and not yet `at_least` seconds after it (no run
+/// looked between): the window, and the RTO missed only when the restore
+/// certainly took longer.
+fn timing(
+    at_least: Option<f64>,
+    at_most: Option<f64>,
+    rto_minutes: u64,
+) -> (Vec<String>, Option<String>) {
+    let Some(at_most) = at_most else {
+        return (Vec::new(), None);
+    };
+    let at_least = at_least.unwrap_or(0.0).min(at_most);
+    let window = format!(
+        "usable {at_most:.0} s after the restore call, not yet at {at_least:.0} s: the restore took between"
+    );
+    if drill::over_rto(at_least, rto_minutes).is_some() {
+        let over = format!(
+            "the restore took more than {at_least:.0} s (not yet usable then), over the RTO of {rto_minutes} minutes"
+        );
+        return (vec![window], Some(over));
+    }
+    if drill::over_rto(at_most, rto_minutes).is_some() {
+        let unsure = format!(
+            "{window}; whether within the RTO of {rto_minutes} minutes cannot be told: run the drill's progress schedule more often"
+        );
+        return (vec![unsure], None);
+    }
+    (vec![window], None)
 }
 
 fn fail(done: &mut Drill, step: &str, reason: String) {

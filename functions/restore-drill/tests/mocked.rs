@@ -1,8 +1,9 @@
 //! The RDS drill's resumable steps at the SDK level, with aws-smithy-mocks:
 //! what the emulator cannot show (it makes every restore `available` at
 //! once, and never refuses a delete). A restore still `creating` over several
-//! runs, each run near its deadline; a delete that fails, retried by the next
-//! run without checking or recording again.
+//! runs, each run near its deadline, its restore time bounded by the last
+//! run that saw it restoring; a delete that fails, retried by the next run
+//! without checking or recording again.
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::error::ErrorMetadata;
@@ -210,6 +211,11 @@ async fn a_restore_still_creating_is_taken_up_run_after_run_until_it_is_checked(
         "{report:?}"
     );
     assert_eq!(rules[4].num_calls(), 1, "one restore");
+    assert_eq!(
+        rules[3].num_calls(),
+        1,
+        "when it was last seen restoring, tagged on it"
+    );
 
     // Run 2 finds it still creating: no second restore, nothing deleted.
     let mut rules = listings(Some(drill_instance("creating", "restore", None)));
@@ -222,9 +228,13 @@ async fn a_restore_still_creating_is_taken_up_run_after_run_until_it_is_checked(
         .expect("still under way");
     assert_eq!(report.drills[0].outcome, DrillOutcome::InProgress);
     assert_eq!(
-        (rules[4].num_calls(), rules[5].num_calls()),
-        (0, 0),
-        "no restore, no delete"
+        (
+            rules[3].num_calls(),
+            rules[4].num_calls(),
+            rules[5].num_calls()
+        ),
+        (1, 0, 0),
+        "seen restoring again, no restore, no delete"
     );
 
     // Run 3 finds it available: checked, recorded (on the instance and the
@@ -253,6 +263,77 @@ async fn a_restore_still_creating_is_taken_up_run_after_run_until_it_is_checked(
         "two tag writes, no restore, one delete"
     );
     assert!(alerts.sent().is_empty());
+}
+
+/// The drill's instance, available, restored `started` minutes ago and last
+/// seen restoring (by an earlier run) `pending` minutes ago.
+fn seen_available(started: i64, pending: i64) -> DbInstance {
+    let mut db = drill_instance("available", "restore", None);
+    let ago = |minutes| (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339();
+    let tags = db.tag_list.get_or_insert_with(Vec::new);
+    tags.retain(|t| t.key() != Some("lifeboat:drill-started"));
+    tags.push(tag("lifeboat:drill-started", &ago(started)));
+    tags.push(tag("lifeboat:drill-pending", &ago(pending)));
+    db
+}
+
+/// Hourly progress runs see a restore usable up to an hour after it became
+/// so: the RTO (120 minutes) is missed only when the restore was certainly
+/// longer, and a window across it is said, not failed.
+#[tokio::test]
+async fn the_rto_is_missed_only_when_the_restore_certainly_took_longer() {
+    for (started, pending, outcome, says) in [
+        // Between 5 and 100 minutes: within.
+        (
+            100,
+            95,
+            DrillOutcome::Passed,
+            "not yet at 300 s: the restore took between",
+        ),
+        // Between 10 and 180 minutes: cannot tell.
+        (
+            180,
+            170,
+            DrillOutcome::Passed,
+            "whether within the RTO of 120 minutes cannot be told",
+        ),
+        // More than 140 minutes: over.
+        (180, 40, DrillOutcome::Failed, "not yet at 8400 s"),
+    ] {
+        let mut rules = listings(Some(seen_available(started, pending)));
+        rules.push(delete_ok());
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let (function, alerts) = drill_function(&refs);
+        let report = match handle(&function, payload(), near_its_deadline()).await {
+            Ok(report) => report,
+            Err(lifeboat::Error::RunFailed { report }) => *report,
+            Err(e) => panic!("{e}"),
+        };
+        let drill = &report.drills[0];
+        assert_eq!(drill.outcome, outcome, "{started}/{pending}: {drill:?}");
+        assert!(
+            drill.checks.iter().any(|c| c.contains(says)),
+            "{started}/{pending}: {drill:?}"
+        );
+        let upper = drill.restore_seconds.expect("timed");
+        assert!(
+            upper >= (started * 60) as f64,
+            "the metric is the time it was seen usable: {drill:?}"
+        );
+        if outcome == DrillOutcome::Failed {
+            assert_eq!(drill.failed_step.as_deref(), Some("rto"));
+            assert!(
+                drill
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("the restore took more than 8400 s (not yet usable then), over the RTO of 120 minutes")),
+                "{drill:?}"
+            );
+            assert_eq!(alerts.sent().len(), 1);
+        } else {
+            assert!(alerts.sent().is_empty(), "{drill:?}");
+        }
+    }
 }
 
 #[tokio::test]

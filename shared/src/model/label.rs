@@ -32,6 +32,9 @@ pub mod tag {
     /// Tag key on a drill's temporary resource: the step it is at (`restore`,
     /// or `clean-up` once checked and recorded).
     pub const DRILL_STEP: &str = "lifeboat:drill-step";
+    /// Tag key on a drill's temporary resource: the last time a run saw it
+    /// not yet usable, RFC 3339 (the restore took longer than up to then).
+    pub const DRILL_PENDING: &str = "lifeboat:drill-pending";
     /// Tag key on a drilled backup: when its newest drill ended, RFC 3339.
     pub const DRILLED_AT: &str = "lifeboat:drilled-at";
     /// Tag key on a drilled backup: `passed` or `failed`.
