@@ -38,7 +38,7 @@ locals {
   rds_drill_clusters  = "${local.arn_prefix}:rds:${local.region}:${local.account_id}:cluster:lifeboat-drill-*"
   # The tags a drill writes after creating: on its own resource (its step and
   # result) and on the backup it drilled (the result).
-  drill_step_tags   = ["lifeboat:drill-step", "lifeboat:drill-pending", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]
+  drill_step_tags   = ["lifeboat:drill-step", "lifeboat:drill-pending", "lifeboat:drill-usable", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]
   drill_result_tags = ["lifeboat:drilled-at", "lifeboat:drill-outcome", "lifeboat:drill-seconds"]
 }
 

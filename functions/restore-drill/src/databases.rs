@@ -254,7 +254,7 @@ impl DatabaseDriller<'_> {
         report: &mut Report,
     ) -> Result<(), Error> {
         let fields = &request.fields;
-        let until = until(invocation);
+        let until = Budget::of(invocation);
         let plan = drills
             .backup_plan
             .as_deref()
@@ -686,7 +686,7 @@ impl DatabaseDriller<'_> {
         snapshot: Option<&Snapshot>,
         drills: &DatabaseDrills,
         fields: &RestoreDrillFields,
-        until: Instant,
+        until: Budget,
         report: &mut Report,
     ) -> Drill {
         let rto_seconds = fields.rto_minutes * 60;
@@ -710,18 +710,23 @@ impl DatabaseDriller<'_> {
             reason: None,
         };
         // The last time a run saw it not yet usable: the restore took longer.
-        let mut pending = temporary
-            .tags
-            .get(tags::DRILL_PENDING)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let tagged = |key: &str| {
+            temporary
+                .tags
+                .get(key)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut pending = tagged(tags::DRILL_PENDING);
+        // When an earlier run saw it usable and left the checks: it took no longer.
+        let usable = tagged(tags::DRILL_USABLE);
         loop {
             if matches!(temporary.stage(), Stage::Restoring | Stage::NeedsInstance) {
                 pending = pending.max(Some(temporary.observed));
             }
             match temporary.stage() {
                 Stage::Deleting => return done,
-                Stage::Restoring if Instant::now() < until => {
+                Stage::Restoring if Instant::now() < until.wait => {
                     tokio::time::sleep(POLL).await;
                     if let Some(again) = self.refresh(&temporary).await {
                         temporary = again;
@@ -732,7 +737,10 @@ impl DatabaseDriller<'_> {
                         "{} is `{}`: the next run goes on",
                         temporary.id, temporary.status
                     ));
-                    self.tag_pending(&temporary, pending).await;
+                    if let Some(pending) = pending {
+                        self.tag_time(&temporary, tags::DRILL_PENDING, pending)
+                            .await;
+                    }
                     return done;
                 }
                 Stage::NeedsInstance => {
@@ -780,6 +788,21 @@ impl DatabaseDriller<'_> {
                     self.report_failure(&done, report);
                     return done;
                 }
+                // Too little of the run left for the query: the next run
+                // checks it, with the time it was first seen usable.
+                Stage::Usable
+                    if drills.query.is_some() && Instant::now() + QUERY_TIMEOUT > until.checks =>
+                {
+                    let now = Utc::now();
+                    done.checks.push(format!(
+                        "{} usable; too little of this run left for its query: the next run checks it",
+                        temporary.id
+                    ));
+                    if usable.is_none() {
+                        self.tag_time(&temporary, tags::DRILL_USABLE, now).await;
+                    }
+                    return done;
+                }
                 Stage::Usable => {
                     let since = |at: DateTime<Utc>| {
                         temporary
@@ -787,7 +810,7 @@ impl DatabaseDriller<'_> {
                             .map(|s| (at - s).num_milliseconds() as f64 / 1000.0)
                     };
                     // Usable by now, and not yet when last seen otherwise.
-                    let seconds = since(Utc::now());
+                    let seconds = since(usable.unwrap_or_else(Utc::now));
                     let at_least = pending.and_then(since);
                     done.restore_seconds = seconds;
                     let expected = match temporary.kind {
@@ -877,13 +900,10 @@ impl DatabaseDriller<'_> {
     }
 
     /// Records on the drill's resource when this run last saw it not yet
-    /// usable, for the run that sees it usable; a tag that cannot be written
-    /// leaves that run an earlier time, so a wider window, never a wrong one.
-    async fn tag_pending(&self, temporary: &Temporary, pending: Option<DateTime<Utc>>) {
-        let Some(pending) = pending else {
-            return;
-        };
-        let tag = [(tags::DRILL_PENDING, pending.to_rfc3339())];
+    /// usable (or first saw it usable), for the run that checks it; a tag
+    /// that cannot be written leaves that run a wider window, never a wrong one.
+    async fn tag_time(&self, temporary: &Temporary, key: &str, at: DateTime<Utc>) {
+        let tag = [(key, at.to_rfc3339())];
         if let Err(e) = self
             .rds
             .add_tags_to_resource()
@@ -892,7 +912,7 @@ impl DatabaseDriller<'_> {
             .send()
             .await
         {
-            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "when the drill was last seen restoring could not be tagged on its resource");
+            tracing::warn!(id = %temporary.id, key, error = %ItemError::aws(&e).message, "a time of the drill could not be tagged on its resource");
         }
     }
 
@@ -1131,17 +1151,29 @@ fn outcome_word(outcome: DrillOutcome) -> &'static str {
 }
 
 /// When this run stops waiting: after `WAIT_IN_RUN`, or `MARGIN` before its deadline.
-fn until(invocation: &Invocation) -> Instant {
-    let most = Instant::now() + WAIT_IN_RUN;
-    match invocation.deadline {
-        Some(deadline) => {
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(MARGIN);
-            most.min(Instant::now() + left)
+/// How long one run may wait on its drills, and until when it may start a
+/// drill's checks (its query among them) and still record and clean up.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    wait: Instant,
+    checks: Instant,
+}
+
+impl Budget {
+    fn of(invocation: &Invocation) -> Self {
+        let now = Instant::now();
+        let left = invocation
+            .deadline
+            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+        let before_deadline = |margin: Duration| match left {
+            Some(left) => now + left.saturating_sub(margin),
+            // No deadline (`lifeboat run`): a year is as good as never.
+            None => now + Duration::from_secs(365 * 86_400),
+        };
+        Budget {
+            wait: (now + WAIT_IN_RUN).min(before_deadline(MARGIN)),
+            checks: before_deadline(MARGIN.saturating_sub(QUERY_TIMEOUT)),
         }
-        None => most,
     }
 }
 

@@ -336,6 +336,60 @@ async fn the_rto_is_missed_only_when_the_restore_certainly_took_longer() {
     }
 }
 
+/// A query takes up to a minute: a run with less than that left leaves the
+/// checks to the next run, and tags when it saw the restore usable, which
+/// the next run times the restore to.
+#[tokio::test]
+async fn a_usable_restore_too_late_in_a_run_for_its_query_is_checked_by_the_next() {
+    let mut rules = listings(Some(drill_instance("available", "restore", None)));
+    rules.push(delete_ok());
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let (function, alerts) = drill_function(&refs);
+    let mut with_query = payload();
+    with_query["rds"]["query"] = json!({
+        "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-login",
+        "dbname": "orders", "sql": "SELECT count(*) FROM orders", "at_least": 1
+    });
+    let report = handle(&function, with_query, near_its_deadline())
+        .await
+        .expect("left for the next run");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::InProgress, "{drill:?}");
+    assert!(
+        drill.checks[0]
+            .ends_with("too little of this run left for its query: the next run checks it"),
+        "{drill:?}"
+    );
+    assert_eq!(
+        (rules[3].num_calls(), rules[4].num_calls()),
+        (1, 0),
+        "the time it was seen usable tagged, nothing deleted"
+    );
+    assert!(alerts.sent().is_empty());
+
+    // The next run: restored an hour ago, seen usable 50 minutes ago.
+    let mut instance = drill_instance("available", "restore", None);
+    let seen = (chrono::Utc::now() - chrono::Duration::minutes(50)).to_rfc3339();
+    instance
+        .tag_list
+        .get_or_insert_with(Vec::new)
+        .push(tag("lifeboat:drill-usable", &seen));
+    let mut rules = listings(Some(instance));
+    rules.push(delete_ok());
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let (function, _) = drill_function(&refs);
+    let report = handle(&function, payload(), near_its_deadline())
+        .await
+        .expect("checked");
+    let drill = &report.drills[0];
+    assert_eq!(drill.outcome, DrillOutcome::Passed, "{drill:?}");
+    let seconds = drill.restore_seconds.expect("timed");
+    assert!(
+        (590.0..=610.0).contains(&seconds),
+        "timed to when it was first seen usable, not to this run: {drill:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_delete_that_fails_is_retried_by_the_next_run_without_checking_again() {
     let mut rules = listings(Some(drill_instance("available", "restore", None)));

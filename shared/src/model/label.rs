@@ -35,6 +35,9 @@ pub mod tag {
     /// Tag key on a drill's temporary resource: the last time a run saw it
     /// not yet usable, RFC 3339 (the restore took longer than up to then).
     pub const DRILL_PENDING: &str = "lifeboat:drill-pending";
+    /// Tag key on a drill's temporary resource: when a run first saw it
+    /// usable and left its checks to the next run, RFC 3339.
+    pub const DRILL_USABLE: &str = "lifeboat:drill-usable";
     /// Tag key on a drilled backup: when its newest drill ended, RFC 3339.
     pub const DRILLED_AT: &str = "lifeboat:drilled-at";
     /// Tag key on a drilled backup: `passed` or `failed`.
