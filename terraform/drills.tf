@@ -43,9 +43,10 @@ resource "aws_security_group" "drills" {
   count = local.drill_network ? 1 : 0
 
   name = "${var.name_prefix}drills"
-  # True with rds.query and without: AWS cannot change a group's
-  # description, and a new one would replace the group under running drills.
-  description = "Lifeboat restore-drill's temporary databases: nothing out, in only from restore-drill when a schedule queries them"
+  # Kept as it was before rds.query could be deployed: AWS cannot change a
+  # group's description, and a new one would replace the group under
+  # running drills. With rds.query it admits restore-drill's group (below).
+  description = "Lifeboat restore-drill's temporary databases: nothing in, nothing out"
   vpc_id      = var.restore_drill.vpc_id
   tags        = var.tags
 }
@@ -71,6 +72,19 @@ resource "aws_vpc_security_group_egress_rule" "restore_drill_database" {
   from_port                    = var.restore_drill.database_port
   to_port                      = var.restore_drill.database_port
   referenced_security_group_id = aws_security_group.drills[0].id
+}
+
+# S3 through a gateway endpoint of the operator's: S3's addresses, as the
+# endpoint's prefix list names them (https_cidrs cannot).
+resource "aws_vpc_security_group_egress_rule" "restore_drill_s3" {
+  for_each = local.drill_queries && local.drill_network ? toset(var.restore_drill.https_prefix_list_ids) : toset([])
+
+  security_group_id = aws_security_group.restore_drill[0].id
+  description       = "AWS APIs through gateway endpoints (S3)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = each.value
 }
 
 resource "aws_vpc_security_group_egress_rule" "restore_drill_https" {

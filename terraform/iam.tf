@@ -639,7 +639,7 @@ data "aws_iam_policy_document" "drill_keys" {
     content {
       sid       = "ReadDrillQuerySecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = local.drill_query_secret_arns
+      resources = flatten([for arn in local.drill_query_secret_arns : [arn, "${arn}-??????"]])
     }
   }
   dynamic "statement" {

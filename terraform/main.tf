@@ -183,7 +183,7 @@ module "function" {
       security_group_ids = [aws_security_group.pg_dump[0].id]
     }
     # Only to run rds.query on the restored databases (drills.tf).
-    "restore-drill" = local.drill_queries ? {
+    "restore-drill" = local.drill_queries && local.drill_network ? {
       subnet_ids         = var.restore_drill.subnet_ids
       security_group_ids = [aws_security_group.restore_drill[0].id]
     } : null

@@ -448,20 +448,22 @@ variable "restore_drill" {
     keys. With a schedule's `rds.query`, the function runs in `subnet_ids`
     too, with a security group of its own that reaches the drills' group on
     `database_port` and AWS's APIs over HTTPS at `https_cidrs` (a NAT gateway,
-    or VPC endpoints of your own for EC2, RDS, S3, Secrets Manager, SNS and
-    CloudWatch); `secret_kms_key_arns`: the customer managed keys of the
-    queries' secrets.
+    or interface endpoints of your own for EC2, RDS, Secrets Manager, SNS and
+    CloudWatch) and `https_prefix_list_ids` (the prefix list of your S3
+    gateway endpoint); `secret_kms_key_arns`: the customer managed keys of
+    the queries' secrets.
   EOT
   type = object({
-    timeout_seconds      = optional(number, 900)
-    memory_mb            = optional(number, 4096)
-    ephemeral_storage_mb = optional(number, 10240)
-    vpc_id               = optional(string)
-    subnet_ids           = optional(list(string), [])
-    kms_key_arns         = optional(list(string), [])
-    database_port        = optional(number, 5432)
-    https_cidrs          = optional(list(string), ["0.0.0.0/0"])
-    secret_kms_key_arns  = optional(list(string), [])
+    timeout_seconds       = optional(number, 900)
+    memory_mb             = optional(number, 4096)
+    ephemeral_storage_mb  = optional(number, 10240)
+    vpc_id                = optional(string)
+    subnet_ids            = optional(list(string), [])
+    kms_key_arns          = optional(list(string), [])
+    database_port         = optional(number, 5432)
+    https_cidrs           = optional(list(string), ["0.0.0.0/0"])
+    https_prefix_list_ids = optional(list(string), [])
+    secret_kms_key_arns   = optional(list(string), [])
   })
   default = {}
 

@@ -774,10 +774,12 @@ fn check_drill_query(plan: &Value) {
         .filter(|s| strings(&s["Action"]).contains(&"secretsmanager:GetSecretValue".to_owned()))
         .collect();
     assert_eq!(reads.len(), 1, "{policy}");
+    let mut granted = strings(&reads[0]["Resource"]);
+    granted.sort();
     assert_eq!(
-        strings(&reads[0]["Resource"]),
-        [QUERY_SECRET],
-        "that secret and no other"
+        granted,
+        [QUERY_SECRET.to_owned(), format!("{QUERY_SECRET}-??????")],
+        "that secret (by its full ARN or its name's ARN) and no other"
     );
 
     let schedule = of_type(&resources, "aws_scheduler_schedule")

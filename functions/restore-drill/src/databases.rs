@@ -718,10 +718,13 @@ impl DatabaseDriller<'_> {
                 .map(|t| t.with_timezone(&Utc))
         };
         let mut pending = tagged(tags::DRILL_PENDING);
-        // When an earlier run saw it usable and left the checks: it took no longer.
+        // When an earlier run saw it usable and left the checks: it took no
+        // longer, whatever it is doing since (RDS's `modifying`, `backing-up`).
         let usable = tagged(tags::DRILL_USABLE);
         loop {
-            if matches!(temporary.stage(), Stage::Restoring | Stage::NeedsInstance) {
+            if usable.is_none()
+                && matches!(temporary.stage(), Stage::Restoring | Stage::NeedsInstance)
+            {
                 pending = pending.max(Some(temporary.observed));
             }
             match temporary.stage() {
@@ -737,8 +740,8 @@ impl DatabaseDriller<'_> {
                         "{} is `{}`: the next run goes on",
                         temporary.id, temporary.status
                     ));
-                    if let Some(pending) = pending {
-                        self.tag_time(&temporary, tags::DRILL_PENDING, pending)
+                    if let (Some(pending), None) = (pending, usable) {
+                        self.tag_times(&temporary, &[(tags::DRILL_PENDING, pending)])
                             .await;
                     }
                     return done;
@@ -799,7 +802,9 @@ impl DatabaseDriller<'_> {
                         temporary.id
                     ));
                     if usable.is_none() {
-                        self.tag_time(&temporary, tags::DRILL_USABLE, now).await;
+                        let mut times = vec![(tags::DRILL_USABLE, now)];
+                        times.extend(pending.map(|at| (tags::DRILL_PENDING, at)));
+                        self.tag_times(&temporary, &times).await;
                     }
                     return done;
                 }
@@ -902,8 +907,8 @@ impl DatabaseDriller<'_> {
     /// Records on the drill's resource when this run last saw it not yet
     /// usable (or first saw it usable), for the run that checks it; a tag
     /// that cannot be written leaves that run a wider window, never a wrong one.
-    async fn tag_time(&self, temporary: &Temporary, key: &str, at: DateTime<Utc>) {
-        let tag = [(key, at.to_rfc3339())];
+    async fn tag_times(&self, temporary: &Temporary, times: &[(&str, DateTime<Utc>)]) {
+        let tag: Vec<(&str, String)> = times.iter().map(|(k, at)| (*k, at.to_rfc3339())).collect();
         if let Err(e) = self
             .rds
             .add_tags_to_resource()
@@ -912,7 +917,7 @@ impl DatabaseDriller<'_> {
             .send()
             .await
         {
-            tracing::warn!(id = %temporary.id, key, error = %ItemError::aws(&e).message, "a time of the drill could not be tagged on its resource");
+            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "the drill's times could not be tagged on its resource");
         }
     }
 
@@ -1120,7 +1125,7 @@ fn timing(
     };
     let at_least = at_least.unwrap_or(0.0).min(at_most);
     let window = format!(
-        "usable {at_most:.0} s after the restore call, not yet at {at_least:.0} s: the restore took between"
+        "the restore took between {at_least:.0} s (not yet usable then) and {at_most:.0} s (seen usable) after the restore call"
     );
     if drill::over_rto(at_least, rto_minutes).is_some() {
         let over = format!(

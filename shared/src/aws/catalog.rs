@@ -230,7 +230,7 @@ impl Catalog {
     /// and sets `proven` on those whose drill passed (one small `GetObject`
     /// each; the listing alone cannot tell a passed drill from a failed one).
     /// A record deleted since the listing (prune) proves nothing; a record
-    /// that cannot be read is returned with why, its dump left unproven, and
+    /// that cannot be read (or is not JSON) is returned with why, its dump left unproven, and
     /// the others read on.
     pub async fn prove_dumps(
         &self,
@@ -265,7 +265,13 @@ impl Catalog {
                     continue;
                 }
             };
-            let read: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let read: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(read) => read,
+                Err(e) => {
+                    unread.push((record, format!("not JSON: {e}")));
+                    continue;
+                }
+            };
             if read["outcome"] == "passed" {
                 backup.proven = read["drilled_at"]
                     .as_str()

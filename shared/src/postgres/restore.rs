@@ -473,15 +473,13 @@ fn psql_failed(
     if !said.contains("max_locks_per_transaction") {
         return failure;
     }
-    let fingerprint = recorded.fingerprint();
-    let tables = fingerprint
-        .and_then(|f| f["tables"].as_object())
-        .map_or(0, |t| t.len());
-    let objects = fingerprint
-        .and_then(|f| f["large_objects"].as_u64())
-        .unwrap_or(0);
+    let figures = recorded.fingerprint().map_or_else(String::new, |f| {
+        let tables = f["tables"].as_object().map_or(0, |t| t.len());
+        let objects = f["large_objects"].as_u64().unwrap_or(0);
+        format!(": this dump has {tables} tables and {objects} large objects")
+    });
     format!(
-        "{}. A restore runs in one transaction, so that a failed one leaves nothing, and holds a lock on every table, index, sequence and large object it creates until it commits: this dump has {tables} tables and {objects} large objects. Raise max_locks_per_transaction on the target until max_locks_per_transaction × max_connections exceeds what the dump creates, restart it and restore again",
+        "{}. A restore runs in one transaction, so that a failed one leaves nothing, and holds a lock on every table, index, sequence and large object it creates until it commits{figures}. Raise max_locks_per_transaction on the target until max_locks_per_transaction × max_connections exceeds what the dump creates, restart it and restore again",
         failure.trim_end_matches('.')
     )
 }
@@ -613,9 +611,9 @@ impl OneTransaction {
         if !self.long {
             self.long = true;
             out.extend_from_slice(&self.head);
+            self.tail = self.head.clone();
             let room = LINE_HEAD - self.head.len();
             self.head.extend_from_slice(&part[..room.min(part.len())]);
-            self.tail = self.head.clone();
         }
         out.extend_from_slice(part);
         self.tail.extend_from_slice(part);
@@ -847,6 +845,17 @@ mod tests {
         );
         let plain = "CREATE TABLE t (v text);\nBEGIN;\nCOMMIT;\n";
         assert_eq!(in_one(plain, 7), plain);
+        // A COPY line just longer than what is kept of a line's head: its rows stay rows.
+        for length in LINE_HEAD + 1..LINE_HEAD + 16 {
+            let columns = "c".repeat(length - "COPY t () FROM stdin;".len());
+            let copy = format!(
+                "COPY t ({columns}) FROM stdin;\n-- Data for Name: x; Type: BLOBS; Schema: -; Owner: -\nBEGIN;\nCOMMIT;\n\\.\n"
+            );
+            assert_eq!(copy.find('\n'), Some(length));
+            for step in [3, 5, 7, 511, length - 4] {
+                assert_eq!(in_one(&copy, step), copy, "length {length}, step {step}");
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,11 @@ impl Recorded {
     /// About how many locks a restore of this dump holds in its one
     /// transaction: one per object of its table of contents, per table (its
     /// TOAST table) and per large object.
+    /// A plain dump's manifest counts none of them: [`PLAIN_LOCKS`].
     pub fn locks(&self) -> u64 {
+        if self.format == DumpFormat::Plain {
+            return PLAIN_LOCKS;
+        }
         let fingerprint = self.fingerprint();
         let count = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
         count(Some(&self.manifest["archive"]["toc_entries"]))
@@ -89,6 +93,11 @@ impl Recorded {
             + count(fingerprint.map(|f| &f["large_objects"]))
     }
 }
+
+/// The locks assumed for a restore of a plain dump, whose objects its
+/// manifest does not count: a database of some tens of thousands of tables,
+/// indexes and large objects.
+pub const PLAIN_LOCKS: u64 = 50_000;
 
 /// Why a dump could not be streamed to its end.
 #[derive(Debug)]

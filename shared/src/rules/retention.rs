@@ -513,23 +513,23 @@ pub fn decide(
 }
 
 /// Reason given to the backup of a source whose restore drill passed last.
-pub const LAST_PROVEN: &str =
-    "last proven restore: the newest of its source's backups whose restore drill passed";
+pub const LAST_PROVEN: &str = "last proven restore: of its source's backups, the one whose restore drill passed most recently";
 
 /// Keeps the one backup of a group whose restore drill passed last, if the
 /// policy would delete it: it is what `freshness` and `lifeboat status` show
 /// as the source's last proven restore, and a drill runs far less often
 /// (monthly) than the policy's shortest span (daily).
 fn keep_last_proven(decision: &mut Decision<Backup>) {
+    // Ties between deleted backups go to the smaller id, whatever the listing's order.
     let last = |b: &Backup| b.proven.map(|at| (at, std::cmp::Reverse(b.id.clone())));
-    let newest_kept = decision.keep.iter().filter_map(|(b, _)| last(b)).max();
+    let newest_kept = decision.keep.iter().filter_map(|(b, _)| b.proven).max();
     let Some(index) = (0..decision.delete.len())
         .filter(|&i| last(&decision.delete[i]).is_some())
         .max_by_key(|&i| last(&decision.delete[i]))
     else {
         return;
     };
-    if last(&decision.delete[index]) > newest_kept {
+    if decision.delete[index].proven > newest_kept {
         let proven = decision.delete.remove(index);
         decision.keep.push((proven, vec![LAST_PROVEN.to_owned()]));
         sort(decision);
