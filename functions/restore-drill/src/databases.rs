@@ -859,16 +859,7 @@ impl DatabaseDriller<'_> {
         if let Some(seconds) = done.restore_seconds {
             result.push((tags::DRILL_SECONDS, format!("{seconds:.1}")));
         }
-        if let Err(e) = self
-            .rds
-            .add_tags_to_resource()
-            .resource_name(&temporary.arn)
-            .set_tags(Some(rds::rds_tags(&result)))
-            .send()
-            .await
-        {
-            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "the drill's step could not be tagged on its resource");
-        }
+        self.tag_drill(&temporary, &result).await;
         match snapshot {
             Some(snapshot) => {
                 if let Err(e) = self
@@ -908,16 +899,22 @@ impl DatabaseDriller<'_> {
     /// usable (or first saw it usable), for the run that checks it; a tag
     /// that cannot be written leaves that run a wider window, never a wrong one.
     async fn tag_times(&self, temporary: &Temporary, times: &[(&str, DateTime<Utc>)]) {
-        let tag: Vec<(&str, String)> = times.iter().map(|(k, at)| (*k, at.to_rfc3339())).collect();
+        let tags: Vec<(&str, String)> = times.iter().map(|(k, at)| (*k, at.to_rfc3339())).collect();
+        self.tag_drill(temporary, &tags).await;
+    }
+
+    /// Tags the drill's own resource with its step, result or times; a
+    /// failure is logged, and the next run finds the tags as they were.
+    async fn tag_drill(&self, temporary: &Temporary, tags: &[(&str, String)]) {
         if let Err(e) = self
             .rds
             .add_tags_to_resource()
             .resource_name(&temporary.arn)
-            .set_tags(Some(rds::rds_tags(&tag)))
+            .set_tags(Some(rds::rds_tags(tags)))
             .send()
             .await
         {
-            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "the drill's times could not be tagged on its resource");
+            tracing::warn!(id = %temporary.id, error = %ItemError::aws(&e).message, "the drill's step could not be tagged on its resource");
         }
     }
 
