@@ -261,10 +261,11 @@ impl Driller<'_> {
         tracing::info!(key, into = drill.restored_into, "drilling");
         // Boxed: the restore's future is deep, and the run loop's deeper still.
         let target = server.target("postgres");
-        let restoring = Box::pin(restore::restore(
+        let restoring = Box::pin(restore::restore_recorded(
             self.s3,
             self.secrets,
             (self.bucket, key),
+            &recorded,
             &target,
             tools,
             Options::default(),

@@ -151,9 +151,23 @@ pub async fn restore(
     tools: &Tools,
     options: Options,
 ) -> Result<Restored, String> {
+    let recorded = Recorded::read(s3, location.0, location.1).await?;
+    restore_recorded(s3, secrets, location, &recorded, target, tools, options).await
+}
+
+/// [`restore`], with the manifest already read (the drill reads it first,
+/// to size its server).
+pub async fn restore_recorded(
+    s3: &Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    location: (&str, &str),
+    recorded: &Recorded,
+    target: &Target,
+    tools: &Tools,
+    options: Options,
+) -> Result<Restored, String> {
     let (bucket, key) = location;
-    let recorded = Recorded::read(s3, bucket, key).await?;
-    check_tools(&recorded, tools, options)?;
+    check_tools(recorded, tools, options)?;
     let session = Session::open(target, &tools.psql, secrets).await?;
     let server = session.probe().await?;
     if server.relations > 0 || server.large_objects > 0 {
@@ -170,7 +184,7 @@ pub async fn restore(
         .run_script(
             s3,
             (bucket, key),
-            &recorded,
+            recorded,
             tools,
             options,
             server.version_num,
