@@ -106,7 +106,6 @@ UNCALLED_GRANTS = {
     "freshness rds:DescribeDBClusterSnapshots": "rds-cluster checks; no emulator test checks clusters",
     "prune rds:DescribeDBClusterSnapshots": "cluster snapshots (shared/src/aws/catalog.rs); no emulator test prunes them",
     "prune rds:DeleteDBClusterSnapshot": "cluster snapshots (shared/src/aws/catalog.rs); no emulator test prunes them",
-    "prune s3:GetObject": "HeadObject after a failed dump deletion (catalog.rs); no emulator test fails one",
     "rds-snapshot rds:CopyDBClusterSnapshot": "copy_to of cluster snapshots (snapshots.rs); no emulator test copies one",
 }
 # Granted, and called by no code at all: to be removed from terraform/iam.tf.

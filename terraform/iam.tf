@@ -231,25 +231,35 @@ data "aws_iam_policy_document" "ami_backup" {
   }
 }
 
-data "aws_iam_policy_document" "pg_dump" {
-  source_policy_documents = [data.aws_iam_policy_document.common.json]
+# The secrets a function reads, and no other: pg-dump's databases' logins,
+# and the logins of restore-drill's rds.query (a restored database keeps its
+# source's master login); with the keys that encrypt them, through Secrets
+# Manager only. A partial ARN also matches the six random characters Secrets
+# Manager appends.
+locals {
+  secret_reads = {
+    "pg-dump"       = { sid = "Database", arns = local.pg_dump_secret_arns, keys = var.pg_dump.secret_kms_key_arns }
+    "restore-drill" = { sid = "DrillQuery", arns = local.drill_query_secret_arns, keys = length(local.drill_query_secret_arns) == 0 ? [] : var.restore_drill.secret_kms_key_arns }
+  }
+}
 
-  # Only the secrets the pg-dump schedules name; a partial ARN also matches
-  # the six random characters Secrets Manager appends.
+data "aws_iam_policy_document" "secret_reads" {
+  for_each = local.secret_reads
+
   dynamic "statement" {
-    for_each = length(local.pg_dump_secret_arns) == 0 ? [] : [1]
+    for_each = length(each.value.arns) == 0 ? [] : [1]
     content {
-      sid       = "ReadDatabaseSecrets"
+      sid       = "Read${each.value.sid}Secrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = flatten([for arn in local.pg_dump_secret_arns : [arn, "${arn}-??????"]])
+      resources = flatten([for arn in each.value.arns : [arn, "${arn}-??????"]])
     }
   }
   dynamic "statement" {
-    for_each = length(var.pg_dump.secret_kms_key_arns) == 0 ? [] : [1]
+    for_each = length(each.value.keys) == 0 ? [] : [1]
     content {
-      sid       = "DecryptDatabaseSecrets"
+      sid       = "Decrypt${each.value.sid}Secrets"
       actions   = ["kms:Decrypt"]
-      resources = var.pg_dump.secret_kms_key_arns
+      resources = each.value.keys
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
@@ -257,6 +267,11 @@ data "aws_iam_policy_document" "pg_dump" {
       }
     }
   }
+}
+
+data "aws_iam_policy_document" "pg_dump" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.secret_reads["pg-dump"].json]
+
   # ListBucket makes HeadObject of a missing manifest answer 404 rather than
   # 403 (a slot not yet dumped); ListBucketMultipartUploads finds the uploads
   # an earlier run left behind, to abort them.
@@ -404,7 +419,7 @@ data "aws_iam_policy_document" "freshness" {
 # CreateVolume; RDS tags only on lifeboat-drill-* resources), so no statement
 # here can delete it. Checked by scripts/iam_grants.py simulate.
 data "aws_iam_policy_document" "restore_drill" {
-  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.drill_keys.json]
+  source_policy_documents = [data.aws_iam_policy_document.common.json, data.aws_iam_policy_document.drill_keys.json, data.aws_iam_policy_document.secret_reads["restore-drill"].json]
 
   # EC2's Describe calls have no resource-level permissions.
   statement {
@@ -632,29 +647,6 @@ data "aws_iam_policy_document" "restore_drill" {
 # DescribeKey, GenerateDataKey). AWS managed keys (aws/ebs,
 # aws/rds) allow this to the account through their own key policy.
 data "aws_iam_policy_document" "drill_keys" {
-  # rds.query: the logins the schedules name for it (a restored database
-  # keeps its source's master login), and the keys that encrypt them.
-  dynamic "statement" {
-    for_each = length(local.drill_query_secret_arns) == 0 ? [] : [1]
-    content {
-      sid       = "ReadDrillQuerySecrets"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = flatten([for arn in local.drill_query_secret_arns : [arn, "${arn}-??????"]])
-    }
-  }
-  dynamic "statement" {
-    for_each = length(local.drill_query_secret_arns) == 0 || length(var.restore_drill.secret_kms_key_arns) == 0 ? [] : [1]
-    content {
-      sid       = "DecryptDrillQuerySecrets"
-      actions   = ["kms:Decrypt"]
-      resources = var.restore_drill.secret_kms_key_arns
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["secretsmanager.${local.region}.amazonaws.com"]
-      }
-    }
-  }
   dynamic "statement" {
     for_each = length(var.restore_drill.kms_key_arns) == 0 ? [] : [1]
     content {
