@@ -98,6 +98,7 @@ UNCALLED_GRANTS = {
     "ec2:UnassignPrivateIpAddresses": LAMBDA_VPC,
     "kms:GenerateDataKey": "SNS (the encrypted topic) and S3 (SSE-KMS dumps) use KMS with the caller's rights (kms:ViaService)",
     "kms:Decrypt": "SNS, S3 and Secrets Manager use KMS with the caller's rights (kms:ViaService)",
+    "pg-dump iam:PassRole": "no call of its own: RunTask passes the task's two roles to ECS (RunTask's dependent action in the SAR)",
     "pg-dump s3:ListBucket": "no call: it makes HeadObject of a missing manifest answer 404, not 403 (S3 HeadObject docs)",
     # Calls the code makes on paths the emulator tests do not reach.
     "freshness ec2:DescribeImages": "ami checks (shared/src/aws/ec2.rs list_images); no emulator test checks AMIs",

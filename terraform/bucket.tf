@@ -130,6 +130,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "dumps" {
     }
   }
 
+  # pg-dump's records beside a dump's key (lifeboat:record): a Lambda run cut
+  # off by the deadline, the task a slot was handed to. They steer the next
+  # slots (docs/pg-dump.md, Runners), which look back a month at most.
+  dynamic "rule" {
+    for_each = toset(["cut", "task"])
+    content {
+      id     = "pg-dump-${rule.value}-records"
+      status = "Enabled"
+      filter {
+        tag {
+          key   = "lifeboat:record"
+          value = rule.value
+        }
+      }
+      expiration {
+        days = 62
+      }
+    }
+  }
+
   depends_on = [aws_s3_bucket_versioning.dumps]
 }
 

@@ -25,7 +25,7 @@ locals {
     "rds-snapshot"  = data.aws_iam_policy_document.rds_snapshot.json
     "ebs-snapshot"  = data.aws_iam_policy_document.ebs_snapshot.json
     "ami-backup"    = data.aws_iam_policy_document.ami_backup.json
-    "pg-dump"       = data.aws_iam_policy_document.pg_dump.json
+    "pg-dump"       = data.aws_iam_policy_document.pg_dump_function.json
     "prune"         = data.aws_iam_policy_document.prune.json
     "freshness"     = data.aws_iam_policy_document.freshness.json
     "restore-drill" = data.aws_iam_policy_document.restore_drill.json

@@ -34,7 +34,7 @@ data "aws_iam_policy_document" "alerts_key" {
       values   = [local.account_id]
     }
   }
-  # The functions' log groups, and only they.
+  # The functions' log groups and pg-dump's task's, and only they.
   statement {
     sid       = "LogsEncrypt"
     actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
@@ -46,7 +46,10 @@ data "aws_iam_policy_document" "alerts_key" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name_prefix}*"]
+      values = [
+        "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name_prefix}*",
+        "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/ecs/${var.name_prefix}*",
+      ]
     }
   }
 }

@@ -22,18 +22,22 @@ locals {
     LIFEBOAT_METRIC_NAMESPACE = var.metric_namespace
     RUST_LOG                  = var.log_level
   }
+  # A dump's making, whichever runner makes it: pg-dump and its task.
+  dump_environment = merge(local.common_environment, {
+    LIFEBOAT_BUCKET          = aws_s3_bucket.dumps.id
+    LIFEBOAT_KMS_KEY_ID      = aws_kms_key.dumps.arn
+    LIFEBOAT_PART_SIZE_MIB   = tostring(var.pg_dump.part_size_mib)
+    LIFEBOAT_PARTS_IN_FLIGHT = tostring(var.pg_dump.parts_in_flight)
+  })
   environment = {
     "rds-snapshot" = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
     "ebs-snapshot" = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
     "ami-backup"   = merge(local.common_environment, { LIFEBOAT_CONCURRENCY = tostring(var.concurrency) })
     "prune"        = merge(local.common_environment, { LIFEBOAT_BUCKET = aws_s3_bucket.dumps.id })
     "freshness"    = merge(local.common_environment, { LIFEBOAT_BUCKET = aws_s3_bucket.dumps.id })
-    "pg-dump" = merge(local.common_environment, {
-      LIFEBOAT_BUCKET          = aws_s3_bucket.dumps.id
-      LIFEBOAT_KMS_KEY_ID      = aws_kms_key.dumps.arn
-      LIFEBOAT_PART_SIZE_MIB   = tostring(var.pg_dump.part_size_mib)
-      LIFEBOAT_PARTS_IN_FLIGHT = tostring(var.pg_dump.parts_in_flight)
-      PG_DUMP_PATH             = "/opt/pgsql/bin/pg_dump"
+    # The layer's pg_dump, and the task it hands long dumps to (task.tf).
+    "pg-dump" = merge(local.dump_environment, local.pg_dump_task_environment, {
+      PG_DUMP_PATH = "/opt/pgsql/bin/pg_dump"
     })
     # pg_restore from pg-dump's layer; psql, initdb and postgres for the
     # throwaway server are the ones beside it. /tmp is the function's

@@ -11,11 +11,16 @@ locals {
   # only the default without them. pg-dump calls no KMS API itself: S3 and
   # Secrets Manager use the keys on its behalf.
   pg_dump_https_cidrs = var.pg_dump.https_cidrs != null ? var.pg_dump.https_cidrs : (local.pg_dump_endpoints ? [] : ["0.0.0.0/0"])
-  pg_dump_interface_endpoints = local.pg_dump_endpoints ? {
+  pg_dump_interface_endpoints = local.pg_dump_endpoints ? merge({
     secretsmanager = "Secrets Manager: the databases' passwords"
     sns            = "SNS: the alert of a failed dump"
     monitoring     = "CloudWatch: PutMetricData, the dump's outcome metrics"
-  } : {}
+    }, local.pg_dump_task ? {
+    ecs       = "ECS: pg-dump starts and looks up its task"
+    "ecr.api" = "ECR: the task's image, its manifest"
+    "ecr.dkr" = "ECR: the task's image, its layers (from S3, through the gateway endpoint)"
+    logs      = "CloudWatch Logs: the task's log"
+  } : {}) : {}
 }
 
 resource "aws_security_group" "pg_dump" {
@@ -126,7 +131,7 @@ resource "aws_vpc_security_group_egress_rule" "pg_dump_endpoints" {
   count = local.pg_dump_endpoints ? 1 : 0
 
   security_group_id            = aws_security_group.pg_dump[0].id
-  description                  = "AWS APIs through the VPC endpoints: Secrets Manager, SNS, CloudWatch"
+  description                  = "AWS APIs through the VPC endpoints (Secrets Manager, SNS, CloudWatch; ECS, ECR, Logs for the task)"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443

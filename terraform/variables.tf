@@ -94,6 +94,13 @@ variable "pg_dump" {
     or endpoints of your own, reached at `https_cidrs` (default: 0.0.0.0/0
     without vpc_endpoints, none with them). With `vpc_id = null` it runs
     outside any VPC (databases reachable publicly).
+
+    `task` adds the ECS Fargate task that dumps what outgrows a Lambda run
+    (docs/pg-dump.md, Runners): its ECR repository at once, and, once
+    `make push` has pushed the image and printed its digest, the task
+    definition of that `image_digest` (cpu units, memory, ephemeral storage
+    of 21 to 200 GiB) in `cluster_arn` or a cluster of its own. It runs in
+    pg-dump's subnets and security group, without a public IP.
   EOT
   type = object({
     vpc_id                      = optional(string)
@@ -109,6 +116,13 @@ variable "pg_dump" {
     part_size_mib               = optional(number, 8)
     parts_in_flight             = optional(number, 4)
     secret_kms_key_arns         = optional(list(string), [])
+    task = optional(object({
+      image_digest          = optional(string)
+      cluster_arn           = optional(string)
+      cpu                   = optional(number, 1024)
+      memory_mb             = optional(number, 4096)
+      ephemeral_storage_gib = optional(number, 50)
+    }))
   })
   default = {}
 
@@ -127,6 +141,22 @@ variable "pg_dump" {
   validation {
     condition     = var.pg_dump.database_port >= 1 && var.pg_dump.database_port <= 65535
     error_message = "pg_dump.database_port must be a TCP port."
+  }
+  validation {
+    condition     = var.pg_dump.task == null || var.pg_dump.vpc_id != null
+    error_message = "pg_dump.task runs in pg-dump's VPC, without a public IP: set pg_dump.vpc_id and subnet_ids."
+  }
+  validation {
+    condition     = try(var.pg_dump.task.image_digest, null) == null || can(regex("^sha256:[0-9a-f]{64}$", try(var.pg_dump.task.image_digest, "")))
+    error_message = "pg_dump.task.image_digest is the image's digest as `make push` prints it: sha256: and 64 hexadecimal digits."
+  }
+  validation {
+    condition     = var.pg_dump.task == null || (try(var.pg_dump.task.ephemeral_storage_gib, 0) >= 21 && try(var.pg_dump.task.ephemeral_storage_gib, 0) <= 200)
+    error_message = "pg_dump.task.ephemeral_storage_gib must lie between 21 and 200 (Fargate's ephemeral storage)."
+  }
+  validation {
+    condition     = var.pg_dump.task == null || contains([256, 512, 1024, 2048, 4096, 8192, 16384], try(var.pg_dump.task.cpu, 0))
+    error_message = "pg_dump.task.cpu must be a Fargate size: 256, 512, 1024, 2048, 4096, 8192 or 16384 CPU units."
   }
   validation {
     condition     = var.pg_dump.part_size_mib >= 5 && var.pg_dump.part_size_mib <= 5120 && var.pg_dump.parts_in_flight >= 1 && var.pg_dump.parts_in_flight <= 16
@@ -275,6 +305,7 @@ variable "schedules" {
         sslmode      = optional(string)
         compression  = optional(string)
         require_auth = optional(string)
+        runner       = optional(string)
       })))
       prefix = optional(string)
       # restore-drill (functions/restore-drill/src/fields.rs)

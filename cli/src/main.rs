@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Lifeboat: backups of an AWS estate, run by hand.
 #[derive(Debug, Parser)]
@@ -33,8 +34,16 @@ enum Command {
         /// The function to run.
         function: Function,
         /// The payload file (JSON), or `-` for standard input.
+        #[arg(long, required_unless_present = "payload", conflicts_with = "payload")]
+        event: Option<PathBuf>,
+        /// The payload itself, as JSON text (how pg-dump's task is given its database).
         #[arg(long)]
-        event: PathBuf,
+        payload: Option<String>,
+        /// Run as a Lambda run of this many seconds would: with its deadline,
+        /// so that pg-dump hands what it cannot finish to its task. Without
+        /// it, a run has no deadline and dumps everything itself.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=900))]
+        timeout: Option<u64>,
     },
     /// The freshness check for a person: every protected resource, its newest
     /// backup, age, threshold and state. Sends nothing; exits 1 when anything
@@ -98,7 +107,32 @@ async fn main() -> ExitCode {
     logging::init(LogFormat::Text);
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { function, event } => run(function, &event).await,
+        Command::Run {
+            function,
+            event,
+            payload,
+            timeout,
+        } => {
+            let event = match (event, payload) {
+                (_, Some(text)) => {
+                    serde_json::from_str(&text).map_err(|e| format!("the payload is not JSON: {e}"))
+                }
+                (Some(path), None) => read_event(&path),
+                (None, None) => Err("give --event or --payload".into()),
+            };
+            let invocation = match timeout {
+                Some(seconds) => {
+                    let deadline = std::time::SystemTime::now() + Duration::from_secs(seconds);
+                    let ms = deadline
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or_default();
+                    Invocation::with_deadline_ms(ms)
+                }
+                None => Invocation::now(),
+            };
+            run(function, event, invocation).await
+        }
         Command::Status { event, plan, json } => {
             status_command(&event, plan.as_deref(), json).await
         }
@@ -192,8 +226,8 @@ fn retention_command(policy: &str, simulate: Option<u32>, every: &str) -> ExitCo
     }
 }
 
-async fn run(function: Function, event: &PathBuf) -> ExitCode {
-    let event = match read_event(event) {
+async fn run(function: Function, event: Result<Value, String>, invocation: Invocation) -> ExitCode {
+    let event = match event {
         Ok(event) => event,
         Err(message) => {
             eprintln!("lifeboat: {message}");
@@ -202,13 +236,28 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
     };
     let aws = lifeboat::aws::load().await;
     let outcome = match function {
-        Function::RdsSnapshot => invoke(rds_snapshot::RdsSnapshot::from_env(&aws), event).await,
-        Function::EbsSnapshot => invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event).await,
-        Function::AmiBackup => invoke(ami_backup::AmiBackup::from_env(&aws), event).await,
-        Function::PgDump => invoke(pg_dump::PgDump::from_env(&aws), event).await,
-        Function::Prune => invoke(prune::Prune::from_env(&aws), event).await,
-        Function::Freshness => invoke(freshness::Freshness::from_env(&aws), event).await,
-        Function::RestoreDrill => invoke(restore_drill::RestoreDrill::from_env(&aws), event).await,
+        Function::RdsSnapshot => {
+            invoke(rds_snapshot::RdsSnapshot::from_env(&aws), event, invocation).await
+        }
+        Function::EbsSnapshot => {
+            invoke(ebs_snapshot::EbsSnapshot::from_env(&aws), event, invocation).await
+        }
+        Function::AmiBackup => {
+            invoke(ami_backup::AmiBackup::from_env(&aws), event, invocation).await
+        }
+        Function::PgDump => invoke(pg_dump::PgDump::from_env(&aws), event, invocation).await,
+        Function::Prune => invoke(prune::Prune::from_env(&aws), event, invocation).await,
+        Function::Freshness => {
+            invoke(freshness::Freshness::from_env(&aws), event, invocation).await
+        }
+        Function::RestoreDrill => {
+            invoke(
+                restore_drill::RestoreDrill::from_env(&aws),
+                event,
+                invocation,
+            )
+            .await
+        }
     };
     finish(outcome)
 }
@@ -216,8 +265,9 @@ async fn run(function: Function, event: &PathBuf) -> ExitCode {
 async fn invoke<F: BackupFunction>(
     function: Result<F, Error>,
     event: Value,
+    invocation: Invocation,
 ) -> Result<lifeboat::Report, Error> {
-    runtime::handle(&function?, event, Invocation::now()).await
+    runtime::handle(&function?, event, invocation).await
 }
 
 fn read_event(path: &PathBuf) -> Result<Value, String> {

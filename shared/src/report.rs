@@ -118,6 +118,22 @@ impl Skipped {
     }
 }
 
+/// A dump handed to pg-dump's ECS task: the task makes it, and its manifest
+/// is the proof, as for a dump made in the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Handed {
+    /// The database's `name`.
+    pub source: String,
+    /// The key the dump will have.
+    pub backup: String,
+    /// The task's ARN.
+    pub task: String,
+    /// Whether this run started it (else a task of the slot was running already).
+    pub started: bool,
+    /// Why the task makes it rather than the run.
+    pub reason: String,
+}
+
 /// A backup that was deleted (or, in a dry run, would be).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deleted {
@@ -353,6 +369,9 @@ pub struct Report {
     /// Restore drills (restore-drill).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drills: Vec<Drill>,
+    /// Dumps handed to pg-dump's ECS task (pg-dump).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Handed>,
     /// Sources that failed.
     pub failed: Vec<Failed>,
     /// What the run has to tell a person besides failures; sent by the runtime.
@@ -381,6 +400,7 @@ impl Report {
             checks: Vec::new(),
             quotas: Vec::new(),
             drills: Vec::new(),
+            tasks: Vec::new(),
             failed: Vec::new(),
             notices: Vec::new(),
             metrics: Vec::new(),

@@ -86,6 +86,32 @@ impl Emulator {
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         sdk_config_at(&self.endpoint, region).await
     }
+
+    /// How the emulator moves a model's states on: `ecs::task` goes one
+    /// step (`RUNNING` … `STOPPED`) every `describes` DescribeTasks.
+    pub fn set_transition(&self, model: &str, describes: u32) {
+        use std::io::{Read, Write};
+        let body = serde_json::json!({
+            "model_name": model,
+            "transition": {"progression": "manual", "times": describes},
+        })
+        .to_string();
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect to moto");
+        write!(
+            stream,
+            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("answer");
+        let status = answer.lines().next().unwrap_or_default();
+        assert!(
+            status.contains(" 201"),
+            "moto refused the transition: {answer}"
+        );
+    }
 }
 
 /// CPU seconds (user and system, all threads, not its children) that the

@@ -43,6 +43,7 @@ macro_rules! recorded {
 recorded! {
     aws_sdk_cloudwatch => "cloudwatch",
     aws_sdk_ec2 => "ec2",
+    aws_sdk_ecs => "ecs",
     aws_sdk_rds => "rds",
     aws_sdk_s3 => "s3",
     aws_sdk_secretsmanager => "secretsmanager",

@@ -18,7 +18,8 @@ use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::TempDir;
 use lifeboat_tests::postgres::{PgServer, TestCa, generate, newest_bin, pg15_bin};
 use pg_dump_common::{
-    BUCKET, PARTS, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
+    BUCKET, PARTS, Setup, assert_nothing_left, assert_nothing_left_but, conninfo, payload,
+    pg_dump_of, restore_into,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -458,13 +459,16 @@ async fn failures_leave_nothing_behind_and_alert_once() {
         // The function stops 30 s before the deadline: here, after 3 s.
         deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(33)),
     };
+    let cut_off = payload("deadline", server.port, "shop", &good);
     let outcome = handle(
         &setup.function(&stalling, setup.s3.clone()),
-        payload("deadline", server.port, "shop", &good),
+        cut_off.clone(),
         near_deadline,
     )
     .await;
-    assert_nothing_left(&setup, outcome, "before the Lambda deadline").await;
+    // Only the record of the cut, which sends the database's next run to the task.
+    let cut = format!("{}.cut.json", dump_key_of(&cut_off, "deadline", 0));
+    assert_nothing_left_but(&setup, outcome, "before the Lambda deadline", &[cut]).await;
 
     // And after all that, the same function dumps the database.
     let report = handle(
@@ -523,6 +527,7 @@ async fn a_configured_kms_key_encrypts_the_dump_and_its_manifest() {
         bucket: Some(BUCKET.into()),
         kms_key_id: Some(key.into()),
         parts: PARTS,
+        task: None,
     };
     let function = setup.function_with(settings, setup.s3.clone());
     // An empty database: a dump smaller than one part, written with one PutObject.

@@ -117,6 +117,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
     check_retries_and_dead_letters(&resources);
     check_snapshot_quota_alarms(&resources);
     check_pg_dump_endpoints(&resources);
+    check_pg_dump_task(&resources);
     check_drills(&resources);
     // The rule the databases' groups need, for the operator to add.
     let ingress = &plan["planned_values"]["outputs"]["pg_dump_database_ingress"]["value"];
@@ -599,8 +600,17 @@ fn check_pg_dump_endpoints(resources: &[&Value]) {
     interfaces.sort();
     assert_eq!(
         interfaces,
-        ["monitoring", "secretsmanager", "sns"].map(|s| format!("com.amazonaws.us-east-1.{s}")),
-        "an interface endpoint for each API pg-dump calls but S3"
+        [
+            "ecr.api",
+            "ecr.dkr",
+            "ecs",
+            "logs",
+            "monitoring",
+            "secretsmanager",
+            "sns"
+        ]
+        .map(|s| format!("com.amazonaws.us-east-1.{s}")),
+        "an interface endpoint for each API pg-dump and its task call but S3"
     );
 
     let egress: Vec<&Value> = of_type(resources, "aws_vpc_security_group_egress_rule")
@@ -638,6 +648,152 @@ fn check_pg_dump_endpoints(resources: &[&Value]) {
             && ingress[0]["referenced_security_group_id"] == pg_dump_sg,
         "the endpoints admit HTTPS from pg-dump only: {ingress:#?}"
     );
+}
+
+/// pg-dump's task: a Fargate task definition of x86_64 that refers to its
+/// image by digest in the immutable, scanned repository, with its two roles;
+/// the function told where to start it; the function's role may start only
+/// it, in its cluster, and pass only its roles, to ECS tasks alone; the
+/// task's role has pg-dump's dump grants and no ECS or IAM ones.
+fn check_pg_dump_task(resources: &[&Value]) {
+    let repository = at(resources, "aws_ecr_repository.pg_dump[0]");
+    assert_eq!(repository["image_tag_mutability"], "IMMUTABLE");
+    assert_eq!(
+        repository["image_scanning_configuration"][0]["scan_on_push"],
+        true
+    );
+    let definition = at(resources, "aws_ecs_task_definition.pg_dump[0]");
+    assert_eq!(definition["requires_compatibilities"], json!(["FARGATE"]));
+    assert_eq!(definition["network_mode"], "awsvpc");
+    assert_eq!(
+        definition["runtime_platform"][0]["cpu_architecture"],
+        "X86_64"
+    );
+    let task_role = at(resources, "aws_iam_role.pg_dump_task[0]");
+    let execution_role = at(resources, "aws_iam_role.pg_dump_task_execution[0]");
+    assert_eq!(definition["task_role_arn"], task_role["arn"]);
+    assert_eq!(definition["execution_role_arn"], execution_role["arn"]);
+    assert_ne!(task_role["arn"], execution_role["arn"]);
+    let containers: Value = serde_json::from_str(
+        definition["container_definitions"]
+            .as_str()
+            .expect("container definitions"),
+    )
+    .expect("JSON");
+    let container = &containers[0];
+    assert_eq!(
+        container["image"],
+        json!(format!(
+            "{}@{TASK_IMAGE_DIGEST}",
+            repository["repository_url"].as_str().expect("url")
+        )),
+        "the image by digest"
+    );
+    assert_eq!(container["readonlyRootFilesystem"], true);
+    let environment: Vec<&str> = container["environment"]
+        .as_array()
+        .expect("environment")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(environment.contains(&"LIFEBOAT_BUCKET"), "{environment:?}");
+    assert!(
+        !environment.iter().any(|e| e.starts_with("LIFEBOAT_TASK_")),
+        "the task starts no task: {environment:?}"
+    );
+
+    let function = at(
+        resources,
+        "module.function[\"pg-dump\"].aws_lambda_function.function",
+    );
+    let variables = &function["environment"][0]["variables"];
+    assert_eq!(variables["LIFEBOAT_TASK_DEFINITION"], definition["arn"]);
+    let cluster = at(resources, "aws_ecs_cluster.pg_dump[0]");
+    assert_eq!(variables["LIFEBOAT_TASK_CLUSTER"], cluster["arn"]);
+    assert_eq!(
+        variables["LIFEBOAT_TASK_SECURITY_GROUPS"],
+        at(resources, "aws_security_group.pg_dump[0]")["id"]
+    );
+
+    let statements = |address: &str| -> Vec<Value> {
+        let text = at(resources, address)["policy"].as_str().expect("a policy");
+        let policy: Value = serde_json::from_str(text).expect("policy JSON");
+        policy["Statement"].as_array().cloned().unwrap_or_default()
+    };
+    let function_policy = statements("module.function[\"pg-dump\"].aws_iam_role_policy.function");
+    let by_sid = |sid: &str| {
+        function_policy
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {sid} in pg-dump's policy"))
+    };
+    let run = by_sid("StartDumpTask");
+    assert_eq!(run["Action"], "ecs:RunTask");
+    assert_eq!(run["Condition"]["ArnEquals"]["ecs:cluster"], cluster["arn"]);
+    let pass = by_sid("PassDumpTaskRoles");
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs-tasks.amazonaws.com"
+    );
+    let mut passed = strings(&pass["Resource"]);
+    passed.sort();
+    let mut roles = vec![
+        task_role["arn"].as_str().unwrap_or_default().to_owned(),
+        execution_role["arn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ];
+    roles.sort();
+    assert_eq!(passed, roles);
+    for sid in ["ListDumpTasks", "DescribeDumpTasks"] {
+        assert_eq!(
+            by_sid(sid)["Condition"]["ArnEquals"]["ecs:cluster"],
+            cluster["arn"]
+        );
+    }
+    // The task's role: the function's grants but the ones that start tasks.
+    let task_policy = statements("aws_iam_role_policy.pg_dump_task[0]");
+    let actions = |list: &[Value]| -> Vec<String> {
+        let mut all: Vec<String> = list.iter().flat_map(|s| strings(&s["Action"])).collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let dispatch = [
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:RunTask",
+        "iam:PassRole",
+    ];
+    let mut expected: Vec<String> = actions(&function_policy)
+        .into_iter()
+        .filter(|a| !dispatch.contains(&a.as_str()))
+        .collect();
+    expected.sort();
+    assert_eq!(actions(&task_policy), expected);
+    assert!(
+        expected.contains(&"s3:PutObject".to_owned()),
+        "{expected:?}"
+    );
+    // The records that steer a database's runners expire with the bucket's lifecycle.
+    let lifecycle = at(resources, "aws_s3_bucket_lifecycle_configuration.dumps");
+    for record in ["cut", "task"] {
+        let id = format!("pg-dump-{record}-records");
+        let rule = lifecycle["rule"]
+            .as_array()
+            .and_then(|rules| rules.iter().find(|r| r["id"] == id.as_str()))
+            .unwrap_or_else(|| panic!("no lifecycle rule {id}: {lifecycle}"));
+        assert_eq!(rule["filter"][0]["tag"][0]["key"], "lifeboat:record");
+        assert_eq!(rule["filter"][0]["tag"][0]["value"], record);
+        assert!(
+            rule["expiration"][0]["days"]
+                .as_u64()
+                .is_some_and(|d| d >= 31),
+            "{rule}"
+        );
+    }
 }
 
 /// restore-drill's RDS drills restore into the subnet group and the closed
@@ -1181,6 +1337,8 @@ fn provider_override(endpoint: &str) -> String {
     let services = [
         "cloudwatch",
         "ec2",
+        "ecr",
+        "ecs",
         "iam",
         "kms",
         "lambda",
@@ -1310,9 +1468,14 @@ async fn emulator_tfvars(emulator: &Emulator, dir: &Path) -> String {
             "database_cidrs": ["10.0.16.0/20"],
             "timeout_seconds": 900,
             "memory_mb": 1024,
+            "task": {"image_digest": TASK_IMAGE_DIGEST, "cpu": 1024, "memory_mb": 2048},
         }),
     )
 }
+
+/// The digest the emulator's pg-dump task refers to its image by.
+const TASK_IMAGE_DIGEST: &str =
+    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// `entry` (a file or a folder in `dir`) zipped into `dir/name`, with Python's zipfile.
 fn zip(dir: &Path, name: &str, entry: &str) -> String {

@@ -7,12 +7,18 @@
 //! it and reading the archive's structure; then, only if `pg_dump` succeeded
 //! and the archive is whole, complete the upload and write the manifest last.
 //! Any failure aborts the upload: a dump without a manifest never counts.
+//!
+//! A scheduled run hands a dump it cannot finish before Lambda's deadline to
+//! pg-dump's ECS Fargate task instead ([`task`]): the same code, run as
+//! `lifeboat run pg-dump` with that one database, making the same dump.
 
 pub mod fields;
 pub mod manifest;
+pub mod task;
 pub mod upload;
 
 use crate::manifest::Manifest;
+use crate::task::{Choice, Dispatched, History, TaskRecord, TaskSettings};
 use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
 use chrono::Utc;
 use fields::{Database, DumpFormat, PgDumpFields};
@@ -21,7 +27,7 @@ use lifeboat::postgres::archive::{
 };
 use lifeboat::postgres::secret;
 use lifeboat::postgres::tool::{self, PG_DUMP, PgTool};
-use lifeboat::report::{Failed, Report, Skipped};
+use lifeboat::report::{Failed, Handed, Report, Skipped};
 use lifeboat::rules::naming;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{BackupLabel, Error, ItemError, Kind, Request};
@@ -42,6 +48,11 @@ const STALE_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// A run with no deadline marks its slot with `<key>.live.<run>` while it
 /// works, so that no other run takes its upload, however old, for a dead one's.
 const LIVE_MARK: &str = ".live.";
+/// Beside a dump's key: the record of a Lambda run the deadline cut off, and
+/// of the task a slot was handed to. Both carry `lifeboat:record` for the
+/// bucket's lifecycle rule.
+const CUT_SUFFIX: &str = ".cut.json";
+const TASK_SUFFIX: &str = ".task.json";
 
 /// The function's configuration, read once from the environment.
 #[derive(Debug, Clone)]
@@ -54,6 +65,8 @@ pub struct Settings {
     pub kms_key_id: Option<String>,
     /// Part size and parallelism of the upload (`LIFEBOAT_PART_SIZE_MIB`, `LIFEBOAT_PARTS_IN_FLIGHT`).
     pub parts: PartPlan,
+    /// The ECS task long dumps are handed to (`LIFEBOAT_TASK_*`), if there is one.
+    pub task: Option<TaskSettings>,
 }
 
 impl Settings {
@@ -89,6 +102,7 @@ impl Settings {
                 part_size: number("LIFEBOAT_PART_SIZE_MIB", 8, min_mib..=max_mib)? << 20,
                 parts_in_flight: number("LIFEBOAT_PARTS_IN_FLIGHT", 4, 1..=16)?,
             },
+            task: TaskSettings::from_vars(var).map_err(Error::Config)?,
         })
     }
 }
@@ -97,6 +111,7 @@ impl Settings {
 pub struct PgDump {
     s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    ecs: aws_sdk_ecs::Client,
     settings: Settings,
     sinks: Sinks,
 }
@@ -128,12 +143,14 @@ impl PgDump {
     pub fn new(
         s3: aws_sdk_s3::Client,
         secrets: aws_sdk_secretsmanager::Client,
+        ecs: aws_sdk_ecs::Client,
         settings: Settings,
         sinks: Sinks,
     ) -> Self {
         PgDump {
             s3,
             secrets,
+            ecs,
             settings,
             sinks,
         }
@@ -144,6 +161,7 @@ impl PgDump {
         Ok(Self::new(
             lifeboat::aws::s3_client(aws),
             aws_sdk_secretsmanager::Client::new(aws),
+            aws_sdk_ecs::Client::new(aws),
             Settings::from_env()?,
             Sinks::from_env(aws)?,
         ))
@@ -374,10 +392,11 @@ impl PgDump {
         target: Target,
         request: &Request<PgDumpFields>,
         limits: Limits,
+        history: &History,
     ) -> Result<Manifest, DumpError> {
         let security = tool.security(db).map_err(DumpError::PgDump)?;
         if let Some(at) = limits.stop_at {
-            self.refuse_if_too_long(&target, request.slot, at).await?;
+            Self::refuse_if_too_long(history, at)?;
         }
         let login = secret::credentials(&self.secrets, &db.secret_arn)
             .await
@@ -412,42 +431,50 @@ impl PgDump {
                 tracing::warn!(key = %live, %error, "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
             }
         }
+        if let Err(DumpError::Deadline(bytes)) = &outcome {
+            // What sends the next run of an `auto` database to the task.
+            let cut = serde_json::json!({"run": target.run, "bytes": bytes, "at": Utc::now()});
+            if let Err(error) = self.put_record(&target, CUT_SUFFIX, &cut).await {
+                tracing::warn!(key = %target.key, %error, "the cut-off run could not be recorded: an `auto` database's next run stays in Lambda");
+            }
+        }
         outcome
     }
 
     /// Refuses to start a dump that its last run shows cannot finish before
     /// the deadline: the newest manifest of the database before this slot
-    /// (this month's or last month's) records how long that dump took.
-    async fn refuse_if_too_long(
-        &self,
-        target: &Target,
-        slot: lifeboat::Slot,
+    /// records how long that dump took.
+    fn refuse_if_too_long(
+        history: &History,
         stop_at: tokio::time::Instant,
     ) -> Result<(), DumpError> {
-        let Some((key, took)) = self.previous_duration(target, slot).await else {
+        let Some((key, took)) = &history.last_dump else {
             return Ok(());
         };
         let left = stop_at.saturating_duration_since(tokio::time::Instant::now());
-        if took <= left.as_secs_f64() {
+        if *took <= left.as_secs_f64() {
             return Ok(());
         }
         Err(DumpError::PgDump(format!(
-            "not started: its last dump ({key}) took {took:.0} s, and this run has {} s before the Lambda deadline, so it would be cut off; give pg-dump a longer timeout (pg_dump.timeout_seconds, at most 900), or dump this database where no deadline stops it (lifeboat run pg-dump)",
+            "not started: its last dump ({key}) took {took:.0} s, and this run has {} s before the Lambda deadline, so it would be cut off; give it `\"runner\": \"task\"` (or `auto`) with pg_dump.task in Terraform, or dump it where no deadline stops it (lifeboat run pg-dump)",
             left.as_secs()
         )))
     }
 
-    /// The key and duration of the newest dump before `slot` of the database whose key `target` has.
-    async fn previous_duration(
-        &self,
-        target: &Target,
-        slot: lifeboat::Slot,
-    ) -> Option<(String, f64)> {
+    /// What the database's runs before `slot` left (this month's and last
+    /// month's): its newest dump and how long that took, and whether a Lambda
+    /// run was cut off by the deadline since. Unknown history is none.
+    async fn history(&self, target: &Target, slot: lifeboat::Slot) -> History {
         // `<prefix><name>/<yyyy>/<mm>/<dd>/<file>`: this month's and last month's folders.
-        let database = target.key.rsplitn(5, '/').nth(4)?;
+        let Some(database) = target.key.rsplitn(5, '/').nth(4) else {
+            return History::default();
+        };
         let time = slot.time();
-        let last_month = time.checked_sub_months(chrono::Months::new(1))?;
-        let mut newest: Option<String> = None;
+        let Some(last_month) = time.checked_sub_months(chrono::Months::new(1)) else {
+            return History::default();
+        };
+        let mut dumps = Vec::new();
+        let mut cuts = Vec::new();
         for month in [last_month, time] {
             let prefix = format!("{database}/{}/", month.format("%Y/%m"));
             let listed = self
@@ -462,38 +489,137 @@ impl PgDump {
             let pages = match listed {
                 Ok(pages) => pages,
                 Err(e) => {
-                    tracing::warn!(%prefix, error = %lifeboat::aws::summarize(&e), "the last dump's duration is unknown");
-                    return None;
+                    tracing::warn!(%prefix, error = %lifeboat::aws::summarize(&e), "the database's earlier runs are unknown");
+                    return History::default();
                 }
             };
-            let before = pages
+            for key in pages
                 .iter()
                 .flat_map(|p| p.contents())
-                .filter_map(|o| o.key()?.strip_suffix(".manifest.json"))
-                .filter_map(|dump| Some((naming::parse_dump_key(dump)?.slot, dump)))
-                .filter(|(at, _)| *at < slot)
-                .max_by_key(|(at, _)| *at)
-                .map(|(_, dump)| dump);
-            if let Some(dump) = before {
-                newest = Some(dump.to_owned());
+                .filter_map(|o| o.key())
+            {
+                let (dump, list) = if let Some(dump) = key.strip_suffix(naming::MANIFEST_SUFFIX) {
+                    (dump, &mut dumps)
+                } else if let Some(dump) = key.strip_suffix(CUT_SUFFIX) {
+                    (dump, &mut cuts)
+                } else {
+                    continue;
+                };
+                if let Some(at) = naming::parse_dump_key(dump).map(|k| k.slot)
+                    && at < slot
+                {
+                    list.push((at, dump.to_owned()));
+                }
             }
         }
-        let dump = newest?;
-        let body = self
-            .s3
-            .get_object()
-            .bucket(&target.bucket)
-            .key(naming::manifest_key(&dump))
-            .send()
-            .await
-            .ok()?
+        let newest = dumps.into_iter().max();
+        let cut = cuts
+            .iter()
+            .any(|(at, _)| newest.as_ref().is_none_or(|(dumped, _)| at > dumped));
+        let last_dump = match newest {
+            Some((_, dump)) => self
+                .read_json::<serde_json::Value>(&target.bucket, &naming::manifest_key(&dump))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|m| m["duration_seconds"].as_f64())
+                .map(|took| (dump, took)),
+            None => None,
+        };
+        History { last_dump, cut }
+    }
+
+    /// The JSON object at `key`; none if there is none.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<T>, String> {
+        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(format!("GetObject {key}: {}", lifeboat::aws::summarize(&e))),
+        };
+        let body = out
             .body
             .collect()
             .await
-            .ok()?
+            .map_err(|e| format!("GetObject {key}: {e}"))?
             .into_bytes();
-        let manifest: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        Some((dump, manifest["duration_seconds"].as_f64()?))
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| format!("{key} is not the record pg-dump writes: {e}"))
+    }
+
+    /// Writes a small record beside a dump (`<key><suffix>`), tagged as the
+    /// dump is and with `lifeboat:record`, replacing an earlier one.
+    async fn put_record(
+        &self,
+        target: &Target,
+        suffix: &str,
+        record: &impl serde::Serialize,
+    ) -> Result<(), String> {
+        let key = format!("{}{suffix}", target.key);
+        let kind = suffix.trim_start_matches('.').trim_end_matches(".json");
+        let tagging = format!(
+            "{}&{}",
+            target.tagging,
+            upload::tagging(&[("lifeboat:record", kind.to_owned())])
+        );
+        let mut request = self
+            .s3
+            .put_object()
+            .bucket(&target.bucket)
+            .key(&key)
+            .tagging(tagging)
+            .metadata(upload::RUN_METADATA, &target.run)
+            .content_type("application/json")
+            .body(serde_json::to_vec_pretty(record).unwrap_or_default().into());
+        if let Some(kms) = &target.kms_key_id {
+            request = request
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms);
+        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("PutObject {key}: {}", lifeboat::aws::summarize(&e)))
+    }
+
+    /// Hands the slot's dump of `db` to the task: starts it, unless one of
+    /// the slot is running, and records it beside the dump's key.
+    async fn hand_to_task(
+        &self,
+        db: &Database,
+        target: &Target,
+        request: &Request<PgDumpFields>,
+        prefix: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Dispatched, ItemError> {
+        let Some(settings) = &self.settings.task else {
+            return Err(ItemError::new(
+                "this pg-dump has no task (LIFEBOAT_TASK_CLUSTER)",
+            ));
+        };
+        let tasks = task::Tasks::new(&self.ecs, settings);
+        let name = task::started_by(&request.plan, &db.name, request.slot);
+        let last: Option<TaskRecord> = self
+            .read_json(&target.bucket, &format!("{}{TASK_SUFFIX}", target.key))
+            .await
+            .map_err(ItemError::new)?;
+        let payload = task::task_payload(&request.plan, request.slot, db, &target.bucket, prefix);
+        let command = ["run", "pg-dump", "--payload", &payload.to_string()]
+            .map(str::to_owned)
+            .to_vec();
+        let dispatched = tasks.dispatch(&name, command, last.as_ref(), now).await?;
+        if let Dispatched::Started(record) = &dispatched
+            && let Err(error) = self.put_record(target, TASK_SUFFIX, record).await
+        {
+            // The task runs all the same; a rerun replays its start by its token.
+            tracing::warn!(key = %target.key, %error, "the slot's task record could not be written");
+        }
+        Ok(dispatched)
     }
 
     /// Streams `pg_dump` of `db` into `target`, checks it, then writes the manifest.
@@ -751,14 +877,16 @@ impl BackupFunction for PgDump {
                 .saturating_sub(DEADLINE_MARGIN);
             tokio::time::Instant::now() + left
         });
-        // A Lambda run's uploads outlive it by no more than its timeout: what
-        // its deadline was from the start. A run with no deadline knows only
-        // that no Lambda run lasts more than 15 minutes.
-        let stale = match invocation.deadline {
-            Some(deadline) => {
-                let timeout = deadline
-                    .duration_since(SystemTime::from(invocation.now))
-                    .unwrap_or_default();
+        // A Lambda run's timeout: what its deadline was from the start. Its
+        // uploads outlive it by no more than that; a run with no deadline
+        // knows only that no Lambda run lasts more than 15 minutes.
+        let timeout = invocation.deadline.map(|deadline| {
+            deadline
+                .duration_since(SystemTime::from(invocation.now))
+                .unwrap_or_default()
+        });
+        let stale = match timeout {
+            Some(timeout) => {
                 chrono::Duration::from_std(timeout).unwrap_or(STALE_UPLOAD) + STALE_MARGIN
             }
             None => STALE_UPLOAD,
@@ -768,7 +896,7 @@ impl BackupFunction for PgDump {
         let run = lifeboat::runtime::run_token();
         let prefix = fields.key_prefix();
         let region = lifeboat::aws::region_name(self.s3.config().region());
-        for db in &fields.databases {
+        for (i, db) in fields.databases.iter().enumerate() {
             let key = naming::dump_key(
                 &prefix,
                 &db.name,
@@ -808,7 +936,52 @@ impl BackupFunction for PgDump {
                 kms_key_id: self.settings.kms_key_id.clone(),
                 run: run.clone(),
             };
-            match self.dump(db, &tool, target, request, limits).await {
+            // Only a run with a deadline chooses a runner or checks the time left.
+            let history = match timeout {
+                Some(_) => self.history(&target, request.slot).await,
+                None => History::default(),
+            };
+            let choice =
+                match task::choose(db.runner, &history, timeout, self.settings.task.is_some()) {
+                    Ok(choice) => choice,
+                    Err(why) => {
+                        report
+                            .failed
+                            .push(failed(format!("databases[{i}].runner {why}")));
+                        continue;
+                    }
+                };
+            if let Choice::Task(reason) = choice {
+                match self
+                    .hand_to_task(db, &target, request, &prefix, invocation.now)
+                    .await
+                {
+                    Ok(dispatched) => {
+                        let (task, started) = match dispatched {
+                            Dispatched::Started(record) => (record.task_arn, true),
+                            Dispatched::Running(arn) => (arn, false),
+                        };
+                        tracing::info!(database = %db.name, %task, started, %reason, "handed to the task");
+                        report.tasks.push(Handed {
+                            source: db.name.clone(),
+                            backup: key,
+                            task,
+                            started,
+                            reason,
+                        });
+                    }
+                    Err(e) => report.failed.push(Failed::new(
+                        Kind::PgDump,
+                        &db.name,
+                        e.context("handing the dump to the task"),
+                    )),
+                }
+                continue;
+            }
+            match self
+                .dump(db, &tool, target, request, limits, &history)
+                .await
+            {
                 Ok(_) => report.created(Kind::PgDump, &db.name, key, &region, None),
                 Err(DumpError::Taken(why)) => {
                     tracing::warn!(database = %db.name, %why, "the slot's dump is another run's");

@@ -942,6 +942,7 @@ impl DatabaseDriller<'_> {
             sslmode: query.sslmode,
             compression: None,
             require_auth: None,
+            runner: Default::default(),
         });
         let asked = pg::query_number(&target, &tools.psql, self.secrets, &query.sql);
         let got = tokio::time::timeout(QUERY_TIMEOUT, asked)

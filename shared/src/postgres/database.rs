@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One database: an entry of pg-dump's `databases`, or a restore target in that form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One database: an entry of pg-dump's `databases`, or a restore target in
+/// that form (which ignores `runner`). Written back as JSON, it is the entry
+/// pg-dump hands to its task: the secret's ARN, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// The backup's source name: tagged, and the first part of the dump's key.
@@ -23,13 +25,34 @@ pub struct Database {
     #[serde(default)]
     pub format: DumpFormat,
     /// libpq's `sslmode` (default `require`, or `prefer` for a loopback host).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sslmode: Option<SslMode>,
     /// pg_dump's `--compress`: `zstd`, `gzip`, `lz4` or `none`, with an
     /// optional `:level` (default: `zstd` for the custom format, `none` for plain).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
     /// libpq's `require_auth`: the authentication methods the server may ask
     /// for (default `scram-sha-256`), or `any` to accept whatever it asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub require_auth: Option<String>,
+    /// Where a scheduled (Lambda) run dumps it (default `auto`).
+    #[serde(default)]
+    pub runner: Runner,
+}
+
+/// Where pg-dump's scheduled run makes a database's dump. A run without a
+/// deadline (`lifeboat run pg-dump`, and the task itself) dumps where it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// In the Lambda run, always; a dump its last run shows cannot finish in time is not started.
+    Lambda,
+    /// In pg-dump's ECS Fargate task, started by the Lambda run.
+    Task,
+    /// In the Lambda run, unless the last dump took more than half the
+    /// function's timeout or the last run was cut off by the deadline: then in the task.
+    #[default]
+    Auto,
 }
 
 fn default_pg_port() -> u16 {

@@ -47,6 +47,16 @@ pg_dump = {
   database_port   = 5432
   timeout_seconds = 900
   memory_mb       = 1024
+  # Dumps that outgrow a 15-minute Lambda run go to an ECS Fargate task
+  # (docs/pg-dump.md, Runners). Apply once without image_digest to create the
+  # image repository, run `make push`, then put the digest it prints here
+  # (this one is a placeholder, like the subnets above).
+  task = {
+    image_digest          = "sha256:8c1ff0e3c6d3d9f2b5b06a1e9cf6f5c1a0f4f9e0d8f1b3a2c6d4e5f60718293a"
+    cpu                   = 2048
+    memory_mb             = 8192
+    ephemeral_storage_gib = 50
+  }
 }
 
 heartbeat_hours = 26

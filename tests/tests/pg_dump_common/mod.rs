@@ -23,7 +23,7 @@ pub const PARTS: PartPlan = PartPlan {
 };
 
 pub struct Setup {
-    _emulator: Emulator,
+    pub emulator: Emulator,
     pub aws: aws_config::SdkConfig,
     pub inbox: AlertInbox,
     pub s3: S3,
@@ -52,7 +52,7 @@ impl Setup {
             .expect("versioning");
         let inbox = AlertInbox::create(&aws).await;
         Setup {
-            _emulator: emulator,
+            emulator,
             aws,
             inbox,
             s3,
@@ -81,6 +81,7 @@ impl Setup {
             bucket: Some(BUCKET.into()),
             kms_key_id: None,
             parts: PARTS,
+            task: None,
         };
         self.function_with(settings, s3)
     }
@@ -89,6 +90,7 @@ impl Setup {
         PgDump::new(
             s3.recorded("pg-dump"),
             aws_sdk_secretsmanager::Client::new(&self.aws).recorded("pg-dump"),
+            aws_sdk_ecs::Client::new(&self.aws).recorded("pg-dump"),
             settings,
             self.inbox.sinks("pg-dump", &self.aws),
         )
@@ -229,6 +231,16 @@ pub async fn assert_nothing_left(
     outcome: Result<lifeboat::Report, lifeboat::Error>,
     expect: &str,
 ) {
+    assert_nothing_left_but(setup, outcome, expect, &[]).await;
+}
+
+/// [`assert_nothing_left`], but for the records `left` of the failure.
+pub async fn assert_nothing_left_but(
+    setup: &Setup,
+    outcome: Result<lifeboat::Report, lifeboat::Error>,
+    expect: &str,
+    left: &[String],
+) {
     let report = match outcome {
         Err(lifeboat::Error::RunFailed { report }) => report,
         other => panic!("expected a failed run ({expect}), got {other:?}"),
@@ -239,7 +251,7 @@ pub async fn assert_nothing_left(
         "`{expect}` not in `{}`",
         report.failed[0].error
     );
-    assert_eq!(setup.keys().await, Vec::<String>::new(), "{expect}");
+    assert_eq!(setup.keys().await, left, "{expect}");
     assert_eq!(setup.open_uploads().await, 0, "{expect}");
     let alerts = setup.inbox.drain().await;
     assert_eq!(alerts.len(), 1, "{expect}: {alerts:?}");

@@ -199,6 +199,7 @@ async fn an_invalid_payload_makes_no_aws_call() {
     let pg_dump = pg_dump::PgDump::new(
         lifeboat::aws::s3_client(aws).recorded("pg-dump"),
         aws_sdk_secretsmanager::Client::new(aws).recorded("pg-dump"),
+        aws_sdk_ecs::Client::new(aws).recorded("pg-dump"),
         pg_dump::Settings::from_env().expect("pg-dump settings"),
         sinks("pg-dump"),
     );
