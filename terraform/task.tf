@@ -153,8 +153,12 @@ resource "aws_ecs_task_definition" "pg_dump" {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
   }
+  # The task's ephemeral storage, writable at /tmp (the root file system is not).
   ephemeral_storage {
     size_in_gib = var.pg_dump.task.ephemeral_storage_gib
+  }
+  volume {
+    name = "scratch"
   }
   container_definitions = jsonencode([{
     name      = local.pg_dump_task_container
@@ -163,6 +167,7 @@ resource "aws_ecs_task_definition" "pg_dump" {
     # The task's memory, stated for the container too.
     memory                 = var.pg_dump.task.memory_mb
     readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
     environment            = local.pg_dump_task_container_environment
     logConfiguration = {
       logDriver = "awslogs"
@@ -191,7 +196,7 @@ data "aws_iam_policy_document" "pg_dump_dispatch" {
   statement {
     sid       = "StartDumpTask"
     actions   = ["ecs:RunTask"]
-    resources = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${local.pg_dump_task_family}:*"]
+    resources = [aws_ecs_task_definition.pg_dump[0].arn]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

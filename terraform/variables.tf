@@ -158,6 +158,18 @@ variable "pg_dump" {
     condition     = var.pg_dump.task == null || contains([256, 512, 1024, 2048, 4096, 8192, 16384], try(var.pg_dump.task.cpu, 0))
     error_message = "pg_dump.task.cpu must be a Fargate size: 256, 512, 1024, 2048, 4096, 8192 or 16384 CPU units."
   }
+  # Fargate's memory for each cpu: from, to, in steps of (MiB).
+  validation {
+    condition = var.pg_dump.task == null || try(
+      var.pg_dump.task.cpu == 256 ? contains([512, 1024, 2048], var.pg_dump.task.memory_mb) : (
+        var.pg_dump.task.memory_mb >= { "512" = 1024, "1024" = 2048, "2048" = 4096, "4096" = 8192, "8192" = 16384, "16384" = 32768 }[tostring(var.pg_dump.task.cpu)] &&
+        var.pg_dump.task.memory_mb <= { "512" = 4096, "1024" = 8192, "2048" = 16384, "4096" = 30720, "8192" = 61440, "16384" = 122880 }[tostring(var.pg_dump.task.cpu)] &&
+        var.pg_dump.task.memory_mb % { "512" = 1024, "1024" = 1024, "2048" = 1024, "4096" = 1024, "8192" = 4096, "16384" = 8192 }[tostring(var.pg_dump.task.cpu)] == 0
+      ),
+      false
+    )
+    error_message = "pg_dump.task.memory_mb does not fit its cpu on Fargate: 256 takes 512, 1024 or 2048; 512 takes 1024 to 4096 by 1024; 1024 takes 2048 to 8192, 2048 4096 to 16384, 4096 8192 to 30720, all by 1024; 8192 takes 16384 to 61440 by 4096; 16384 takes 32768 to 122880 by 8192."
+  }
   validation {
     condition     = var.pg_dump.part_size_mib >= 5 && var.pg_dump.part_size_mib <= 5120 && var.pg_dump.parts_in_flight >= 1 && var.pg_dump.parts_in_flight <= 16
     error_message = "pg_dump.part_size_mib must lie between 5 and 5120 (S3's multipart part sizes) and parts_in_flight between 1 and 16."

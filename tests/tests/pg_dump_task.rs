@@ -236,7 +236,14 @@ async fn a_long_dump_goes_to_one_task_and_restores(server_bin: &Path) {
     assert_eq!(task.task_arn(), Some(handed[0].task.as_str()));
     assert_eq!(
         task.started_by(),
-        Some("lifeboat/nightly/orders/20261120T0200Z")
+        Some(pg_dump::task::started_by(
+            &lifeboat::Plan::new("nightly").expect("plan"),
+            "orders",
+            lifeboat::Slot::from_stamp("20261120T0200Z").expect("slot"),
+            BUCKET,
+            "pg/",
+        ))
+        .as_deref()
     );
     assert_eq!(task.launch_type().map(|l| l.as_str()), Some("FARGATE"));
     let command = task.overrides().expect("overrides").container_overrides()[0]

@@ -790,10 +790,12 @@ async fn duplicate_deliveries_of_one_drill_run_start_one_restore() {
         [&a, &b].into_iter().partition(|r| !r.drills.is_empty());
     assert_eq!((drilled.len(), left.len()), (1, 1), "{a:?} {b:?}");
     assert_eq!(drilled[0].drills[0].outcome, DrillOutcome::Passed);
+    // Which it says depends on when it looked: while the other's drill was
+    // open, or (the emulator restores at once) after it was recorded.
+    let why = &left[0].skipped[0].reason;
     assert!(
-        left[0].skipped[0]
-            .reason
-            .starts_with("another delivery of this run started its drill (lifeboat-drill-"),
+        why.starts_with("another delivery of this run started its drill (lifeboat-drill-")
+            || why.starts_with("last drilled at "),
         "the other delivery says why it did nothing: {:?}",
         left[0].skipped
     );

@@ -265,7 +265,8 @@ fn refuses_dangerous_values(tf: &Terraform, dir: &Path, var_files: &[String]) {
 }
 name_prefix = "lifeboat-production-x-"
 dump_bucket = { name = "Lifeboat_Dumps" }
-pg_dump = { vpc_id = "vpc-1", subnet_ids = ["subnet-1"], database_cidrs = ["10.0.0.0/8"], vpc_endpoints = true }
+pg_dump = { vpc_id = "vpc-1", subnet_ids = ["subnet-1"], database_cidrs = ["10.0.0.0/8"], vpc_endpoints = true,
+  task = { image_digest = "latest", cpu = 256, memory_mb = 4096, ephemeral_storage_gib = 500 } }
 restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
 "#,
     )
@@ -287,6 +288,9 @@ restore_drill = { subnet_ids = ["subnet-1"], ephemeral_storage_mb = 20480 }
         "checks[].proven_within_days must be a whole number of days from 1 to 366",
         "restore_drill.subnet_ids needs restore_drill.vpc_id and at least two subnets",
         "restore_drill.ephemeral_storage_mb must lie between 512 and 10240",
+        "pg_dump.task.image_digest is the image's digest as `make push` prints it",
+        "pg_dump.task.ephemeral_storage_gib must lie between 21 and 200",
+        "pg_dump.task.memory_mb does not fit its cpu on Fargate",
         "rds.query needs secret_arn (the secret's ARN: the restored database keeps its source's master login), dbname, sql and at_least",
     ] {
         assert!(
@@ -690,6 +694,10 @@ fn check_pg_dump_task(resources: &[&Value]) {
         "the image by digest"
     );
     assert_eq!(container["readonlyRootFilesystem"], true);
+    assert_eq!(
+        container["mountPoints"][0]["containerPath"], "/tmp",
+        "the ephemeral storage, writable: {container}"
+    );
     let environment: Vec<&str> = container["environment"]
         .as_array()
         .expect("environment")
@@ -730,6 +738,17 @@ fn check_pg_dump_task(resources: &[&Value]) {
     };
     let run = by_sid("StartDumpTask");
     assert_eq!(run["Action"], "ecs:RunTask");
+    assert_eq!(
+        run["Resource"], definition["arn"],
+        "this task definition alone"
+    );
+    assert_eq!(
+        by_sid("DescribeDumpTasks")["Resource"],
+        json!(format!(
+            "arn:aws:ecs:us-east-1:123456789012:task/{}/*",
+            cluster["name"].as_str().expect("cluster name")
+        ))
+    );
     assert_eq!(run["Condition"]["ArnEquals"]["ecs:cluster"], cluster["arn"]);
     let pass = by_sid("PassDumpTaskRoles");
     assert_eq!(

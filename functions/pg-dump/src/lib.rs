@@ -25,6 +25,7 @@ use fields::{Database, DumpFormat, PgDumpFields};
 use lifeboat::postgres::archive::{
     ArchiveError, ArchiveSummary, CustomArchiveCheck, PlainDumpCheck,
 };
+use lifeboat::postgres::database::Runner;
 use lifeboat::postgres::secret;
 use lifeboat::postgres::tool::{self, PG_DUMP, PgTool};
 use lifeboat::report::{Failed, Handed, Report, Skipped};
@@ -464,17 +465,18 @@ impl PgDump {
     /// What the database's runs before `slot` left (this month's and last
     /// month's): its newest dump and how long that took, and whether a Lambda
     /// run was cut off by the deadline since. Unknown history is none.
-    async fn history(&self, target: &Target, slot: lifeboat::Slot) -> History {
+    async fn history(&self, target: &Target, slot: lifeboat::Slot) -> Result<History, String> {
         // `<prefix><name>/<yyyy>/<mm>/<dd>/<file>`: this month's and last month's folders.
         let Some(database) = target.key.rsplitn(5, '/').nth(4) else {
-            return History::default();
+            return Ok(History::default());
         };
         let time = slot.time();
         let Some(last_month) = time.checked_sub_months(chrono::Months::new(1)) else {
-            return History::default();
+            return Ok(History::default());
         };
         let mut dumps = Vec::new();
         let mut cuts = Vec::new();
+        let mut handed = false;
         for month in [last_month, time] {
             let prefix = format!("{database}/{}/", month.format("%Y/%m"));
             let listed = self
@@ -489,8 +491,10 @@ impl PgDump {
             let pages = match listed {
                 Ok(pages) => pages,
                 Err(e) => {
-                    tracing::warn!(%prefix, error = %lifeboat::aws::summarize(&e), "the database's earlier runs are unknown");
-                    return History::default();
+                    return Err(format!(
+                        "its earlier runs are unknown (ListObjectsV2 {prefix}: {})",
+                        lifeboat::aws::summarize(&e)
+                    ));
                 }
             };
             for key in pages
@@ -498,15 +502,21 @@ impl PgDump {
                 .flat_map(|p| p.contents())
                 .filter_map(|o| o.key())
             {
-                let (dump, list) = if let Some(dump) = key.strip_suffix(naming::MANIFEST_SUFFIX) {
-                    (dump, &mut dumps)
-                } else if let Some(dump) = key.strip_suffix(CUT_SUFFIX) {
-                    (dump, &mut cuts)
-                } else {
+                if key == format!("{}{TASK_SUFFIX}", target.key) {
+                    handed = true;
                     continue;
-                };
+                }
+                // A cut of this very slot counts: its rerun would be cut again.
+                let (dump, list, this_slot) =
+                    if let Some(dump) = key.strip_suffix(naming::MANIFEST_SUFFIX) {
+                        (dump, &mut dumps, false)
+                    } else if let Some(dump) = key.strip_suffix(CUT_SUFFIX) {
+                        (dump, &mut cuts, true)
+                    } else {
+                        continue;
+                    };
                 if let Some(at) = naming::parse_dump_key(dump).map(|k| k.slot)
-                    && at < slot
+                    && (at < slot || (this_slot && at == slot))
                 {
                     list.push((at, dump.to_owned()));
                 }
@@ -526,7 +536,11 @@ impl PgDump {
                 .map(|took| (dump, took)),
             None => None,
         };
-        History { last_dump, cut }
+        Ok(History {
+            last_dump,
+            cut,
+            handed,
+        })
     }
 
     /// The JSON object at `key`; none if there is none.
@@ -574,7 +588,11 @@ impl PgDump {
             .tagging(tagging)
             .metadata(upload::RUN_METADATA, &target.run)
             .content_type("application/json")
-            .body(serde_json::to_vec_pretty(record).unwrap_or_default().into());
+            .body(
+                serde_json::to_vec_pretty(record)
+                    .map_err(|e| format!("the record of {key}: {e}"))?
+                    .into(),
+            );
         if let Some(kms) = &target.kms_key_id {
             request = request
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
@@ -603,7 +621,13 @@ impl PgDump {
             ));
         };
         let tasks = task::Tasks::new(&self.ecs, settings);
-        let name = task::started_by(&request.plan, &db.name, request.slot);
+        let name = task::started_by(
+            &request.plan,
+            &db.name,
+            request.slot,
+            &target.bucket,
+            prefix,
+        );
         let last: Option<TaskRecord> = self
             .read_json(&target.bucket, &format!("{}{TASK_SUFFIX}", target.key))
             .await
@@ -938,7 +962,19 @@ impl BackupFunction for PgDump {
             };
             // Only a run with a deadline chooses a runner or checks the time left.
             let history = match timeout {
-                Some(_) => self.history(&target, request.slot).await,
+                Some(_) => match self.history(&target, request.slot).await {
+                    Ok(history) => history,
+                    // With a task to hand to, an `auto` database whose past is
+                    // unknown is not guessed at: it may be the task's already.
+                    Err(why) if db.runner == Runner::Auto && self.settings.task.is_some() => {
+                        report.failed.push(failed(why));
+                        continue;
+                    }
+                    Err(why) => {
+                        tracing::warn!(database = %db.name, %why, "dumped without its history");
+                        History::default()
+                    }
+                },
                 None => History::default(),
             };
             let choice =

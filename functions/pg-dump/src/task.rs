@@ -11,6 +11,7 @@
 //! cluster) and a rerun after a stopped task starts the next attempt.
 
 use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_sdk_ecs::operation::run_task::RunTaskError;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, LaunchType, NetworkConfiguration,
     TaskOverride,
@@ -28,8 +29,10 @@ use std::time::Duration;
 pub struct History {
     /// Its newest dump before this slot, and how long that took (its manifest's `duration_seconds`).
     pub last_dump: Option<(String, f64)>,
-    /// Whether a Lambda run was cut off by the deadline since that dump.
+    /// Whether a Lambda run was cut off by the deadline since that dump (this slot's included).
     pub cut: bool,
+    /// Whether this slot was handed to a task already (its task record exists).
+    pub handed: bool,
 }
 
 /// Where this run makes a database's dump.
@@ -61,6 +64,9 @@ pub fn choose(
                 .into(),
         ),
         Runner::Auto if !task => Ok(Choice::Here),
+        Runner::Auto if history.handed => Ok(Choice::Task(
+            "the slot was handed to the task already".into(),
+        )),
         Runner::Auto if history.cut => Ok(Choice::Task(
             "its last Lambda run was cut off by the deadline".into(),
         )),
@@ -74,11 +80,16 @@ pub fn choose(
     }
 }
 
-/// The `startedBy` of a slot's task: `lifeboat/<plan>/<source>/<20261120T0200Z>`.
+/// The `startedBy` of a slot's task:
+/// `lifeboat/<plan>/<source>/<20261120T0200Z>/<where>`, `<where>` 8
+/// hexadecimal digits of the dump's bucket and prefix, so that two
+/// deployments sharing a cluster never take each other's task for their own.
 /// ECS allows up to 128 of `[A-Za-z0-9_/-]`; plans (31 of `[a-z0-9-]`) and
 /// dump names (63 of `[A-Za-z0-9_-]`) keep it within both.
-pub fn started_by(plan: &Plan, source: &str, slot: Slot) -> String {
-    format!("lifeboat/{plan}/{source}/{}", slot.stamp())
+pub fn started_by(plan: &Plan, source: &str, slot: Slot, bucket: &str, prefix: &str) -> String {
+    let place = Sha256::digest(format!("{bucket}/{prefix}"));
+    let place: String = place[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("lifeboat/{plan}/{source}/{}/{place}", slot.stamp())
 }
 
 /// The `clientToken` of the `attempt`th `RunTask` of the task named
@@ -100,6 +111,8 @@ pub fn task_payload(plan: &Plan, slot: Slot, db: &Database, bucket: &str, prefix
     })
 }
 
+/// Tokens one dispatch tries before it gives up (each a stopped task's replay or a conflict).
+const MAX_TOKENS: u32 = 3;
 /// ECS's limit on a `RunTask`'s overrides, JSON included.
 const OVERRIDES_LIMIT: usize = 8192;
 /// A task record younger than this whose task ECS does not show yet is taken
@@ -225,10 +238,10 @@ impl<'a> Tasks<'a> {
             .collect())
     }
 
-    /// The tasks of `started_by` that have not stopped. `startedBy` is the
+    /// The tasks of `started_by`, running and stopped. `startedBy` is the
     /// only filter (ECS allows no other beside it), so the stopped tasks it
     /// also lists for an hour or so are told apart by describing them.
-    async fn running(&self, started_by: &str) -> Result<Vec<TaskState>, ItemError> {
+    async fn listed(&self, started_by: &str) -> Result<Vec<TaskState>, ItemError> {
         let mut arns = Vec::new();
         let mut pages = self
             .ecs
@@ -241,17 +254,12 @@ impl<'a> Tasks<'a> {
             let page = page.map_err(|e| ItemError::aws(&e).context("ListTasks"))?;
             arns.extend(page.task_arns().iter().cloned());
         }
-        let mut running = Vec::new();
+        let mut listed = Vec::new();
         // DescribeTasks takes up to 100 tasks at a time.
         for chunk in arns.chunks(100) {
-            running.extend(
-                self.describe(chunk.to_vec())
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.last_status != "STOPPED"),
-            );
+            listed.extend(self.describe(chunk.to_vec()).await?);
         }
-        Ok(running)
+        Ok(listed)
     }
 
     /// Starts the slot's task with `command`, unless one is running. `last`
@@ -265,22 +273,6 @@ impl<'a> Tasks<'a> {
         last: Option<&TaskRecord>,
         now: DateTime<Utc>,
     ) -> Result<Dispatched, ItemError> {
-        if let Some(task) = self.running(started_by).await?.into_iter().next() {
-            return Ok(Dispatched::Running(task.arn));
-        }
-        let mut attempt = 1;
-        if let Some(last) = last {
-            // ListTasks may not show a task that DescribeTasks already does, or neither yet.
-            let seen = self.describe(vec![last.task_arn.clone()]).await?;
-            let starting = match seen.first() {
-                Some(task) => task.last_status != "STOPPED",
-                None => now - last.dispatched_at < JUST_STARTED,
-            };
-            if starting {
-                return Ok(Dispatched::Running(last.task_arn.clone()));
-            }
-            attempt = last.attempt + 1;
-        }
         let overrides = TaskOverride::builder()
             .container_overrides(
                 ContainerOverride::builder()
@@ -295,6 +287,27 @@ impl<'a> Tasks<'a> {
                 "the task's payload takes {size} characters of ECS's {OVERRIDES_LIMIT} for overrides"
             )));
         }
+        let listed = self.listed(started_by).await?;
+        if let Some(task) = listed.iter().find(|t| t.stopped.is_none()) {
+            return Ok(Dispatched::Running(task.arn.clone()));
+        }
+        // Tasks of the slot known to have stopped: a token's replay that
+        // answers with one of them has started nothing.
+        let mut stopped: Vec<String> = listed.into_iter().map(|t| t.arn).collect();
+        let mut attempt = 1;
+        if let Some(last) = last {
+            // ListTasks may not show a task that DescribeTasks already does, or neither yet.
+            let seen = self.describe(vec![last.task_arn.clone()]).await?;
+            let starting = match seen.first() {
+                Some(task) => task.stopped.is_none(),
+                None => now - last.dispatched_at < JUST_STARTED,
+            };
+            if starting {
+                return Ok(Dispatched::Running(last.task_arn.clone()));
+            }
+            stopped.push(last.task_arn.clone());
+            attempt = last.attempt + 1;
+        }
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
@@ -305,9 +318,7 @@ impl<'a> Tasks<'a> {
                     .map_err(|e| ItemError::new(e.to_string()))?,
             )
             .build();
-        // A token used before with other parameters (the payload changed
-        // since) is ECS's ConflictException: the next attempt's token is fresh.
-        for attempt in attempt..attempt + 3 {
+        for attempt in attempt..attempt + MAX_TOKENS {
             let out = self
                 .ecs
                 .run_task()
@@ -323,12 +334,36 @@ impl<'a> Tasks<'a> {
                 .await;
             let out = match out {
                 Ok(out) => out,
-                Err(e) if e.code() == Some("ConflictException") => continue,
+                // The token was used before with other parameters (the payload
+                // or the task definition changed since): its task, if it still
+                // runs, is the slot's; if it stopped, the next token is fresh.
+                Err(e) if e.code() == Some("ConflictException") => {
+                    let holders = match e.as_service_error() {
+                        Some(RunTaskError::ConflictException(c)) => c.resource_ids().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    if let Some(task) = self
+                        .describe(holders)
+                        .await?
+                        .into_iter()
+                        .find(|t| t.stopped.is_none())
+                    {
+                        return Ok(Dispatched::Running(task.arn));
+                    }
+                    continue;
+                }
                 Err(e) => return Err(ItemError::aws(&e).context("RunTask")),
             };
             if let Some(task) = out.tasks().first() {
+                let arn = task
+                    .task_arn()
+                    .ok_or_else(|| ItemError::new("RunTask answered a task without its ARN"))?;
+                if stopped.iter().any(|s| s == arn) {
+                    // A replay of a start whose task has stopped since.
+                    continue;
+                }
                 return Ok(Dispatched::Started(TaskRecord {
-                    task_arn: task.task_arn().unwrap_or_default().to_owned(),
+                    task_arn: arn.to_owned(),
                     cluster: self.settings.cluster.clone(),
                     started_by: started_by.to_owned(),
                     attempt,
@@ -350,7 +385,8 @@ impl<'a> Tasks<'a> {
             return Err(ItemError::new(format!("ECS started no task: {why}")));
         }
         Err(ItemError::new(format!(
-            "RunTask refused three tokens of {started_by} as used before with other parameters; the slot's task record may be missing"
+            "RunTask answered {MAX_TOKENS} tokens of {started_by} with tasks that had stopped or with conflicts; the slot's task record ({}) may be missing",
+            "<key>.task.json"
         )))
     }
 }
@@ -403,6 +439,7 @@ mod tests {
         let took = |s: f64| History {
             last_dump: Some(("orders/…/orders-nightly-20261119T0200Z.dump".into(), s)),
             cut: false,
+            handed: false,
         };
         let cut = History {
             cut: true,
@@ -431,6 +468,12 @@ mod tests {
         );
         assert!(task(choose(Runner::Auto, &took(200.0), minutes(6), true)));
         assert!(task(choose(Runner::Auto, &cut, minutes(15), true)));
+        // A slot a delivery handed over stays the task's, however quick its last dump.
+        let handed = History {
+            handed: true,
+            ..took(10.0)
+        };
+        assert!(task(choose(Runner::Auto, &handed, minutes(15), true)));
         // … when there is one; without a task, auto stays in Lambda.
         assert!(here(choose(Runner::Auto, &cut, minutes(15), false)));
         assert!(here(choose(Runner::Auto, &took(899.0), minutes(15), false)));
@@ -439,13 +482,16 @@ mod tests {
     #[test]
     fn a_slot_names_its_task_within_ecs_limits() {
         let plan = Plan::new("nightly").expect("plan");
-        assert_eq!(
-            started_by(&plan, "orders", slot()),
-            "lifeboat/nightly/orders/20261120T0200Z"
+        let name = started_by(&plan, "orders", slot(), "dumps", "pg/");
+        assert!(
+            name.starts_with("lifeboat/nightly/orders/20261120T0200Z/"),
+            "{name}"
         );
+        assert_ne!(name, started_by(&plan, "orders", slot(), "dumps", "other/"));
+        assert_ne!(name, started_by(&plan, "orders", slot(), "other", "pg/"));
         let longest_plan = Plan::new(&format!("a{}", "-".repeat(30))).expect("31 characters");
         let longest_source = format!("Z{}", "_".repeat(62));
-        let name = started_by(&longest_plan, &longest_source, slot());
+        let name = started_by(&longest_plan, &longest_source, slot(), "b", "");
         assert!(name.len() <= 128, "{} characters", name.len());
         assert!(
             name.chars()
@@ -457,7 +503,7 @@ mod tests {
         assert!(token.bytes().all(|b| (33..=126).contains(&b)));
         // The same slot and attempt give the same token; anything else another.
         assert_eq!(token, client_token(&name, 1));
-        let other = started_by(&plan, "orders", slot());
+        let other = started_by(&plan, "orders", slot(), "dumps", "pg/");
         let mut tokens = vec![
             token,
             client_token(&name, 2),

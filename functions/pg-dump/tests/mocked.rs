@@ -15,7 +15,7 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::{Duration, Utc};
 use pg_dump::task::{Dispatched, TaskRecord, TaskSettings, Tasks, client_token};
 
-const NAME: &str = "lifeboat/nightly/orders/20261120T0200Z";
+const NAME: &str = "lifeboat/nightly/orders/20261120T0200Z/0a1b2c3d";
 
 fn settings() -> TaskSettings {
     TaskSettings {
@@ -201,6 +201,55 @@ async fn a_token_used_with_other_parameters_moves_to_the_next() {
         matches!(out, Dispatched::Started(r) if r.attempt == 2 && r.task_arn == "arn:task/second")
     );
     assert_eq!((rules[1].num_calls(), rules[2].num_calls()), (1, 1));
+
+    // A conflict over a token whose task still runs (ECS does not list it
+    // yet, and its record was lost): that task is the slot's, none is started.
+    let holding = mock!(Client::run_task)
+        .match_requests(|r| r.client_token() == Some(client_token(NAME, 1).as_str()))
+        .then_error(|| {
+            RunTaskError::ConflictException(
+                aws_sdk_ecs::types::error::ConflictException::builder()
+                    .resource_ids("arn:task/first")
+                    .message("same client token, other parameters")
+                    .meta(ErrorMetadata::builder().code("ConflictException").build())
+                    .build(),
+            )
+        });
+    let rules = [
+        listed(&[]),
+        holding,
+        described(vec![task("arn:task/first", "RUNNING")]),
+        started(2, "arn:task/second"),
+    ];
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &rules);
+    let out = Tasks::new(&ecs, &settings)
+        .dispatch(NAME, command(), None, Utc::now())
+        .await
+        .expect("dispatch");
+    assert_eq!(out, Dispatched::Running("arn:task/first".into()));
+    assert_eq!(rules[3].num_calls(), 0, "no second task");
+}
+
+#[tokio::test]
+async fn a_replayed_token_of_a_stopped_task_moves_to_the_next() {
+    // The slot's record was lost; its first task stopped and is still listed.
+    let rules = [
+        listed(&["arn:task/first"]),
+        described(vec![task("arn:task/first", "STOPPED")]),
+        started(1, "arn:task/first"),
+        started(2, "arn:task/second"),
+    ];
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &rules);
+    let settings = settings();
+    let out = Tasks::new(&ecs, &settings)
+        .dispatch(NAME, command(), None, Utc::now())
+        .await
+        .expect("dispatch");
+    assert!(
+        matches!(&out, Dispatched::Started(r) if r.attempt == 2 && r.task_arn == "arn:task/second"),
+        "{out:?}"
+    );
+    assert_eq!((rules[2].num_calls(), rules[3].num_calls()), (1, 1));
 }
 
 #[tokio::test]
@@ -273,5 +322,5 @@ async fn a_start_ecs_refuses_is_an_error_with_its_reason() {
         .await
         .expect_err("too large");
     assert!(err.message.contains("of ECS's 8192"), "{err}");
-    assert_eq!(rules[1].num_calls(), 0);
+    assert_eq!((rules[0].num_calls(), rules[1].num_calls()), (0, 0));
 }
