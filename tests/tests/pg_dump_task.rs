@@ -166,6 +166,24 @@ async fn tasks(setup: &Setup, settings: &TaskSettings) -> Vec<aws_sdk_ecs::types
         .unwrap_or_default()
 }
 
+/// The slot's task record beside the dump's `key`.
+async fn task_record(setup: &Setup, key: &str) -> Value {
+    let body = setup
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(format!("{key}.task.json"))
+        .send()
+        .await
+        .expect("task record")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    serde_json::from_slice(&body).expect("json")
+}
+
 /// Plays ECS's part: runs the task's command (`lifeboat run pg-dump
 /// --payload …`) through the function's handler, as the container would,
 /// without a deadline.
@@ -255,22 +273,7 @@ async fn a_long_dump_goes_to_one_task_and_restores(server_bin: &Path) {
     );
     assert!(command.contains(&arn), "the secret's ARN: {command}");
     // The record beside the dump's key names the task and its attempt.
-    let record: Value = serde_json::from_slice(
-        &setup
-            .s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(format!("{key}.task.json"))
-            .send()
-            .await
-            .expect("task record")
-            .body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes(),
-    )
-    .expect("json");
+    let record = task_record(&setup, &key).await;
     assert_eq!(record["task_arn"], json!(handed[0].task));
     assert_eq!(record["attempt"], json!(1));
 
@@ -441,22 +444,7 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
     assert_ne!(again.tasks[0].task, first.tasks[0].task);
     assert_eq!(tasks(&setup, &settings).await.len(), 2);
     let key = dump_key(&payload("nightly", server.port, "postgres", &arn), 0);
-    let record: Value = serde_json::from_slice(
-        &setup
-            .s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(format!("{key}.task.json"))
-            .send()
-            .await
-            .expect("task record")
-            .body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes(),
-    )
-    .expect("json");
+    let record = task_record(&setup, &key).await;
     assert_eq!(record["attempt"], json!(2));
     assert_eq!(record["task_arn"], json!(again.tasks[0].task));
 }
