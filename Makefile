@@ -7,7 +7,7 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness restore-drill
 
-.PHONY: setup build layer up down test lint tf-check tf-static iam-policies iam-lint iam-simulate iam-check demo reliability
+.PHONY: setup build layer image push up down test lint tf-check tf-static iam-policies iam-lint iam-simulate iam-check demo reliability
 
 ## setup: install everything the project needs (idempotent)
 setup:
@@ -25,6 +25,17 @@ build: setup layer
 layer: setup
 	@CA_BUNDLE="$(CA_BUNDLE)" scripts/pg-layer.sh build
 	@scripts/pg-layer.sh check
+
+## image: pg-dump's container image for its ECS Fargate task, target/image/lifeboat-pg-dump.tar
+## (OCI), built from scratch with buildah (no Docker engine): lifeboat (release), the layer's
+## pg_dump and their libraries, the TLS roots; no shell (scripts/image.sh)
+image: setup layer
+	@scripts/image.sh build
+
+## push: that image to pg-dump's ECR repository (Terraform's pg_dump_task_repository_url, or
+## IMAGE_REPOSITORY), tagged by its digest; prints the digest for pg_dump.task.image_digest
+push: setup
+	@scripts/image.sh push
 
 ## up / down: start / stop the local stand-ins (moto server, PostgreSQL) on 127.0.0.1
 up: setup

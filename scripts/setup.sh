@@ -108,6 +108,23 @@ if [ ! -f "$LIBXML2_DIR/lib/libxml2.so.2" ]; then
   rm -rf "$tmp"
 fi
 
+# pg-dump's container image (scripts/image.sh, make image / make push) is built
+# and checked without a Docker engine: buildah builds it from scratch, skopeo
+# copies and pushes it, umoci unpacks it for the test that runs it in a chroot;
+# ca-certificates gives it the roots that AWS's endpoints are checked against.
+IMAGE_PACKAGES="buildah skopeo umoci ca-certificates unzip"
+missing=""
+for package in $IMAGE_PACKAGES; do
+  dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  say "Debian packages for pg-dump's container image:$missing"
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $missing >/dev/null
+fi
+
 # Rust components the lint target uses.
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"

@@ -40,3 +40,8 @@ output "restore_drill_database_ingress" {
     port                     = var.restore_drill.database_port
   } : null
 }
+
+output "pg_dump_task_repository_url" {
+  description = "pg-dump's image repository (with pg_dump.task): `make push` pushes the image there and prints the digest to set as pg_dump.task.image_digest. Null without pg_dump.task."
+  value       = local.pg_dump_task ? aws_ecr_repository.pg_dump[0].repository_url : null
+}

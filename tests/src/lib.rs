@@ -2,6 +2,7 @@
 //! it, an alert topic read back through SNS→SQS, and the payloads in `events/`.
 
 pub mod calls;
+pub mod ecs;
 pub mod faults;
 pub mod postgres;
 pub mod recorded;

@@ -8,9 +8,9 @@
 
 mod pg_dump_common;
 
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::ecs::{CONTAINER, DumpTask, tasks};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
 use pg_dump::task::TaskSettings;
 use pg_dump_common::{BUCKET, PARTS, Setup, conninfo, payload, pg_dump_of, restore_into};
@@ -18,86 +18,15 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A cluster, a Fargate task definition and a VPC for it (with DNS host
-/// names, which the emulator's RunTask needs), as Terraform makes them.
+/// pg-dump's task as Terraform makes it, in the function's settings.
 async fn task_settings(setup: &Setup) -> TaskSettings {
-    let ec2 = aws_sdk_ec2::Client::new(&setup.aws);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
-        .send()
-        .await
-        .expect("vpc")
-        .vpc
-        .and_then(|v| v.vpc_id)
-        .expect("vpc id");
-    ec2.modify_vpc_attribute()
-        .vpc_id(&vpc)
-        .enable_dns_hostnames(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(true)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("dns host names");
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.20.1.0/24")
-        .send()
-        .await
-        .expect("subnet")
-        .subnet
-        .and_then(|s| s.subnet_id)
-        .expect("subnet id");
-    let group = ec2
-        .create_security_group()
-        .vpc_id(&vpc)
-        .group_name("lifeboat-pg-dump-task")
-        .description("pg-dump's task: out to its databases and AWS")
-        .send()
-        .await
-        .expect("security group")
-        .group_id
-        .expect("group id");
-    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
-    let cluster = ecs
-        .create_cluster()
-        .cluster_name("lifeboat")
-        .send()
-        .await
-        .expect("cluster")
-        .cluster
-        .and_then(|c| c.cluster_arn)
-        .expect("cluster arn");
-    let definition = ecs
-        .register_task_definition()
-        .family("lifeboat-pg-dump")
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu("1024")
-        .memory("2048")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("pg-dump")
-                .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/lifeboat@sha256:0")
-                .memory(2048)
-                .essential(true)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("task definition")
-        .task_definition
-        .and_then(|d| d.task_definition_arn)
-        .expect("definition arn");
+    let task = DumpTask::create(&setup.aws, &[]).await;
     TaskSettings {
-        cluster,
-        task_definition: definition,
-        container: "pg-dump".into(),
-        subnets: vec![subnet],
-        security_groups: vec![group],
+        cluster: task.cluster,
+        task_definition: task.task_definition,
+        container: CONTAINER.into(),
+        subnets: vec![task.subnet],
+        security_groups: vec![task.security_group],
     }
 }
 
@@ -140,30 +69,6 @@ fn dump_key(event: &Value, days: i64) -> String {
         slot,
         "dump",
     )
-}
-
-/// Every task the emulator holds, with its command.
-async fn tasks(setup: &Setup, settings: &TaskSettings) -> Vec<aws_sdk_ecs::types::Task> {
-    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
-    let arns = ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .send()
-        .await
-        .expect("list tasks")
-        .task_arns
-        .unwrap_or_default();
-    if arns.is_empty() {
-        return Vec::new();
-    }
-    ecs.describe_tasks()
-        .cluster(&settings.cluster)
-        .set_tasks(Some(arns))
-        .send()
-        .await
-        .expect("describe tasks")
-        .tasks
-        .unwrap_or_default()
 }
 
 /// The slot's task record beside the dump's `key`.
@@ -248,7 +153,7 @@ async fn a_long_dump_goes_to_one_task_and_restores(server_bin: &Path) {
         handed[0].reason,
         "its last dump took 800 s, more than half of the function's 900 s"
     );
-    let all = tasks(&setup, &settings).await;
+    let all = tasks(&setup.aws, &settings.cluster).await;
     assert_eq!(all.len(), 1, "one task for ten deliveries");
     let task = &all[0];
     assert_eq!(task.task_arn(), Some(handed[0].task.as_str()));
@@ -306,7 +211,7 @@ async fn a_long_dump_goes_to_one_task_and_restores(server_bin: &Path) {
         .expect("done");
     assert_eq!(report.tasks, Vec::new(), "{report:?}");
     assert_eq!(report.skipped.len(), 1, "{report:?}");
-    assert_eq!(tasks(&setup, &settings).await.len(), 1);
+    assert_eq!(tasks(&setup.aws, &settings.cluster).await.len(), 1);
     assert_eq!(setup.inbox.drain().await, Vec::<Value>::new());
 }
 
@@ -433,7 +338,7 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
             .await
             .expect("describe");
     }
-    let stopped = tasks(&setup, &settings).await;
+    let stopped = tasks(&setup.aws, &settings.cluster).await;
     assert_eq!(stopped[0].last_status(), Some("STOPPED"), "{stopped:?}");
 
     // A rerun of the slot starts its second attempt, a new task.
@@ -442,7 +347,7 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
         .expect("handed");
     assert!(again.tasks[0].started, "{again:?}");
     assert_ne!(again.tasks[0].task, first.tasks[0].task);
-    assert_eq!(tasks(&setup, &settings).await.len(), 2);
+    assert_eq!(tasks(&setup.aws, &settings.cluster).await.len(), 2);
     let key = dump_key(&payload("nightly", server.port, "postgres", &arn), 0);
     let record = task_record(&setup, &key).await;
     assert_eq!(record["attempt"], json!(2));
