@@ -31,6 +31,24 @@ data "aws_iam_policy_document" "alerts_topic" {
       identifiers = [for f in module.function : f.role_arn]
     }
   }
+  # pg-dump's task's stop rule (task.tf), and no other rule.
+  dynamic "statement" {
+    for_each = aws_cloudwatch_event_rule.pg_dump_task_stopped
+    content {
+      sid       = "TaskStopRulePublishes"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.alerts.arn]
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value.arn]
+      }
+    }
+  }
   statement {
     sid       = "AccountManages"
     actions   = ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:Publish"]

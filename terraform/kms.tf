@@ -34,6 +34,24 @@ data "aws_iam_policy_document" "alerts_key" {
       values   = [local.account_id]
     }
   }
+  # pg-dump's task's stop rule publishes to the encrypted topic (task.tf).
+  dynamic "statement" {
+    for_each = local.pg_dump_task_ready ? [1] : []
+    content {
+      sid       = "TaskStopRulePublishes"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
   # The functions' log groups and pg-dump's task's, and only they.
   statement {
     sid       = "LogsEncrypt"

@@ -243,3 +243,59 @@ data "aws_iam_policy_document" "pg_dump_function" {
     [for d in data.aws_iam_policy_document.pg_dump_dispatch : d.json],
   )
 }
+
+# A task that stops without finishing is told once. What the task saw
+# itself it has alerted already, and then exits 1 (`lifeboat run`: failed
+# and alerted). Everything else only ECS sees, and this rule tells it: any
+# other exit status (2, a payload refused; 3, a failure it could not alert;
+# 137, killed, as for running out of memory), and a stop that is not its
+# container's own exit (it never started, someone stopped it, Fargate
+# retired it). The pattern is proven against sample events of each kind of
+# stop by tests/tests/terraform.rs with a real implementation of
+# EventBridge's pattern language (docs/pg-dump.md).
+locals {
+  pg_dump_task_stopped_pattern = !local.pg_dump_task_ready ? null : {
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail = {
+      clusterArn        = [local.pg_dump_task_cluster_arn]
+      taskDefinitionArn = [{ prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${local.pg_dump_task_family}:" }]
+      startedBy         = [{ prefix = "lifeboat/" }]
+      lastStatus        = ["STOPPED"]
+      "$or" = [
+        { stopCode = [{ "anything-but" = "EssentialContainerExited" }] },
+        { containers = { exitCode = [{ "anything-but" = [0, 1] }] } },
+      ]
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "pg_dump_task_stopped" {
+  count = local.pg_dump_task_ready ? 1 : 0
+
+  name          = "${var.name_prefix}pg-dump-task-stopped"
+  description   = "pg-dump's task stopped without finishing, and without saying so itself: alert"
+  event_pattern = jsonencode(local.pg_dump_task_stopped_pattern)
+  tags          = var.tags
+}
+
+# One message to the alert topic, naming the database and the slot (its
+# startedBy, lifeboat/<plan>/<database>/<slot>/…) and the stop's reason.
+resource "aws_cloudwatch_event_target" "pg_dump_task_stopped" {
+  count = local.pg_dump_task_ready ? 1 : 0
+
+  rule = aws_cloudwatch_event_rule.pg_dump_task_stopped[0].name
+  arn  = aws_sns_topic.alerts.arn
+  input_transformer {
+    input_paths = {
+      started_by       = "$.detail.startedBy"
+      task             = "$.detail.taskArn"
+      stop_code        = "$.detail.stopCode"
+      stopped_reason   = "$.detail.stoppedReason"
+      exit_code        = "$.detail.containers[0].exitCode"
+      container_reason = "$.detail.containers[0].reason"
+      stopped_at       = "$.detail.stoppedAt"
+    }
+    input_template = "\"Lifeboat: pg-dump's task <started_by> (lifeboat/plan/database/slot) stopped at <stopped_at> without finishing its dump: <stop_code>, <stopped_reason>; its container's exit status <exit_code>, <container_reason>. The slot has no dump unless a later run made one; the task's log is in ${local.pg_dump_task_log_group}. Task <task>.\""
+  }
+}

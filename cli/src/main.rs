@@ -28,8 +28,10 @@ struct Cli {
 enum Command {
     /// Run a function's handler with a payload and print its JSON report.
     ///
-    /// Exits 0 when the run succeeded, 1 when it failed (the report is still
-    /// printed), 2 when the payload was refused (nothing was changed).
+    /// Exits 0 when the run succeeded, 1 when it failed and its alert was
+    /// sent (the report is still printed), 2 when the payload was refused
+    /// (nothing was changed), 3 when it failed and no alert could be sent
+    /// (its configuration, or SNS, failed).
     Run {
         /// The function to run.
         function: Function,
@@ -262,12 +264,20 @@ async fn run(function: Function, event: Result<Value, String>, invocation: Invoc
     finish(outcome)
 }
 
+/// Runs `function`'s handler; a function that cannot be configured ran
+/// without sinks, so its failure was told no one.
 async fn invoke<F: BackupFunction>(
     function: Result<F, Error>,
     event: Value,
     invocation: Invocation,
-) -> Result<lifeboat::Report, Error> {
-    runtime::handle(&function?, event, invocation).await
+) -> runtime::Ended {
+    match function {
+        Ok(function) => runtime::handle_and_tell(&function, event, invocation).await,
+        Err(error) => runtime::Ended {
+            outcome: Err(error),
+            unalerted: true,
+        },
+    }
 }
 
 fn read_event(path: &PathBuf) -> Result<Value, String> {
@@ -283,8 +293,19 @@ fn read_event(path: &PathBuf) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("the payload is not JSON: {e}"))
 }
 
-fn finish(outcome: Result<lifeboat::Report, Error>) -> ExitCode {
-    match outcome {
+/// Exit 3 for a failure that no alert told: pg-dump's task's stop rule
+/// (terraform/task.tf) alerts on every exit but 0 and 1.
+const FAILED_UNALERTED: u8 = 3;
+
+fn finish(ended: runtime::Ended) -> ExitCode {
+    let failed = || match ended.unalerted {
+        true => {
+            eprintln!("lifeboat: no alert about this failure could be sent");
+            ExitCode::from(FAILED_UNALERTED)
+        }
+        false => ExitCode::FAILURE,
+    };
+    match ended.outcome {
         Ok(report) => {
             print_json(&report);
             ExitCode::SUCCESS
@@ -292,7 +313,7 @@ fn finish(outcome: Result<lifeboat::Report, Error>) -> ExitCode {
         Err(Error::RunFailed { report }) => {
             print_json(&report);
             eprintln!("lifeboat: {}", Error::RunFailed { report });
-            ExitCode::FAILURE
+            failed()
         }
         Err(e @ Error::InvalidPayload(_)) => {
             eprintln!("lifeboat: {e}");
@@ -300,7 +321,7 @@ fn finish(outcome: Result<lifeboat::Report, Error>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("lifeboat: {}", lifeboat::aws::describe(&e));
-            ExitCode::FAILURE
+            failed()
         }
     }
 }

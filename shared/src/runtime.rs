@@ -120,7 +120,40 @@ pub async fn handle<F: BackupFunction>(
     event: Value,
     invocation: Invocation,
 ) -> Result<Report, Error> {
-    let request = Request::<F::Fields>::parse(event, invocation.now)?;
+    handle_and_tell(function, event, invocation).await.outcome
+}
+
+/// How a run ended, and whether a failure's alert was lost.
+#[derive(Debug)]
+pub struct Ended {
+    /// The report, or why the run failed.
+    pub outcome: Result<Report, Error>,
+    /// The run failed, its alert was due (not a dry run, not a refused
+    /// payload) and could not be sent: no one has been told yet, so whoever
+    /// watches the process from outside (pg-dump's task's stop rule) must.
+    pub unalerted: bool,
+}
+
+/// [`handle`], and whether a failure's due alert was lost.
+pub async fn handle_and_tell<F: BackupFunction>(
+    function: &F,
+    event: Value,
+    invocation: Invocation,
+) -> Ended {
+    let (outcome, unalerted) = match run_and_alert(function, event, invocation).await {
+        Ok(report) => (Ok(report), false),
+        Err((error, unalerted)) => (Err(error), unalerted),
+    };
+    Ended { outcome, unalerted }
+}
+
+async fn run_and_alert<F: BackupFunction>(
+    function: &F,
+    event: Value,
+    invocation: Invocation,
+) -> Result<Report, (Error, bool)> {
+    let request =
+        Request::<F::Fields>::parse(event, invocation.now).map_err(|e| (e.into(), false))?;
     tracing::info!(function = F::NAME, plan = %request.plan, slot = %request.slot, dry_run = request.dry_run, "run started");
     let outcome = function.run(&request, &invocation).await;
     let sinks = function.sinks();
@@ -140,23 +173,19 @@ pub async fn handle<F: BackupFunction>(
             if !report.has_failed() {
                 return Ok(report);
             }
-            if !report.dry_run {
-                alert(sinks, &Alert::for_failures(&report)).await;
-            }
-            Err(Error::RunFailed {
-                report: Box::new(report),
-            })
+            let lost = !report.dry_run && !alert(sinks, &Alert::for_failures(&report)).await;
+            let report = Box::new(report);
+            Err((Error::RunFailed { report }, lost))
         }
         Err(error) => {
             tracing::error!(error = %crate::aws::describe(&error), "run failed");
-            if !request.dry_run {
-                alert(
+            let lost = !request.dry_run
+                && !alert(
                     sinks,
                     &Alert::for_error(F::NAME, request.plan.as_str(), &error),
                 )
                 .await;
-            }
-            Err(error)
+            Err((error, lost))
         }
     }
 }
@@ -192,11 +221,16 @@ async fn deliver(sinks: &Sinks, report: &mut Report) {
     }
 }
 
-async fn alert(sinks: &Sinks, alert: &Alert) {
+/// Publishes `alert`; whether it was sent.
+async fn alert(sinks: &Sinks, alert: &Alert) -> bool {
     match sinks.alerts.publish(alert).await {
-        Ok(()) => tracing::info!(subject = %alert.subject, "alert sent"),
+        Ok(()) => {
+            tracing::info!(subject = %alert.subject, "alert sent");
+            true
+        }
         Err(e) => {
-            tracing::error!(error = %crate::aws::describe(e.as_ref()), subject = %alert.subject, "alert could not be sent")
+            tracing::error!(error = %crate::aws::describe(e.as_ref()), subject = %alert.subject, "alert could not be sent");
+            false
         }
     }
 }

@@ -118,6 +118,7 @@ async fn seeds_policy_example_applies_plans_clean_and_destroys() {
     check_snapshot_quota_alarms(&resources);
     check_pg_dump_endpoints(&resources);
     check_pg_dump_task(&resources);
+    check_task_stop_rule(&resources);
     check_drills(&resources);
     // The rule the databases' groups need, for the operator to add.
     let ingress = &plan["planned_values"]["outputs"]["pg_dump_database_ingress"]["value"];
@@ -815,6 +816,172 @@ fn check_pg_dump_task(resources: &[&Value]) {
     }
 }
 
+/// pg-dump's task's stop rule: its pattern, as Terraform rendered it with the
+/// applied ARNs, run by a real implementation of EventBridge's pattern
+/// language over sample events of every kind of stop
+/// (`tests/ecs-events/task-stops.json`); its message, rendered from its
+/// input transformer for one of them; and the topic's and key's grants to
+/// EventBridge for this rule.
+fn check_task_stop_rule(resources: &[&Value]) {
+    let rule = at(
+        resources,
+        "aws_cloudwatch_event_rule.pg_dump_task_stopped[0]",
+    );
+    let pattern: Value =
+        serde_json::from_str(rule["event_pattern"].as_str().expect("a pattern")).expect("JSON");
+    let cluster = at(resources, "aws_ecs_cluster.pg_dump[0]")["arn"]
+        .as_str()
+        .expect("cluster arn");
+    let definition = at(resources, "aws_ecs_task_definition.pg_dump[0]")["arn"]
+        .as_str()
+        .expect("task definition arn");
+    let samples: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/ecs-events/task-stops.json"))
+            .expect("tests/ecs-events/task-stops.json"),
+    )
+    .expect("JSON");
+    let base = serde_json::to_string(&samples["base"])
+        .expect("JSON")
+        .replace("@CLUSTER@", cluster)
+        .replace("@TASK_DEFINITION@", definition);
+    let cases = samples["cases"].as_array().expect("cases");
+    let events: Vec<Value> = cases
+        .iter()
+        .map(|case| {
+            let mut event: Value = serde_json::from_str(&base).expect("JSON");
+            for (field, value) in case["detail"].as_object().expect("detail") {
+                event["detail"][field] = value.clone();
+            }
+            event
+        })
+        .collect();
+    let matched = event_pattern_matches(&pattern, &events);
+    let wrong: Vec<String> = cases
+        .iter()
+        .zip(&matched)
+        .filter(|(case, matched)| case["alert"].as_bool() != Some(**matched))
+        .map(|(case, matched)| format!("{} (matched: {matched})", case["name"]))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "the stop rule is wrong for {wrong:?}: {pattern}"
+    );
+    assert!(matched.iter().filter(|m| **m).count() >= 7, "{matched:?}");
+
+    let target = at(
+        resources,
+        "aws_cloudwatch_event_target.pg_dump_task_stopped[0]",
+    );
+    let topic = at(resources, "aws_sns_topic.alerts")["arn"].clone();
+    assert_eq!(target["arn"], topic);
+    assert_eq!(target["rule"], rule["name"]);
+    let transformer = &target["input_transformer"][0];
+    let out_of_memory = cases
+        .iter()
+        .position(|c| c["name"] == "out of memory")
+        .expect("the out-of-memory case");
+    let message = transform(
+        transformer["input_paths"].as_object().expect("input paths"),
+        transformer["input_template"].as_str().expect("a template"),
+        &events[out_of_memory],
+    );
+    for said in [
+        "lifeboat/nightly/orders/20261120T0200Z",
+        "EssentialContainerExited",
+        "exit status 137",
+        "OutOfMemoryError: Container killed due to memory usage",
+        "/ecs/lifeboat-pg-dump",
+    ] {
+        assert!(message.contains(said), "{said:?} not in {message}");
+    }
+
+    let statement = |address: &str, sid: &str| -> Value {
+        let text = at(resources, address)["policy"].as_str().expect("a policy");
+        let policy: Value = serde_json::from_str(text).expect("policy JSON");
+        policy["Statement"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["Sid"] == sid).cloned())
+            .unwrap_or_else(|| panic!("no {sid} in {address}"))
+    };
+    let publish = statement("aws_sns_topic_policy.alerts", "TaskStopRulePublishes");
+    assert_eq!(publish["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(publish["Action"], "sns:Publish");
+    assert_eq!(
+        publish["Condition"]["ArnEquals"]["aws:SourceArn"],
+        rule["arn"]
+    );
+    let key = statement("aws_kms_key.alerts", "TaskStopRulePublishes");
+    assert_eq!(key["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(
+        key["Condition"]["StringEquals"]["aws:SourceAccount"],
+        "123456789012"
+    );
+}
+
+/// Whether `pattern` matches each of `events`, by `scripts/event_pattern.py`.
+fn event_pattern_matches(pattern: &Value, events: &[Value]) -> Vec<bool> {
+    use std::io::Write;
+    let mut child = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("scripts/event_pattern.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(".venv/bin/python (make setup)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            json!({"pattern": pattern, "events": events})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("write");
+    let out = child.wait_with_output().expect("event_pattern.py");
+    assert!(
+        out.status.success(),
+        "scripts/event_pattern.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a list of booleans")
+}
+
+/// An input transformer's message for `event`: each `<name>` of the
+/// template replaced by the value at its path (`$.a.b[0].c`), as text.
+fn transform(paths: &serde_json::Map<String, Value>, template: &str, event: &Value) -> String {
+    let mut message = template.to_owned();
+    for (name, path) in paths {
+        let mut value = event;
+        for step in path
+            .as_str()
+            .expect("a path")
+            .trim_start_matches("$.")
+            .split('.')
+        {
+            let (field, index) = match step.split_once('[') {
+                Some((field, rest)) => (field, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (step, None),
+            };
+            value = &value[field];
+            if let Some(index) = index {
+                value = &value[index];
+            }
+        }
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        message = message.replace(&format!("<{name}>"), &text);
+    }
+    assert!(
+        !message.contains('<'),
+        "every placeholder has a path: {message}"
+    );
+    serde_json::from_str(&message).expect("the template is one JSON string")
+}
+
 /// restore-drill's RDS drills restore into the subnet group and the closed
 /// security group Terraform made for them (the example names neither), and
 /// the dashboard shows RestoreSeconds.
@@ -1358,6 +1525,7 @@ fn provider_override(endpoint: &str) -> String {
         "ec2",
         "ecr",
         "ecs",
+        "events",
         "iam",
         "kms",
         "lambda",
