@@ -140,20 +140,11 @@ pub async fn handle_and_tell<F: BackupFunction>(
     event: Value,
     invocation: Invocation,
 ) -> Ended {
-    let (outcome, unalerted) = match run_and_alert(function, event, invocation).await {
-        Ok(report) => (Ok(report), false),
-        Err((error, unalerted)) => (Err(error), unalerted),
+    let ended = |outcome, unalerted| Ended { outcome, unalerted };
+    let request = match Request::<F::Fields>::parse(event, invocation.now) {
+        Ok(request) => request,
+        Err(refused) => return ended(Err(refused.into()), false),
     };
-    Ended { outcome, unalerted }
-}
-
-async fn run_and_alert<F: BackupFunction>(
-    function: &F,
-    event: Value,
-    invocation: Invocation,
-) -> Result<Report, (Error, bool)> {
-    let request =
-        Request::<F::Fields>::parse(event, invocation.now).map_err(|e| (e.into(), false))?;
     tracing::info!(function = F::NAME, plan = %request.plan, slot = %request.slot, dry_run = request.dry_run, "run started");
     let outcome = function.run(&request, &invocation).await;
     let sinks = function.sinks();
@@ -171,11 +162,11 @@ async fn run_and_alert<F: BackupFunction>(
                 "run finished"
             );
             if !report.has_failed() {
-                return Ok(report);
+                return ended(Ok(report), false);
             }
             let lost = !report.dry_run && !alert(sinks, &Alert::for_failures(&report)).await;
             let report = Box::new(report);
-            Err((Error::RunFailed { report }, lost))
+            ended(Err(Error::RunFailed { report }), lost)
         }
         Err(error) => {
             tracing::error!(error = %crate::aws::describe(&error), "run failed");
@@ -185,7 +176,7 @@ async fn run_and_alert<F: BackupFunction>(
                     &Alert::for_error(F::NAME, request.plan.as_str(), &error),
                 )
                 .await;
-            Err((error, lost))
+            ended(Err(error), lost)
         }
     }
 }
@@ -256,13 +247,17 @@ fn outcome_counts(report: &Report) -> [Metric; 3] {
     })
 }
 
-/// Serves `function` as a Lambda: each event goes through [`handle`].
+/// Serves `function` as a Lambda: each event goes through [`handle`]'s run.
 pub async fn serve<F: BackupFunction>(function: F) -> Result<(), lambda_runtime::Error> {
     let function = &function;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| async move {
             let invocation = Invocation::with_deadline_ms(event.context.deadline);
-            handle(function, event.payload, invocation).await
+            // handle_and_tell, not handle: one async layer fewer keeps the
+            // functions' futures within the compiler's layout depth.
+            handle_and_tell(function, event.payload, invocation)
+                .await
+                .outcome
         },
     ))
     .await

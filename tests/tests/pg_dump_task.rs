@@ -353,3 +353,105 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
     assert_eq!(record["attempt"], json!(2));
     assert_eq!(record["task_arn"], json!(again.tasks[0].task));
 }
+
+/// The next slot's run looks back at the slot before, handed to a task that
+/// has no dump: a stopped task is told once (and the record says so), a
+/// running one is reported, and neither stops the new slot's own hand-over.
+#[tokio::test]
+async fn the_next_run_tells_once_of_a_task_that_stopped_without_its_dump() {
+    let setup = Setup::new().await;
+    let settings = task_settings(&setup).await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = function_with_task(&setup, Some(settings.clone()));
+    let mut event = payload("nightly", server.port, "postgres", &arn);
+    event["databases"][0]["runner"] = json!("task");
+    let first = handle(&function, event.clone(), lambda_run(900))
+        .await
+        .expect("handed");
+    assert!(first.tasks[0].started);
+    // The task stops without a dump (the emulator's tasks stop after a few looks).
+    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
+    for _ in 0..4 {
+        ecs.describe_tasks()
+            .cluster(&settings.cluster)
+            .tasks(&first.tasks[0].task)
+            .send()
+            .await
+            .expect("describe");
+    }
+    assert_eq!(
+        tasks(&setup.aws, &settings.cluster).await[0].last_status(),
+        Some("STOPPED")
+    );
+
+    let mut next = event.clone();
+    next["scheduled_time"] = json!("2026-11-21T02:00:00Z");
+    let report = handle(&function, next.clone(), lambda_run(900))
+        .await
+        .expect("the next slot");
+    assert_eq!(report.notices.len(), 1, "{report:?}");
+    let notice = &report.notices[0];
+    assert!(
+        notice
+            .subject
+            .contains("no dump of orders for slot 2026-11-20T02:00")
+            && notice.body.contains(&first.tasks[0].task)
+            && notice.body.contains(&dump_key(&event, 0)),
+        "{notice:?}"
+    );
+    assert!(report.tasks[0].started, "the new slot has its own task");
+    let alerts = setup.inbox.drain().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let record = task_record(&setup, &dump_key(&event, 0)).await;
+    assert!(
+        record["stopped"].as_str().is_some_and(|s| !s.is_empty()),
+        "{record}"
+    );
+
+    // Told once: a second delivery of the next slot says nothing more.
+    let again = handle(&function, next, lambda_run(900))
+        .await
+        .expect("again");
+    assert_eq!(again.notices, Vec::new(), "{again:?}");
+    assert_eq!(setup.inbox.drain().await, Vec::<Value>::new());
+    assert_eq!(tasks(&setup.aws, &settings.cluster).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_task_still_running_at_the_next_slot_is_reported_and_not_doubled() {
+    let setup = Setup::new().await;
+    setup.emulator.set_transition("ecs::task", 1_000);
+    let settings = task_settings(&setup).await;
+    let server = PgServer::start(&newest_bin());
+    let arn = setup.secret("db", &server.password).await;
+    let function = function_with_task(&setup, Some(settings.clone()));
+    let mut event = payload("nightly", server.port, "postgres", &arn);
+    event["databases"][0]["runner"] = json!("task");
+    let first = handle(&function, event.clone(), lambda_run(900))
+        .await
+        .expect("handed");
+    let mut next = event.clone();
+    next["scheduled_time"] = json!("2026-11-21T02:00:00Z");
+    let report = handle(&function, next, lambda_run(900))
+        .await
+        .expect("the next slot");
+    assert_eq!(report.notices.len(), 1, "{report:?}");
+    assert!(
+        report.notices[0]
+            .subject
+            .contains("still runs at the next slot")
+            && report.notices[0].body.contains(&first.tasks[0].task),
+        "{:?}",
+        report.notices[0]
+    );
+    // The next slot has its own task; the first slot's is not started again.
+    let all = tasks(&setup.aws, &settings.cluster).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let mut names: Vec<_> = all.iter().filter_map(|t| t.started_by()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 2, "one task per slot: {names:?}");
+    let record = task_record(&setup, &dump_key(&event, 0)).await;
+    assert_eq!(record.get("stopped"), None, "{record}");
+}

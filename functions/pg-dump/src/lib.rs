@@ -28,7 +28,7 @@ use lifeboat::postgres::archive::{
 use lifeboat::postgres::database::Runner;
 use lifeboat::postgres::secret;
 use lifeboat::postgres::tool::{self, PG_DUMP, PgTool};
-use lifeboat::report::{Failed, Handed, Report, Skipped};
+use lifeboat::report::{Failed, Handed, Notice, Report, Skipped};
 use lifeboat::rules::naming;
 use lifeboat::runtime::{BackupFunction, Invocation, Sinks};
 use lifeboat::{BackupLabel, Error, ItemError, Kind, Request};
@@ -474,9 +474,11 @@ impl PgDump {
         let Some(last_month) = time.checked_sub_months(chrono::Months::new(1)) else {
             return Ok(History::default());
         };
+        let plan = naming::parse_dump_key(&target.key).map(|k| k.plan);
         let mut dumps = Vec::new();
         let mut cuts = Vec::new();
         let mut handed = false;
+        let mut tasks = Vec::new();
         for month in [last_month, time] {
             let prefix = format!("{database}/{}/", month.format("%Y/%m"));
             let listed = self
@@ -506,6 +508,14 @@ impl PgDump {
                     handed = true;
                     continue;
                 }
+                if let Some(dump) = key.strip_suffix(TASK_SUFFIX)
+                    && let Some(earlier) = naming::parse_dump_key(dump)
+                    && earlier.slot < slot
+                    && Some(&earlier.plan) == plan.as_ref()
+                {
+                    tasks.push((earlier.slot, dump.to_owned()));
+                    continue;
+                }
                 // A cut of this very slot counts: its rerun would be cut again.
                 let (dump, list, this_slot) =
                     if let Some(dump) = key.strip_suffix(naming::MANIFEST_SUFFIX) {
@@ -522,6 +532,12 @@ impl PgDump {
                 }
             }
         }
+        // The newest earlier slot handed to a task, if it has no dump.
+        let unfinished = tasks
+            .into_iter()
+            .max()
+            .map(|(_, dump)| dump)
+            .filter(|dump| !dumps.iter().any(|(_, done)| done == dump));
         let newest = dumps.into_iter().max();
         let cut = cuts
             .iter()
@@ -540,7 +556,87 @@ impl PgDump {
             last_dump,
             cut,
             handed,
+            unfinished,
         })
+    }
+
+    /// Looks back at the earlier slot's task that has no dump (`dump`, the
+    /// key it was to write): a notice if it still runs, or, once, if it
+    /// stopped without its dump (recorded on its task record, so that later
+    /// runs tell it no more). The EventBridge rule on the task's stop tells
+    /// it first; this is the backstop for what that rule could not deliver.
+    /// A look that fails is logged: it is no failure of this run's dump.
+    async fn look_back(
+        &self,
+        tasks: &task::Tasks<'_>,
+        bucket: &str,
+        dump: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Notice> {
+        let record_key = format!("{dump}{TASK_SUFFIX}");
+        let looked = async {
+            let record: TaskRecord = self
+                .read_json(bucket, &record_key)
+                .await?
+                .ok_or("it is gone")?;
+            let seen = tasks
+                .describe(vec![record.task_arn.clone()])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((record, seen))
+        };
+        let (mut record, seen) = match looked.await {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::warn!(record = %record_key, %why, "the earlier slot's task could not be looked at");
+                return None;
+            }
+        };
+        let earlier = naming::parse_dump_key(dump)?;
+        let what = format!(
+            "pg-dump's task of {} for slot {} ({})",
+            earlier.database, earlier.slot, record.task_arn
+        );
+        match task::previous(&record, seen.first(), now)? {
+            task::Previous::Running => Some(Notice {
+                subject: format!(
+                    "Lifeboat pg-dump: {}'s dump of slot {} still runs at the next slot",
+                    earlier.database, earlier.slot
+                ),
+                body: format!(
+                    "{what} was handed its dump at {} and still runs. This run goes on with its own slot;                      if a dump takes longer than the schedule's interval, give the task more cpu, or dump less often.\n",
+                    record
+                        .dispatched_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                attributes: Vec::new(),
+            }),
+            task::Previous::Stopped(why) => {
+                record.stopped = Some(why.clone());
+                let label = BackupLabel::new(&earlier.plan, &earlier.database, earlier.slot);
+                let target = Target {
+                    bucket: bucket.to_owned(),
+                    key: dump.to_owned(),
+                    tagging: upload::tagging(&label.tags()),
+                    kms_key_id: self.settings.kms_key_id.clone(),
+                    run: lifeboat::runtime::run_token(),
+                };
+                if let Err(error) = self.put_record(&target, TASK_SUFFIX, &record).await {
+                    tracing::warn!(record = %record_key, %error, "told of a stopped task, but not recorded: a later run tells it again");
+                }
+                Some(Notice {
+                    subject: format!(
+                        "Lifeboat pg-dump: no dump of {} for slot {}: its task stopped",
+                        earlier.database, earlier.slot
+                    ),
+                    body: format!(
+                        "{what} stopped without writing its dump ({dump}): {why}.\n\n                         That slot has no dump; this run dumps {} at its own slot.                          The task's log is in its log group (/ecs/<prefix>pg-dump).\n",
+                        earlier.database
+                    ),
+                    attributes: Vec::new(),
+                })
+            }
+        }
     }
 
     /// The JSON object at `key`; none if there is none.
@@ -977,6 +1073,14 @@ impl BackupFunction for PgDump {
                 },
                 None => History::default(),
             };
+            if let (Some(settings), Some(dump)) = (&self.settings.task, &history.unfinished) {
+                let tasks = task::Tasks::new(&self.ecs, settings);
+                // Boxed: the run's future is deep enough without it inline.
+                let looked = Box::pin(self.look_back(&tasks, &bucket, dump, invocation.now));
+                if let Some(notice) = looked.await {
+                    report.notices.push(notice);
+                }
+            }
             let choice =
                 match task::choose(db.runner, &history, timeout, self.settings.task.is_some()) {
                     Ok(choice) => choice,

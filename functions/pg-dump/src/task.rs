@@ -33,6 +33,10 @@ pub struct History {
     pub cut: bool,
     /// Whether this slot was handed to a task already (its task record exists).
     pub handed: bool,
+    /// The dump key of the newest earlier slot of this plan that was handed
+    /// to a task and has no dump (its task record, without a manifest): the
+    /// task the run looks back at ([`previous`]).
+    pub unfinished: Option<String>,
 }
 
 /// Where this run makes a database's dump.
@@ -180,6 +184,41 @@ pub struct TaskRecord {
     pub attempt: u32,
     /// When it was handed the dump.
     pub dispatched_at: DateTime<Utc>,
+    /// Why the task stopped without its dump, once a later run found it so
+    /// and told of it (so that it is told once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// An earlier slot's task, as a later run finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Previous {
+    /// Still running.
+    Running,
+    /// Stopped without its dump, for this reason.
+    Stopped(String),
+}
+
+/// What a later run makes of `record`'s task, without its dump, as ECS
+/// describes it now (`seen`; none if ECS does not know it, which it says of
+/// a task stopped more than about an hour ago, or of one so new that its
+/// reads lag). None once a run has told of its stop.
+pub fn previous(
+    record: &TaskRecord,
+    seen: Option<&TaskState>,
+    now: DateTime<Utc>,
+) -> Option<Previous> {
+    if record.stopped.is_some() {
+        return None;
+    }
+    Some(match seen.map(|task| &task.stopped) {
+        Some(None) => Previous::Running,
+        Some(Some(why)) => Previous::Stopped(why.clone()),
+        None if now - record.dispatched_at < JUST_STARTED => Previous::Running,
+        None => {
+            Previous::Stopped("it stopped long enough ago that ECS no longer describes it".into())
+        }
+    })
 }
 
 /// A task as ECS describes it.
@@ -368,6 +407,7 @@ impl<'a> Tasks<'a> {
                     started_by: started_by.to_owned(),
                     attempt,
                     dispatched_at: now,
+                    stopped: None,
                 }));
             }
             let why = out
@@ -440,6 +480,7 @@ mod tests {
             last_dump: Some(("orders/…/orders-nightly-20261119T0200Z.dump".into(), s)),
             cut: false,
             handed: false,
+            unfinished: None,
         };
         let cut = History {
             cut: true,
@@ -477,6 +518,63 @@ mod tests {
         // … when there is one; without a task, auto stays in Lambda.
         assert!(here(choose(Runner::Auto, &cut, minutes(15), false)));
         assert!(here(choose(Runner::Auto, &took(899.0), minutes(15), false)));
+    }
+
+    #[test]
+    fn a_later_run_tells_of_an_earlier_slots_stopped_task_once() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T02:00:30Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let record = |age_minutes: i64, stopped: Option<&str>| TaskRecord {
+            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/lifeboat/1".into(),
+            cluster: "lifeboat".into(),
+            started_by: "lifeboat/nightly/orders/20261120T0200Z/6d1f0c2a".into(),
+            attempt: 1,
+            dispatched_at: now - chrono::Duration::minutes(age_minutes),
+            stopped: stopped.map(str::to_owned),
+        };
+        let task = |stopped: Option<&str>| TaskState {
+            arn: "arn:aws:ecs:us-east-1:123456789012:task/lifeboat/1".into(),
+            last_status: if stopped.is_some() {
+                "STOPPED"
+            } else {
+                "RUNNING"
+            }
+            .into(),
+            stopped: stopped.map(str::to_owned),
+        };
+        let day = 24 * 60;
+        let killed = "EssentialContainerExited: pg-dump exited 137";
+        let cases: [(TaskRecord, Option<TaskState>, Option<Previous>); 6] = [
+            // Still running at the next slot, and so described.
+            (record(day, None), Some(task(None)), Some(Previous::Running)),
+            // Stopped within the hour ECS still describes it: its reason.
+            (
+                record(day, None),
+                Some(task(Some(killed))),
+                Some(Previous::Stopped(killed.into())),
+            ),
+            // Stopped long ago: ECS no longer knows it.
+            (
+                record(day, None),
+                None,
+                Some(Previous::Stopped(
+                    "it stopped long enough ago that ECS no longer describes it".into(),
+                )),
+            ),
+            // Just started, and ECS's reads lag: running.
+            (record(2, None), None, Some(Previous::Running)),
+            // Told of already: nothing more, whatever ECS says.
+            (record(day, Some(killed)), None, None),
+            (record(day, Some(killed)), Some(task(Some(killed))), None),
+        ];
+        for (record, seen, expected) in cases {
+            assert_eq!(
+                previous(&record, seen.as_ref(), now),
+                expected,
+                "{record:?} {seen:?}"
+            );
+        }
     }
 
     #[test]

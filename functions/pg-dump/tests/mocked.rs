@@ -96,6 +96,7 @@ fn record(arn: &str, attempt: u32, age: Duration) -> TaskRecord {
         started_by: NAME.into(),
         attempt,
         dispatched_at: Utc::now() - age,
+        stopped: None,
     }
 }
 
