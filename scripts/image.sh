@@ -8,6 +8,13 @@
 #                            Terraform output pg_dump_task_repository_url, or
 #                            IMAGE_REPOSITORY), tagged by its own digest, and
 #                            prints the digest for pg_dump.task.image_digest
+#   scripts/image.sh unpack DIR
+#                            the archive unpacked as a runtime unpacks it:
+#                            DIR/rootfs and DIR/config.json (the image's config)
+#   scripts/image.sh run DIR [NAME=value ...] -- ARGS...
+#                            its entrypoint with ARGS, as a container runtime
+#                            would run it, without one: in a chroot (as root),
+#                            with only its own environment and the pairs given
 #
 # What the image holds, and nothing else (no shell, no package manager):
 #   /lifeboat                       the entrypoint (the operator command)
@@ -168,8 +175,65 @@ PY
   echo "set in your tfvars: pg_dump = { …, task = { image_digest = \"$digest\" } }"
 }
 
+
+# What a container runtime sets up before it runs the entrypoint, and no
+# more: $1 the root file system, $2 the image's user, then the command.
+# Absolute paths: the environment is the image's, its PATH the image's.
+AS_A_RUNTIME='
+root=$1 user=$2; shift 2
+/usr/bin/mkdir -p "$root/dev" "$root/proc"
+/usr/bin/mount -t tmpfs -o mode=755 tmpfs "$root/dev"
+for device in null zero random urandom; do
+  /usr/bin/touch "$root/dev/$device"
+  /usr/bin/mount --bind "/dev/$device" "$root/dev/$device"
+done
+/usr/bin/mount -t proc proc "$root/proc"
+/usr/bin/mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+exec /usr/sbin/chroot --userspec="$user" "$root" "$@"
+'
+
+# Unpacks the archive into `dir` as a runtime would: dir/rootfs, the root
+# file system (umoci), and dir/config.json, the image's config (its
+# entrypoint, environment and user).
+unpack() {
+  local dir=$1
+  need skopeo umoci python3
+  [ -f "$OUT" ] || die "$OUT is missing: run make image first"
+  mkdir -p "$dir"
+  skopeo copy --quiet "oci-archive:$OUT" "oci:$dir/layout:$NAME"
+  umoci unpack --image "$dir/layout:$NAME" "$dir/bundle" >/dev/null
+  mv "$dir/bundle/rootfs" "$dir/rootfs"
+  skopeo inspect --config "oci:$dir/layout:$NAME" | python3 -c 'import json, sys; json.dump(json.load(sys.stdin)["config"], sys.stdout, indent=2)' > "$dir/config.json"
+  rm -rf "$dir/layout" "$dir/bundle"
+}
+
+# Runs the unpacked image in `dir` as a container runtime would, without one:
+# its entrypoint with `args`, as its user, in a chroot of its root file system,
+# in mount and PID namespaces of its own with only a runtime's mounts (/dev's
+# null, zero, random and urandom, /proc, a tmpfs at /tmp for the task's
+# ephemeral storage), and with only its own environment and the `NAME=value`
+# pairs given (the task definition's, ECS's), nothing of this machine's.
+# The network is this machine's (a task's is its VPC's). Needs root.
+run() {
+  local dir=$1; shift
+  local pairs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do pairs+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  [ "$(id -u)" -eq 0 ] || die "running the image in a chroot needs root"
+  [ -d "$dir/rootfs" ] && [ -f "$dir/config.json" ] || die "$dir holds no unpacked image: scripts/image.sh unpack $dir"
+  local user entrypoint=() environment=()
+  user=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("User") or "0:0")' "$dir/config.json")
+  mapfile -t entrypoint < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1])).get("Entrypoint") or []))' "$dir/config.json")
+  mapfile -t environment < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1])).get("Env") or []))' "$dir/config.json")
+  exec /usr/bin/env -i "${environment[@]}" "${pairs[@]}" \
+    /usr/bin/unshare --mount --propagation private --pid --fork \
+    /bin/bash -euc "$AS_A_RUNTIME" runtime "$dir/rootfs" "$user" "${entrypoint[@]}" "$@"
+}
+
 case "${1:-}" in
   build) build ;;
   push) push ;;
-  *) echo "usage: $0 build|push" >&2; exit 2 ;;
+  unpack) [ $# -eq 2 ] || die "usage: $0 unpack DIR"; unpack "$2" ;;
+  run) [ $# -ge 2 ] || die "usage: $0 run DIR [NAME=value ...] -- ARGS..."; shift; run "$@" ;;
+  *) echo "usage: $0 build|push|unpack DIR|run DIR [NAME=value ...] -- ARGS..." >&2; exit 2 ;;
 esac

@@ -132,9 +132,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "dumps" {
 
   # pg-dump's records beside a dump's key (lifeboat:record): a Lambda run cut
   # off by the deadline, the task a slot was handed to. They steer the next
-  # slots (docs/pg-dump.md, Runners), which look back a month at most.
+  # slots (docs/pg-dump.md, Runners), which look back a month at most. And
+  # the live mark of a run without a deadline that was killed (its task
+  # stopped mid-dump), which no run removes; no dump runs for two months.
   dynamic "rule" {
-    for_each = toset(["cut", "task"])
+    for_each = toset(["cut", "task", "live"])
     content {
       id     = "pg-dump-${rule.value}-records"
       status = "Enabled"

@@ -2,41 +2,31 @@
 //! task runs it. `lifeboat run pg-dump --timeout 900` hands a database to the
 //! task in the emulator's ECS, which records the task but runs no container:
 //! the test plays ECS's part. It unpacks the image as a runtime would
-//! (`skopeo copy` to an OCI layout, `umoci unpack`), and runs the task's
-//! command with the image's entrypoint in a `chroot` of its root file system,
-//! in a mount namespace with only a runtime's mounts (`/dev`'s four devices,
-//! `/proc`, the ephemeral storage at `/tmp`), with only the environment the
-//! image config and the task definition declare, and the task role's
+//! (`scripts/image.sh unpack`: skopeo to an OCI layout, umoci), and runs the
+//! task's command with the image's entrypoint as a runtime would
+//! (`scripts/image.sh run`: a chroot of its root file system, in a mount
+//! namespace with only a runtime's mounts, with only the environment the
+//! image config and the task definition declare), with the task role's
 //! credentials served as ECS serves them (a credentials endpoint): nothing of
-//! the host's. The dump it makes must verify against its manifest.
+//! the host's. The dump it makes must verify against its manifest; a task
+//! killed in the middle of its dump must leave none, and the next slot's run
+//! must tell of it.
 
 use lifeboat_tests::ecs::{CONTAINER, DumpTask, tasks};
+use lifeboat_tests::faults::{FaultConfig, FaultProxy};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
 use lifeboat_tests::{AlertInbox, Emulator, TempDir, event, repo_root};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BUCKET: &str = "lifeboat-dumps";
 const IMAGE: &str = "lifeboat-pg-dump";
-
-/// What a container runtime sets up before it runs the entrypoint, and no
-/// more: `$1` the root file system, `$2` the image's user, then the command.
-const AS_A_RUNTIME: &str = r#"
-root=$1 user=$2; shift 2
-/usr/bin/mkdir -p "$root/dev" "$root/proc"
-/usr/bin/mount -t tmpfs -o mode=755 tmpfs "$root/dev"
-for device in null zero random urandom; do
-  /usr/bin/touch "$root/dev/$device"
-  /usr/bin/mount --bind "/dev/$device" "$root/dev/$device"
-done
-/usr/bin/mount -t proc proc "$root/proc"
-/usr/bin/mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
-exec /usr/sbin/chroot --userspec="$user" "$root" "$@"
-"#;
 
 fn said(out: &Output) -> String {
     format!(
@@ -46,17 +36,9 @@ fn said(out: &Output) -> String {
     )
 }
 
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (make setup installs it)"));
-    assert!(out.status.success(), "{program} {args:?}: {}", said(&out));
-    out
-}
-
 fn is_root() -> bool {
-    String::from_utf8_lossy(&run("id", &["-u"]).stdout).trim() == "0"
+    let id = Command::new("id").arg("-u").output().expect("id");
+    String::from_utf8_lossy(&id.stdout).trim() == "0"
 }
 
 /// ECS's credentials endpoint for the task role
@@ -103,54 +85,190 @@ async fn credentials_endpoint() -> (String, Arc<AtomicUsize>) {
     (url, asked)
 }
 
+/// The image built and unpacked, the emulator with the dump bucket, an alert
+/// inbox, a PostgreSQL server, its login's secret, and pg-dump's task.
+struct Stage {
+    dir: TempDir,
+    image: PathBuf,
+    unpacked: PathBuf,
+    emulator: Emulator,
+    aws: aws_config::SdkConfig,
+    inbox: AlertInbox,
+    server: PgServer,
+    secret: String,
+    task: DumpTask,
+}
+
+impl Stage {
+    async fn new() -> Self {
+        let dir = TempDir::new("image");
+        // The image, built as `make image` builds it, from this build's binary.
+        let archive = dir.path.join(format!("{IMAGE}.tar"));
+        let image = repo_root().join("scripts/image.sh");
+        let built = Command::new(&image)
+            .arg("build")
+            .env("IMAGE_BINARY", env!("CARGO_BIN_EXE_lifeboat"))
+            .env("IMAGE_OUT", &archive)
+            .output()
+            .expect("scripts/image.sh");
+        assert!(built.status.success(), "make image: {}", said(&built));
+        // Unpacked as a runtime unpacks it.
+        let unpacked = dir.path.join("unpacked");
+        let out = Command::new(&image)
+            .arg("unpack")
+            .arg(&unpacked)
+            .env("IMAGE_OUT", &archive)
+            .output()
+            .expect("scripts/image.sh unpack");
+        assert!(out.status.success(), "unpack: {}", said(&out));
+
+        let emulator = Emulator::start();
+        let aws = emulator.sdk_config("us-east-1").await;
+        let s3 = lifeboat::aws::s3_client(&aws);
+        s3.create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("bucket");
+        s3.put_bucket_versioning()
+            .bucket(BUCKET)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("versioning");
+        let inbox = AlertInbox::create(&aws).await;
+        let server = PgServer::start(&newest_bin());
+        let secret = aws_sdk_secretsmanager::Client::new(&aws)
+            .create_secret()
+            .name("shop")
+            .secret_string(json!({"username": "postgres", "password": server.password}).to_string())
+            .send()
+            .await
+            .expect("secret")
+            .arn
+            .expect("arn");
+        // The task's environment, as Terraform declares it (a dump's settings).
+        let task = DumpTask::create(&aws, &Self::dump_settings(&inbox)).await;
+        Stage {
+            dir,
+            image,
+            unpacked,
+            emulator,
+            aws,
+            inbox,
+            server,
+            secret,
+            task,
+        }
+    }
+
+    fn dump_settings(inbox: &AlertInbox) -> [(&'static str, &str); 4] {
+        [
+            ("LIFEBOAT_BUCKET", BUCKET),
+            ("LIFEBOAT_SNS_TOPIC_ARN", inbox.topic_arn.as_str()),
+            ("LIFEBOAT_PART_SIZE_MIB", "5"),
+            ("RUST_LOG", "info"),
+        ]
+    }
+
+    /// A scheduled (Lambda) run of `database` (`dbname` on the server) at
+    /// `slot`, with `runner: task`: `lifeboat run pg-dump --timeout 900`.
+    fn hand_over(&self, database: &str, dbname: &str, slot: &str) -> Value {
+        let mut payload = event("pg-dump.json");
+        payload["scheduled_time"] = json!(slot);
+        let db = &mut payload["databases"][0];
+        db["name"] = json!(database);
+        db["host"] = json!("127.0.0.1");
+        db["port"] = json!(self.server.port);
+        db["dbname"] = json!(dbname);
+        db["secret_arn"] = json!(self.secret);
+        db["runner"] = json!("task");
+        let event_file = self.dir.path.join(format!("{database}-{slot}.json"));
+        std::fs::write(&event_file, payload.to_string()).expect("payload");
+        let handed = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["run", "pg-dump", "--timeout", "900", "--event"])
+            .arg(&event_file)
+            .env_clear()
+            .env("AWS_ENDPOINT_URL", &self.emulator.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("PG_DUMP_PATH", newest_bin().join("pg_dump"))
+            .envs(Self::dump_settings(&self.inbox))
+            .envs(self.task.environment())
+            .output()
+            .expect("lifeboat run");
+        assert!(handed.status.success(), "the hand-over: {}", said(&handed));
+        serde_json::from_slice(&handed.stdout).expect("the report")
+    }
+
+    /// ECS's part for the task `arn`: its command from its overrides, run
+    /// from the image with the task definition's environment and the task
+    /// role's `credentials` endpoint, against AWS at `endpoint` (the one
+    /// departure from Fargate: AWS is the emulator).
+    async fn as_ecs(&self, arn: &str, credentials: &str, endpoint: &str) -> Command {
+        let started = tasks(&self.aws, &self.task.cluster).await;
+        let task = started
+            .iter()
+            .find(|t| t.task_arn() == Some(arn))
+            .unwrap_or_else(|| panic!("no task {arn} in {started:?}"));
+        let overrides = &task.overrides().expect("overrides").container_overrides()[0];
+        assert_eq!(overrides.name(), Some(CONTAINER));
+        let mut environment = self.task.container_environment(&self.aws).await;
+        environment.extend(
+            [
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", credentials),
+                ("AWS_ENDPOINT_URL", endpoint),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        let mut container = Command::new(&self.image);
+        container
+            .arg("run")
+            .arg(&self.unpacked)
+            .args(
+                environment
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}")),
+            )
+            .arg("--")
+            .args(overrides.command());
+        container
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        lifeboat::aws::s3_client(&self.aws)
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list")
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
+
 #[tokio::test]
 async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
     if !is_root() {
         eprintln!("SKIP: running the image in a chroot needs root (make test runs as root in CI)");
         return;
     }
-    let dir = TempDir::new("image");
-    let lifeboat = env!("CARGO_BIN_EXE_lifeboat");
-
-    // The image, built as `make image` builds it, from this build's binary.
-    let archive = dir.path.join(format!("{IMAGE}.tar"));
-    let built = Command::new(repo_root().join("scripts/image.sh"))
-        .arg("build")
-        .env("IMAGE_BINARY", lifeboat)
-        .env("IMAGE_OUT", &archive)
-        .output()
-        .expect("scripts/image.sh");
-    assert!(built.status.success(), "make image: {}", said(&built));
-
-    // Unpacked as a runtime unpacks it.
-    let layout = format!("oci:{}:{IMAGE}", dir.path.join("layout").display());
-    run(
-        "skopeo",
-        &[
-            "copy",
-            "--quiet",
-            &format!("oci-archive:{}", archive.display()),
-            &layout,
-        ],
-    );
-    let bundle = dir.path.join("bundle");
-    run(
-        "umoci",
-        &[
-            "unpack",
-            "--image",
-            &layout["oci:".len()..],
-            &bundle.display().to_string(),
-        ],
-    );
-    let config: Value =
-        serde_json::from_slice(&run("skopeo", &["inspect", "--config", &layout]).stdout)
-            .expect("the image's config");
-    let config = &config["config"];
+    let stage = Stage::new().await;
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(stage.unpacked.join("config.json")).expect("the image's config"),
+    )
+    .expect("JSON");
     assert_eq!(config["Entrypoint"], json!(["/lifeboat"]));
-    let user = config["User"].as_str().expect("a user").to_owned();
-    assert_eq!(user, "65532:65532", "not root");
-    let rootfs = bundle.join("rootfs");
+    assert_eq!(config["User"], json!("65532:65532"), "not root");
+    let rootfs = stage.unpacked.join("rootfs");
     let top: BTreeSet<String> = std::fs::read_dir(&rootfs)
         .expect("rootfs")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -166,137 +284,20 @@ async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
         assert!(!rootfs.join(shell).exists(), "no {shell} in the image");
     }
 
-    // The emulator, a database, its secret, and pg-dump's task.
-    let emulator = Emulator::start();
-    let aws = emulator.sdk_config("us-east-1").await;
-    let s3 = lifeboat::aws::s3_client(&aws);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
-    s3.put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
-    let inbox = AlertInbox::create(&aws).await;
-    let server = PgServer::start(&newest_bin());
-    generate(&server, "shop", 2);
-    let secret = aws_sdk_secretsmanager::Client::new(&aws)
-        .create_secret()
-        .name("shop")
-        .secret_string(json!({"username": "postgres", "password": server.password}).to_string())
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
-    // The task's environment, as Terraform declares it (a dump's settings).
-    let dump_settings = [
-        ("LIFEBOAT_BUCKET", BUCKET),
-        ("LIFEBOAT_SNS_TOPIC_ARN", inbox.topic_arn.as_str()),
-        ("LIFEBOAT_PART_SIZE_MIB", "5"),
-        ("RUST_LOG", "info"),
-    ];
-    let task = DumpTask::create(&aws, &dump_settings).await;
-
     // A scheduled run hands the database to the task.
-    let mut payload = event("pg-dump.json");
-    let db = &mut payload["databases"][0];
-    db["host"] = json!("127.0.0.1");
-    db["port"] = json!(server.port);
-    db["dbname"] = json!("shop");
-    db["secret_arn"] = json!(secret);
-    db["runner"] = json!("task");
-    let event_file = dir.path.join("pg-dump.json");
-    std::fs::write(&event_file, payload.to_string()).expect("payload");
-    let handed = Command::new(lifeboat)
-        .args(["run", "pg-dump", "--timeout", "900", "--event"])
-        .arg(&event_file)
-        .env_clear()
-        .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("PG_DUMP_PATH", newest_bin().join("pg_dump"))
-        .envs(dump_settings)
-        .envs(task.environment())
-        .output()
-        .expect("lifeboat run");
-    assert!(handed.status.success(), "the hand-over: {}", said(&handed));
-    let handed: Value = serde_json::from_slice(&handed.stdout).expect("the report");
+    generate(&stage.server, "shop", 2);
+    let handed = stage.hand_over("orders", "shop", "2026-11-20T02:00:00Z");
     assert_eq!(handed["created"], json!([]), "{handed}");
     assert_eq!(handed["tasks"][0]["started"], json!(true), "{handed}");
     let backup = handed["tasks"][0]["backup"].as_str().expect("its key");
+    let arn = handed["tasks"][0]["task"].as_str().expect("its task");
+    assert_eq!(tasks(&stage.aws, &stage.task.cluster).await.len(), 1);
 
-    // ECS's part: the task's command, its definition's environment, the
-    // image's own, and the task role's credentials.
-    let started = tasks(&aws, &task.cluster).await;
-    assert_eq!(started.len(), 1, "{started:?}");
-    let overrides = &started[0]
-        .overrides()
-        .expect("overrides")
-        .container_overrides()[0];
-    assert_eq!(overrides.name(), Some(CONTAINER));
-    let command: Vec<String> = config["Entrypoint"]
-        .as_array()
-        .expect("entrypoint")
-        .iter()
-        .map(|a| a.as_str().expect("text").to_owned())
-        .chain(overrides.command().iter().cloned())
-        .collect();
+    // ECS's part: the task's command, from the image.
     let (credentials, asked) = credentials_endpoint().await;
-    let mut environment: Vec<(String, String)> = config["Env"]
-        .as_array()
-        .expect("the image's environment")
-        .iter()
-        .map(|pair| {
-            let (name, value) = pair
-                .as_str()
-                .expect("NAME=value")
-                .split_once('=')
-                .expect("=");
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
-    environment.extend(task.container_environment(&aws).await);
-    environment.extend(
-        [
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", credentials.as_str()),
-            // The one departure from Fargate: AWS is the emulator.
-            ("AWS_ENDPOINT_URL", emulator.endpoint.as_str()),
-        ]
-        .map(|(name, value)| (name.to_owned(), value.to_owned())),
-    );
-    let mut container = Command::new("/usr/bin/timeout");
-    container
-        .args([
-            "600",
-            "/usr/bin/unshare",
-            "--mount",
-            "--propagation",
-            "private",
-        ])
-        .args([
-            "--pid",
-            "--fork",
-            "/bin/bash",
-            "-euc",
-            AS_A_RUNTIME,
-            "runtime",
-        ])
-        .arg(&rootfs)
-        .arg(&user)
-        .args(&command)
-        .env_clear()
-        .envs(environment);
+    let mut container = stage
+        .as_ecs(arn, &credentials, &stage.emulator.endpoint)
+        .await;
     let ran = tokio::task::spawn_blocking(move || container.output())
         .await
         .expect("join")
@@ -313,14 +314,14 @@ async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
         asked.load(Ordering::SeqCst) >= 1,
         "the task's AWS calls used the task role's credentials"
     );
-    assert_eq!(inbox.drain().await, Vec::<Value>::new(), "no alert");
+    assert_eq!(stage.inbox.drain().await, Vec::<Value>::new(), "no alert");
 
     // The dump it made is the one its manifest describes, row by row.
-    let verified = Command::new(lifeboat)
+    let verified = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .arg("verify")
         .arg(format!("s3://{BUCKET}/{backup}"))
         .env_clear()
-        .env("AWS_ENDPOINT_URL", &emulator.endpoint)
+        .env("AWS_ENDPOINT_URL", &stage.emulator.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -332,4 +333,125 @@ async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
         "{}",
         said(&verified)
     );
+}
+
+/// The task killed (SIGKILL, as for running out of memory) while its
+/// multipart upload is under way leaves no dump and no manifest, and says
+/// nothing itself (the stop rule's pattern matches exit 137:
+/// tests/tests/terraform.rs); the next slot's run tells of it once.
+#[tokio::test]
+async fn a_task_killed_mid_dump_leaves_no_dump_and_the_next_run_tells_of_it() {
+    if !is_root() {
+        eprintln!("SKIP: running the image in a chroot needs root (make test runs as root in CI)");
+        return;
+    }
+    let stage = Stage::new().await;
+    generate(&stage.server, "ledger", 24);
+    let handed = stage.hand_over("ledger", "ledger", "2026-11-20T02:00:00Z");
+    let arn = handed["tasks"][0]["task"].as_str().expect("its task");
+    let backup = handed["tasks"][0]["backup"].as_str().expect("its key");
+    // The task's S3 goes through a proxy that slows every request (up to
+    // 400 ms), so that its upload is seen under way before it can finish.
+    let slow = FaultConfig {
+        latency: 1.0,
+        max_latency: Duration::from_millis(400),
+        ..FaultConfig::none(7)
+    };
+    let proxy = FaultProxy::start(&stage.emulator.endpoint, slow).await;
+    let (credentials, _) = credentials_endpoint().await;
+    let mut container = stage.as_ecs(arn, &credentials, &proxy.endpoint).await;
+    std::os::unix::process::CommandExt::process_group(&mut container, 0);
+    let mut child = container
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the container");
+    let uploading = |stats: &lifeboat_tests::faults::Stats| {
+        stats.operations.keys().any(|op| op.contains("partNumber"))
+    };
+    let mut waited = Duration::ZERO;
+    while !uploading(&proxy.stats()) {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the task ended before its upload was seen: {:?}",
+            proxy.stats().operations
+        );
+        assert!(waited < Duration::from_secs(120), "no upload under way");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    // Killed, as the kernel kills a task out of memory: every process of it.
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!status.success(), "{status:?}");
+    let completed = proxy
+        .stats()
+        .operations
+        .keys()
+        .filter(|op| op.starts_with("s3:POST ?uploadId"))
+        .count();
+    assert_eq!(completed, 0, "the upload was never completed");
+
+    // ECS's part: the task it ran has stopped.
+    aws_sdk_ecs::Client::new(&stage.aws)
+        .stop_task()
+        .cluster(&stage.task.cluster)
+        .task(arn)
+        .reason("OutOfMemoryError: Container killed due to memory usage")
+        .send()
+        .await
+        .expect("stop task");
+
+    // Nothing visible: no dump, no manifest; only the slot's task record,
+    // and the killed run's live mark, which the lifecycle rule expires.
+    let keys = stage.keys().await;
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k == backup || k.ends_with(".manifest.json")),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&format!("{backup}.task.json")), "{keys:?}");
+    let marks: Vec<&String> = keys.iter().filter(|k| k.contains(".live.")).collect();
+    assert_eq!(marks.len(), 1, "{keys:?}");
+    let tags = lifeboat::aws::s3_client(&stage.aws)
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(marks[0])
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "lifeboat:record" && t.value() == "live"),
+        "{tags:?}"
+    );
+    assert_eq!(
+        stage.inbox.drain().await,
+        Vec::<Value>::new(),
+        "the task said nothing"
+    );
+
+    // The next slot's run tells of it, once, and hands its own slot over.
+    let next = stage.hand_over("ledger", "ledger", "2026-11-21T02:00:00Z");
+    assert_eq!(next["tasks"][0]["started"], json!(true), "{next}");
+    let told = stage.inbox.drain().await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0]["Subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("no dump of ledger for slot 2026-11-20T02:00")),
+        "{told:?}"
+    );
+    let again = stage.hand_over("ledger", "ledger", "2026-11-21T02:00:00Z");
+    assert_eq!(again["tasks"][0]["started"], json!(false), "{again}");
+    assert_eq!(stage.inbox.drain().await, Vec::<Value>::new(), "told once");
 }

@@ -799,7 +799,7 @@ fn check_pg_dump_task(resources: &[&Value]) {
     );
     // The records that steer a database's runners expire with the bucket's lifecycle.
     let lifecycle = at(resources, "aws_s3_bucket_lifecycle_configuration.dumps");
-    for record in ["cut", "task"] {
+    for record in ["cut", "task", "live"] {
         let id = format!("pg-dump-{record}-records");
         let rule = lifecycle["rule"]
             .as_array()

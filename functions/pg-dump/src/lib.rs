@@ -48,6 +48,8 @@ const STALE_UPLOAD: chrono::Duration = chrono::Duration::minutes(20);
 const STALE_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// A run with no deadline marks its slot with `<key>.live.<run>` while it
 /// works, so that no other run takes its upload, however old, for a dead one's.
+/// The mark of a run that was killed stays: tagged `lifeboat:record=live`,
+/// the bucket's lifecycle rule expires it (and aborts the upload after a day).
 const LIVE_MARK: &str = ".live.";
 /// Beside a dump's key: the record of a Lambda run the deadline cut off, and
 /// of the task a slot was handed to. Both carry `lifeboat:record` for the
@@ -408,11 +410,17 @@ impl PgDump {
         let live = format!("{}{LIVE_MARK}{}", target.key, target.run);
         let mut mark = None;
         if limits.stop_at.is_none() {
+            let tagging = format!(
+                "{}&{}",
+                target.tagging,
+                upload::tagging(&[("lifeboat:record", "live".to_owned())])
+            );
             let marked = self
                 .s3
                 .put_object()
                 .bucket(&target.bucket)
                 .key(&live)
+                .tagging(tagging)
                 .body(Vec::new().into())
                 .send()
                 .await;
@@ -604,7 +612,8 @@ impl PgDump {
                     earlier.database, earlier.slot
                 ),
                 body: format!(
-                    "{what} was handed its dump at {} and still runs. This run goes on with its own slot;                      if a dump takes longer than the schedule's interval, give the task more cpu, or dump less often.\n",
+                    "{what} was handed its dump at {} and still runs. This run goes on with its own slot; \
+                     if a dump takes longer than the schedule's interval, give the task more cpu, or dump less often.\n",
                     record
                         .dispatched_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -630,7 +639,9 @@ impl PgDump {
                         earlier.database, earlier.slot
                     ),
                     body: format!(
-                        "{what} stopped without writing its dump ({dump}): {why}.\n\n                         That slot has no dump; this run dumps {} at its own slot.                          The task's log is in its log group (/ecs/<prefix>pg-dump).\n",
+                        "{what} stopped without writing its dump ({dump}): {why}.\n\n\
+                         That slot has no dump; this run dumps {} at its own slot. \
+                         The task's log is in its log group (/ecs/<prefix>pg-dump).\n",
                         earlier.database
                     ),
                     attributes: Vec::new(),
