@@ -84,6 +84,27 @@ step "The dump in S3 with its tags, and its manifest (written last: a dump witho
 step "lifeboat verify: the stored dump against its manifest (the exact version, size, SHA-256, every table's rows)"
 show "$lifeboat" verify --bucket lifeboat-dumps --prefix pg --database shop
 
+step "pg-dump's Fargate task: the database moved to it by one payload field (\"runner\": \"task\"). A scheduled run
+    (--timeout 900: as a Lambda run would) hands it to the task with RunTask; the emulator's ECS runs no container, so
+    the demo plays ECS: the image (make image, built here from this lifeboat, without a Docker engine) runs the task's
+    command in a chroot, with only its own environment and the task definition's. Its dump verifies like any other"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "(left out: running the image in a chroot needs root)"
+else
+  .venv/bin/python scripts/estate.py task-setup > .state/task.env
+  set -a; . .state/task.env; set +a
+  show "$lifeboat" run pg-dump --timeout 900 --event .state/pg-dump.task.json | summary
+  export IMAGE_OUT=.state/image/lifeboat-pg-dump.tar
+  rm -rf .state/image
+  IMAGE_BINARY=$lifeboat show scripts/image.sh build
+  scripts/image.sh unpack .state/image/unpacked
+  mapfile -t as_ecs < <(.venv/bin/python scripts/estate.py task-run)
+  printf '\033[2m$ scripts/image.sh run .state/image/unpacked <the task definition'"'"'s environment> -- %s\033[0m\n' "${as_ecs[*]: -4}" >&2
+  scripts/image.sh run .state/image/unpacked "${as_ecs[@]}" | summary
+  show "$lifeboat" verify --bucket lifeboat-dumps --prefix pg --database shop --plan weekly
+  unset LIFEBOAT_TASK_CLUSTER LIFEBOAT_TASK_DEFINITION LIFEBOAT_TASK_SUBNETS LIFEBOAT_TASK_SECURITY_GROUPS IMAGE_OUT
+fi
+
 step "pg-dump again for the same slot: skipped, its manifest exists"
 show "$lifeboat" run pg-dump --event .state/pg-dump.demo.json | summary
 

@@ -134,6 +134,9 @@ def summary():
             if "reasons" in item:
                 detail = f"{item['scheduled_time']}  kept by {', '.join(item['reasons'])}"
             print(f"  {key:8} {item['kind']:12} {item['source']:22} {item.get('backup') or '':42} {detail}")
+    for handed in report.get("tasks", []):
+        started = "started" if handed["started"] else "already running"
+        print(f"  handed   {'pg-dump':12} {handed['source']:22} {handed['backup']:42} task {started}: {handed['reason']}")
     for drill in report.get("drills", []):
         # As the runbooks ask results to be documented: date, backup, size, restore time, checks.
         seconds = drill.get("restore_seconds")
@@ -218,6 +221,53 @@ def drill_setup():
     print(json.dumps(payload, indent=2))
 
 
+def task_setup():
+    """pg-dump's Fargate task as Terraform makes it: a VPC (with DNS host names,
+    which the emulator's RunTask needs), a subnet and security group, a cluster
+    and the task definition; prints the function's LIFEBOAT_TASK_* settings and
+    writes the payload that moves `shop` to the task (plan `weekly`: a slot of
+    its own)."""
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.43.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="lifeboat-pg-dump", Description="pg-dump and its task", VpcId=vpc)["GroupId"]
+    ecs = client("ecs")
+    cluster = ecs.create_cluster(clusterName="lifeboat-pg-dump")["cluster"]["clusterArn"]
+    environment = [{"name": k, "value": os.environ[k]} for k in ("LIFEBOAT_BUCKET", "LIFEBOAT_SNS_TOPIC_ARN")]
+    definition = ecs.register_task_definition(
+        family="lifeboat-pg-dump", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024", memory="2048",
+        containerDefinitions=[{"name": "pg-dump", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/lifeboat-pg-dump@sha256:0",
+                               "memory": 2048, "essential": True, "environment": environment}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    with open(".state/pg-dump.demo.json") as f:
+        payload = json.load(f)
+    payload["plan"] = "weekly"
+    payload["databases"][0]["runner"] = "task"
+    with open(".state/pg-dump.task.json", "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"LIFEBOAT_TASK_CLUSTER={cluster}\nLIFEBOAT_TASK_DEFINITION={definition}\n"
+          f"LIFEBOAT_TASK_SUBNETS={subnet}\nLIFEBOAT_TASK_SECURITY_GROUPS={group}")
+
+
+def task_run():
+    """ECS's part for the one task of the cluster: NAME=value pairs of its
+    definition's environment and of ECS's (the region, and here the
+    emulator's endpoint and dummy keys where Fargate serves the task role's),
+    then `--`, then its command; one a line, for scripts/image.sh run."""
+    ecs = client("ecs")
+    cluster = os.environ["LIFEBOAT_TASK_CLUSTER"]
+    task = ecs.describe_tasks(cluster=cluster, tasks=ecs.list_tasks(cluster=cluster)["taskArns"])["tasks"][0]
+    definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    container = definition["containerDefinitions"][0]
+    lines = [f"{e['name']}={e['value']}" for e in container.get("environment", [])]
+    lines += [f"AWS_REGION={REGION}", f"AWS_ENDPOINT_URL={os.environ['AWS_ENDPOINT_URL']}",
+              "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "--"]
+    lines += task["overrides"]["containerOverrides"][0]["command"]
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     {"seed": seed, "snapshots": snapshots, "ec2": ec2, "alerts": alerts, "summary": summary, "history": history,
-     "pg-setup": pg_setup, "dumps": dumps, "drill-setup": drill_setup}[sys.argv[1]]()
+     "pg-setup": pg_setup, "dumps": dumps, "drill-setup": drill_setup, "task-setup": task_setup,
+     "task-run": task_run}[sys.argv[1]]()
