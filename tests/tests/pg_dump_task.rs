@@ -454,4 +454,32 @@ async fn a_task_still_running_at_the_next_slot_is_reported_and_not_doubled() {
     assert_eq!(names.len(), 2, "one task per slot: {names:?}");
     let record = task_record(&setup, &dump_key(&event, 0)).await;
     assert_eq!(record.get("stopped"), None, "{record}");
+
+    // The first slot's task is stopped after that look: the slot after
+    // next still tells of it, though it is no longer the newest handed one.
+    aws_sdk_ecs::Client::new(&setup.aws)
+        .stop_task()
+        .cluster(&settings.cluster)
+        .task(&first.tasks[0].task)
+        .send()
+        .await
+        .expect("stop task");
+    let mut third = event.clone();
+    third["scheduled_time"] = json!("2026-11-22T02:00:00Z");
+    let report = handle(&function, third, lambda_run(900))
+        .await
+        .expect("the slot after next");
+    let subjects: Vec<&str> = report.notices.iter().map(|n| n.subject.as_str()).collect();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("no dump of orders for slot 2026-11-20T02:00")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("2026-11-21T02:00:00Z still runs")),
+        "{subjects:?}"
+    );
 }

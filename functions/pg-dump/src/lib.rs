@@ -540,12 +540,13 @@ impl PgDump {
                 }
             }
         }
-        // The newest earlier slot handed to a task, if it has no dump.
+        // Every earlier slot handed to a task that has no dump, newest first.
+        tasks.sort_unstable_by(|a, b| b.cmp(a));
         let unfinished = tasks
             .into_iter()
-            .max()
             .map(|(_, dump)| dump)
-            .filter(|dump| !dumps.iter().any(|(_, done)| done == dump));
+            .filter(|dump| !dumps.iter().any(|(_, done)| done == dump))
+            .collect();
         let newest = dumps.into_iter().max();
         let cut = cuts
             .iter()
@@ -568,12 +569,14 @@ impl PgDump {
         })
     }
 
-    /// Looks back at the earlier slot's task that has no dump (`dump`, the
+    /// Looks back at an earlier slot's task that has no dump (`dump`, the
     /// key it was to write): a notice if it still runs, or, once, if it
     /// stopped without its dump (recorded on its task record, so that later
-    /// runs tell it no more). The EventBridge rule on the task's stop tells
-    /// it first; this is the backstop for what that rule could not deliver.
-    /// A look that fails is logged: it is no failure of this run's dump.
+    /// runs tell it no more; two runs at once may both tell it). The
+    /// EventBridge rule on the task's stop tells of the stop when it happens;
+    /// this tells that the slot has no dump, and catches what the rule could
+    /// not deliver. A look that fails is logged: it is no failure of this
+    /// run's dump.
     async fn look_back(
         &self,
         tasks: &task::Tasks<'_>,
@@ -587,6 +590,9 @@ impl PgDump {
                 .read_json(bucket, &record_key)
                 .await?
                 .ok_or("it is gone")?;
+            if record.stopped.is_some() {
+                return Ok((record, Vec::new()));
+            }
             let seen = tasks
                 .describe(vec![record.task_arn.clone()])
                 .await
@@ -1084,12 +1090,14 @@ impl BackupFunction for PgDump {
                 },
                 None => History::default(),
             };
-            if let (Some(settings), Some(dump)) = (&self.settings.task, &history.unfinished) {
+            if let Some(settings) = &self.settings.task {
                 let tasks = task::Tasks::new(&self.ecs, settings);
-                // Boxed: the run's future is deep enough without it inline.
-                let looked = Box::pin(self.look_back(&tasks, &bucket, dump, invocation.now));
-                if let Some(notice) = looked.await {
-                    report.notices.push(notice);
+                for dump in &history.unfinished {
+                    // Boxed: the run's future is deep enough without it inline.
+                    let looked = Box::pin(self.look_back(&tasks, &bucket, dump, invocation.now));
+                    if let Some(notice) = looked.await {
+                        report.notices.push(notice);
+                    }
                 }
             }
             let choice =

@@ -33,10 +33,10 @@ pub struct History {
     pub cut: bool,
     /// Whether this slot was handed to a task already (its task record exists).
     pub handed: bool,
-    /// The dump key of the newest earlier slot of this plan that was handed
-    /// to a task and has no dump (its task record, without a manifest): the
-    /// task the run looks back at ([`previous`]).
-    pub unfinished: Option<String>,
+    /// The dump keys of the earlier slots of this plan that were handed to
+    /// a task and have no dump (a task record, no manifest), newest first:
+    /// the tasks the run looks back at ([`previous`]).
+    pub unfinished: Vec<String>,
 }
 
 /// Where this run makes a database's dump.
@@ -480,7 +480,7 @@ mod tests {
             last_dump: Some(("orders/…/orders-nightly-20261119T0200Z.dump".into(), s)),
             cut: false,
             handed: false,
-            unfinished: None,
+            unfinished: Vec::new(),
         };
         let cut = History {
             cut: true,
