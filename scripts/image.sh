@@ -36,6 +36,8 @@
 #   IMAGE_OUT      where the archive goes (default target/image/lifeboat-pg-dump.tar)
 #   IMAGE_LAYER    the layer zip whose pg_dump goes in (default
 #                  target/lambda/pg-dump-layer.zip, built here if missing)
+#   IMAGE_REPOSITORY  where push pushes (default: the Terraform output)
+#   IMAGE_PUSH_TLS_VERIFY  false for a registry without TLS (tests' local one)
 # The archive is reproducible for the same inputs: fixed times, one layer.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
@@ -80,6 +82,11 @@ libraries_of() {
 build() {
   need buildah ldd strip unzip
   [ -f "$ROOTS" ] || die "no $ROOTS (Debian's ca-certificates): run make setup"
+  # glibc's own run-time loads (NSS: users, hosts) are built into libc from
+  # 2.34 on; an older one would need modules that ldd does not list.
+  local glibc; glibc=$(ldd --version | awk 'NR == 1 {print $NF}')
+  [ "$(printf '%s\n2.34\n' "$glibc" | sort -V | head -n 1)" = 2.34 ] ||
+    die "this machine's glibc is $glibc: the image takes glibc from it and needs 2.34 or later"
   if [ ! -f "$LAYER" ]; then
     [ -z "${IMAGE_LAYER:-}" ] || die "IMAGE_LAYER=$LAYER: no such file"
     scripts/pg-layer.sh build
@@ -129,7 +136,7 @@ build() {
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
   "${buildah[@]}" config \
     --entrypoint '["/lifeboat"]' --cmd '["--help"]' \
-    --user "$UID_GID:$UID_GID" --workingdir /tmp \
+    --user "$UID_GID:$UID_GID" --workingdir /tmp --volume /tmp \
     --env PATH=/opt/pgsql/bin --env HOME=/tmp --env SSL_CERT_FILE="$ROOTS" \
     --label org.opencontainers.image.title="$NAME" \
     --label org.opencontainers.image.description="Lifeboat's pg-dump, run as its ECS Fargate task: lifeboat run pg-dump" \
@@ -160,18 +167,33 @@ push() {
   # push of the same image is the same tag on the same image.
   tag=sha256-${digest#sha256:}
   # ECR's registry login: a 12-hour token from GetAuthorizationToken, with
-  # the standard SDK environment's credentials (boto3 from make setup's .venv).
+  # the standard SDK environment's credentials (boto3 from make setup's .venv),
+  # in the registry's region (else, for another host name, the environment's).
   password=$(.venv/bin/python - "$registry" <<'PY'
-import base64, sys, boto3
-region = sys.argv[1].split(".")[3]
-data = boto3.client("ecr", region_name=region).get_authorization_token()["authorizationData"][0]
+import base64, os, re, sys, boto3
+ecr = re.match(r"^[0-9]{12}\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$", sys.argv[1])
+client = boto3.client("ecr", region_name=ecr.group(1) if ecr else os.environ.get("AWS_REGION"))
+data = client.get_authorization_token()["authorizationData"][0]
 print(base64.b64decode(data["authorizationToken"]).decode().split(":", 1)[1])
 PY
   ) || die "could not get ECR's login for $registry (GetAuthorizationToken)"
-  say "pushing $OUT to $repository:$tag"
-  skopeo copy --quiet --preserve-digests --dest-creds "AWS:$password" \
-    "oci-archive:$OUT" "docker://$repository:$tag"
-  echo "pushed $repository@$digest"
+  # The login goes in an auth file of this run's, never on a command line.
+  local auth; auth=$(mktemp)
+  trap 'rm -f "$auth"' RETURN
+  printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$registry" "$(printf 'AWS:%s' "$password" | base64 -w0)" > "$auth"
+  # IMAGE_PUSH_TLS_VERIFY=false only for a registry without TLS (a local one).
+  local tls=${IMAGE_PUSH_TLS_VERIFY:-true}
+  # An immutable tag cannot be pushed twice, even with the same image: an
+  # image already there by this digest is left as it is.
+  if skopeo inspect --authfile "$auth" --tls-verify="$tls" --format '{{.Digest}}' \
+       "docker://$repository@$digest" >/dev/null 2>&1; then
+    echo "already there: $repository@$digest"
+  else
+    say "pushing $OUT to $repository:$tag"
+    skopeo copy --quiet --preserve-digests --authfile "$auth" --dest-tls-verify="$tls" \
+      "oci-archive:$OUT" "docker://$repository:$tag"
+    echo "pushed $repository@$digest"
+  fi
   echo "set in your tfvars: pg_dump = { …, task = { image_digest = \"$digest\" } }"
 }
 
@@ -182,6 +204,8 @@ PY
 AS_A_RUNTIME='
 root=$1 user=$2; shift 2
 /usr/bin/mkdir -p "$root/dev" "$root/proc"
+# The task definition'"'"'s readonlyRootFilesystem: the root read-only, its mounts not.
+/usr/bin/mount --bind "$root" "$root"
 /usr/bin/mount -t tmpfs -o mode=755 tmpfs "$root/dev"
 for device in null zero random urandom; do
   /usr/bin/touch "$root/dev/$device"
@@ -189,6 +213,7 @@ for device in null zero random urandom; do
 done
 /usr/bin/mount -t proc proc "$root/proc"
 /usr/bin/mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+/usr/bin/mount -o remount,bind,ro "$root"
 exec /usr/sbin/chroot --userspec="$user" "$root" "$@"
 '
 

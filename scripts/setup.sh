@@ -112,7 +112,9 @@ fi
 # and checked without a Docker engine: buildah builds it from scratch, skopeo
 # copies and pushes it, umoci unpacks it for the test that runs it in a chroot;
 # ca-certificates gives it the roots that AWS's endpoints are checked against.
-IMAGE_PACKAGES="buildah skopeo umoci ca-certificates unzip"
+# docker-registry (the CNCF distribution server) is the registry that the
+# test of make push pushes to: the emulator's ECR has no registry endpoint.
+IMAGE_PACKAGES="buildah skopeo umoci ca-certificates unzip docker-registry"
 missing=""
 for package in $IMAGE_PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing="$missing $package"

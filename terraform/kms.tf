@@ -50,6 +50,12 @@ data "aws_iam_policy_document" "alerts_key" {
         variable = "aws:SourceAccount"
         values   = [local.account_id]
       }
+      # For the alert topic alone (its ARN by name: the topic needs this key first).
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:sns:topicArn"
+        values   = ["arn:${local.partition}:sns:${local.region}:${local.account_id}:${var.name_prefix}alerts"]
+      }
     }
   }
   # The functions' log groups and pg-dump's task's, and only they.

@@ -167,8 +167,11 @@ resource "aws_ecs_task_definition" "pg_dump" {
     # The task's memory, stated for the container too.
     memory                 = var.pg_dump.task.memory_mb
     readonlyRootFilesystem = true
-    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
-    environment            = local.pg_dump_task_container_environment
+    # An init process as PID 1, which passes ECS's SIGTERM (StopTask, a
+    # retirement) on to lifeboat: as PID 1 itself it would ignore it.
+    linuxParameters = { initProcessEnabled = true }
+    mountPoints     = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+    environment     = local.pg_dump_task_container_environment
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -296,6 +299,22 @@ resource "aws_cloudwatch_event_target" "pg_dump_task_stopped" {
       container_reason = "$.detail.containers[0].reason"
       stopped_at       = "$.detail.stoppedAt"
     }
-    input_template = "\"Lifeboat: pg-dump's task <started_by> (lifeboat/plan/database/slot) stopped at <stopped_at> without finishing its dump: <stop_code>, <stopped_reason>; its container's exit status <exit_code>, <container_reason>. The slot has no dump unless a later run made one; the task's log is in ${local.pg_dump_task_log_group}. Task <task>.\""
+    # An object, not a string: EventBridge puts each value in as JSON (quoted
+    # and escaped), where inside a string it would put the text as it is,
+    # and a quote in a stop reason would break the message.
+    input_template = <<-EOT
+      {
+        "alert": "Lifeboat: pg-dump's task stopped without finishing its dump. The slot has no dump unless a later run made one.",
+        "task": <started_by>,
+        "task_is": "lifeboat/plan/database/slot/place",
+        "stop_code": <stop_code>,
+        "stopped_reason": <stopped_reason>,
+        "exit_code": <exit_code>,
+        "container_reason": <container_reason>,
+        "stopped_at": <stopped_at>,
+        "task_arn": <task>,
+        "log_group": "${local.pg_dump_task_log_group}"
+      }
+    EOT
   }
 }

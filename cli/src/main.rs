@@ -29,9 +29,9 @@ enum Command {
     /// Run a function's handler with a payload and print its JSON report.
     ///
     /// Exits 0 when the run succeeded, 1 when it failed and its alert was
-    /// sent (the report is still printed), 2 when the payload was refused
-    /// (nothing was changed), 3 when it failed and no alert could be sent
-    /// (its configuration, or SNS, failed).
+    /// sent (a dry run sends none; the report is still printed), 2 when the
+    /// payload was refused (nothing was changed), 3 when it failed and no
+    /// alert could be sent (its configuration, or SNS, failed).
     Run {
         /// The function to run.
         function: Function,
@@ -298,12 +298,13 @@ fn read_event(path: &PathBuf) -> Result<Value, String> {
 const FAILED_UNALERTED: u8 = 3;
 
 fn finish(ended: runtime::Ended) -> ExitCode {
-    let failed = || match ended.unalerted {
-        true => {
+    let failed = || {
+        if ended.unalerted {
             eprintln!("lifeboat: no alert about this failure could be sent");
             ExitCode::from(FAILED_UNALERTED)
+        } else {
+            ExitCode::FAILURE
         }
-        false => ExitCode::FAILURE,
     };
     match ended.outcome {
         Ok(report) => {

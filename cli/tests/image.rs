@@ -36,9 +36,19 @@ fn said(out: &Output) -> String {
     )
 }
 
-fn is_root() -> bool {
+/// Whether this test can run the image in a chroot, which needs root: CI
+/// runs as root, and there a test that cannot run fails.
+fn runs_as_root() -> bool {
     let id = Command::new("id").arg("-u").output().expect("id");
-    String::from_utf8_lossy(&id.stdout).trim() == "0"
+    if String::from_utf8_lossy(&id.stdout).trim() == "0" {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root: running the image in a chroot needs it"
+    );
+    eprintln!("SKIP: running the image in a chroot needs root (make test runs as root in CI)");
+    false
 }
 
 /// ECS's credentials endpoint for the task role
@@ -85,6 +95,21 @@ async fn credentials_endpoint() -> (String, Arc<AtomicUsize>) {
     (url, asked)
 }
 
+/// The image, built into `dir` as `make image` builds it, from this build's
+/// binary: the script and the archive.
+fn build_image(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let archive = dir.path.join(format!("{IMAGE}.tar"));
+    let image = repo_root().join("scripts/image.sh");
+    let built = Command::new(&image)
+        .arg("build")
+        .env("IMAGE_BINARY", env!("CARGO_BIN_EXE_lifeboat"))
+        .env("IMAGE_OUT", &archive)
+        .output()
+        .expect("scripts/image.sh");
+    assert!(built.status.success(), "make image: {}", said(&built));
+    (image, archive)
+}
+
 /// The image built and unpacked, the emulator with the dump bucket, an alert
 /// inbox, a PostgreSQL server, its login's secret, and pg-dump's task.
 struct Stage {
@@ -102,16 +127,7 @@ struct Stage {
 impl Stage {
     async fn new() -> Self {
         let dir = TempDir::new("image");
-        // The image, built as `make image` builds it, from this build's binary.
-        let archive = dir.path.join(format!("{IMAGE}.tar"));
-        let image = repo_root().join("scripts/image.sh");
-        let built = Command::new(&image)
-            .arg("build")
-            .env("IMAGE_BINARY", env!("CARGO_BIN_EXE_lifeboat"))
-            .env("IMAGE_OUT", &archive)
-            .output()
-            .expect("scripts/image.sh");
-        assert!(built.status.success(), "make image: {}", said(&built));
+        let (image, archive) = build_image(&dir);
         // Unpacked as a runtime unpacks it.
         let unpacked = dir.path.join("unpacked");
         let out = Command::new(&image)
@@ -257,8 +273,7 @@ impl Stage {
 
 #[tokio::test]
 async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
-    if !is_root() {
-        eprintln!("SKIP: running the image in a chroot needs root (make test runs as root in CI)");
+    if !runs_as_root() {
         return;
     }
     let stage = Stage::new().await;
@@ -341,8 +356,7 @@ async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
 /// tests/tests/terraform.rs); the next slot's run tells of it once.
 #[tokio::test]
 async fn a_task_killed_mid_dump_leaves_no_dump_and_the_next_run_tells_of_it() {
-    if !is_root() {
-        eprintln!("SKIP: running the image in a chroot needs root (make test runs as root in CI)");
+    if !runs_as_root() {
         return;
     }
     let stage = Stage::new().await;
@@ -454,4 +468,116 @@ async fn a_task_killed_mid_dump_leaves_no_dump_and_the_next_run_tells_of_it() {
     let again = stage.hand_over("ledger", "ledger", "2026-11-21T02:00:00Z");
     assert_eq!(again["tasks"][0]["started"], json!(false), "{again}");
     assert_eq!(stage.inbox.drain().await, Vec::<Value>::new(), "told once");
+}
+
+/// `make push` against a real registry (the CNCF distribution server,
+/// Debian's docker-registry, on the loopback without TLS: the emulator's ECR
+/// has no registry endpoint), logging in with ECR's token from the emulator:
+/// the image arrives by the digest its archive has, the one Terraform is
+/// given, under a tag of that digest, and a second push changes nothing.
+#[tokio::test]
+async fn make_push_pushes_the_image_by_the_digest_terraform_is_given() {
+    let dir = TempDir::new("push");
+    let (image, archive) = build_image(&dir);
+    let port = lifeboat_tests::free_port();
+    let config = dir.path.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path.join("registry").display()
+        ),
+    )
+    .expect("registry config");
+    let mut registry = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry (make setup installs it)");
+    let mut waited = Duration::ZERO;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            waited < Duration::from_secs(20),
+            "the registry did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    }
+    let emulator = Emulator::start();
+    let repository = format!("127.0.0.1:{port}/{IMAGE}");
+    let push = || {
+        Command::new(&image)
+            .arg("push")
+            .env("IMAGE_OUT", &archive)
+            .env("IMAGE_REPOSITORY", &repository)
+            .env("IMAGE_PUSH_TLS_VERIFY", "false")
+            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("scripts/image.sh push")
+    };
+    let pushed = push();
+    let digest = String::from_utf8(
+        Command::new("skopeo")
+            .args(["inspect", "--format", "{{.Digest}}"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .output()
+            .expect("skopeo")
+            .stdout,
+    )
+    .expect("text")
+    .trim()
+    .to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert!(pushed.status.success(), "push: {}", said(&pushed));
+    assert!(
+        said(&pushed).contains(&format!("pushed {repository}@{digest}"))
+            && said(&pushed).contains(&format!("image_digest = \"{digest}\"")),
+        "{}",
+        said(&pushed)
+    );
+    assert!(
+        !said(&pushed).contains("testing") && !said(&pushed).contains("AWS:"),
+        "no login in what push says: {}",
+        said(&pushed)
+    );
+    // The registry holds the image by that digest, and the tag names it.
+    for reference in [
+        format!("{repository}@{digest}"),
+        format!("{repository}:sha256-{}", &digest["sha256:".len()..]),
+    ] {
+        let seen = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo inspect");
+        assert!(seen.status.success(), "{reference}: {}", said(&seen));
+        assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), digest);
+    }
+    // A second push, as to an immutable repository: nothing to push.
+    let again = push();
+    assert!(again.status.success(), "a second push: {}", said(&again));
+    assert!(
+        said(&again).contains(&format!("already there: {repository}@{digest}")),
+        "{}",
+        said(&again)
+    );
+    // The same inputs make the same image: a second build, the same digest.
+    let rebuilt = TempDir::new("push-again");
+    let (_, second) = build_image(&rebuilt);
+    let digest_of = |archive: &PathBuf| {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--format", "{{.Digest}}"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .output()
+            .expect("skopeo");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(digest_of(&second), digest, "a reproducible build");
+    let _ = registry.kill();
+    let _ = registry.wait();
 }

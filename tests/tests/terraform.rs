@@ -880,20 +880,30 @@ fn check_task_stop_rule(resources: &[&Value]) {
         .iter()
         .position(|c| c["name"] == "out of memory")
         .expect("the out-of-memory case");
-    let message = transform(
-        transformer["input_paths"].as_object().expect("input paths"),
-        transformer["input_template"].as_str().expect("a template"),
-        &events[out_of_memory],
+    let paths = transformer["input_paths"].as_object().expect("input paths");
+    let template = transformer["input_template"].as_str().expect("a template");
+    let message = transform(paths, template, &events[out_of_memory]);
+    assert_eq!(
+        message["task"],
+        json!("lifeboat/nightly/orders/20261120T0200Z/6d1f0c2a")
     );
-    for said in [
-        "lifeboat/nightly/orders/20261120T0200Z",
-        "EssentialContainerExited",
-        "exit status 137",
-        "OutOfMemoryError: Container killed due to memory usage",
-        "/ecs/lifeboat-pg-dump",
-    ] {
-        assert!(message.contains(said), "{said:?} not in {message}");
-    }
+    assert_eq!(message["stop_code"], json!("EssentialContainerExited"));
+    assert_eq!(message["exit_code"], json!(137));
+    assert_eq!(
+        message["container_reason"],
+        json!("OutOfMemoryError: Container killed due to memory usage")
+    );
+    assert_eq!(message["log_group"], json!("/ecs/lifeboat-pg-dump"));
+    // A stop reason with quotes, and a stop with no exit status: still one message.
+    let mut quoted = events[out_of_memory].clone();
+    quoted["detail"]["stoppedReason"] = json!("CannotPullContainerError: \"sha256:…\": not found");
+    quoted["detail"]["containers"] = json!([{"name": "pg-dump", "lastStatus": "STOPPED"}]);
+    let message = transform(paths, template, &quoted);
+    assert_eq!(
+        message["stopped_reason"],
+        json!("CannotPullContainerError: \"sha256:…\": not found")
+    );
+    assert_eq!(message["exit_code"], Value::Null);
 
     let statement = |address: &str, sid: &str| -> Value {
         let text = at(resources, address)["policy"].as_str().expect("a policy");
@@ -947,9 +957,10 @@ fn event_pattern_matches(pattern: &Value, events: &[Value]) -> Vec<bool> {
     serde_json::from_slice(&out.stdout).expect("a list of booleans")
 }
 
-/// An input transformer's message for `event`: each `<name>` of the
-/// template replaced by the value at its path (`$.a.b[0].c`), as text.
-fn transform(paths: &serde_json::Map<String, Value>, template: &str, event: &Value) -> String {
+/// An input transformer's message for `event` from a JSON object template:
+/// each `<name>` replaced by the value at its path (`$.a.b[0].c`) as JSON,
+/// null where the event has none, as EventBridge fills an object template.
+fn transform(paths: &serde_json::Map<String, Value>, template: &str, event: &Value) -> Value {
     let mut message = template.to_owned();
     for (name, path) in paths {
         let mut value = event;
@@ -968,18 +979,13 @@ fn transform(paths: &serde_json::Map<String, Value>, template: &str, event: &Val
                 value = &value[index];
             }
         }
-        let text = match value {
-            Value::String(text) => text.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        message = message.replace(&format!("<{name}>"), &text);
+        message = message.replace(&format!("<{name}>"), &value.to_string());
     }
     assert!(
         !message.contains('<'),
         "every placeholder has a path: {message}"
     );
-    serde_json::from_str(&message).expect("the template is one JSON string")
+    serde_json::from_str(&message).expect("the template is a JSON object")
 }
 
 /// restore-drill's RDS drills restore into the subnet group and the closed
