@@ -70,12 +70,19 @@ LAYER_PACKAGES="libssl3 libgssapi-krb5-2 libzstd1 liblz4-1 zlib1g libreadline8 l
 # Debian's build pulls ICU (libicudata, 30 MiB), whose libstdc++ and libgcc_s
 # need glibc 2.36 and 2.35, newer than Amazon Linux 2023's 2.34.
 LIBXML2_BUILD_PACKAGES="dpkg-dev gcc make autoconf automake libtool pkg-config zlib1g-dev"
+# pg-dump's container image (scripts/image.sh, make image / make push) is built
+# and checked without a Docker engine: buildah builds it from scratch, skopeo
+# copies and pushes it, umoci unpacks it for the test that runs it in a chroot;
+# ca-certificates gives it the roots that AWS's endpoints are checked against;
+# docker-registry (the CNCF distribution server) is the registry that the
+# test of make push pushes to: the emulator's ECR has no registry endpoint.
+IMAGE_PACKAGES="buildah skopeo umoci ca-certificates unzip docker-registry"
 missing=""
-for package in $LAYER_PACKAGES $LIBXML2_BUILD_PACKAGES; do
+for package in $LAYER_PACKAGES $LIBXML2_BUILD_PACKAGES $IMAGE_PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing="$missing $package"
 done
 if [ -n "$missing" ]; then
-  say "Debian packages for the Lambda layer:$missing"
+  say "Debian packages for the Lambda layer and pg-dump's image:$missing"
   as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
   $as_root apt-get update -qq
   # shellcheck disable=SC2086
@@ -106,25 +113,6 @@ if [ ! -f "$LIBXML2_DIR/lib/libxml2.so.2" ]; then
   cp -a "$tmp"/root/opt/pgsql/lib/libxml2.so* "$LIBXML2_DIR/lib/"
   dpkg-parsechangelog -l "$src/debian/changelog" -S Version > "$LIBXML2_DIR/DEBIAN-VERSION"
   rm -rf "$tmp"
-fi
-
-# pg-dump's container image (scripts/image.sh, make image / make push) is built
-# and checked without a Docker engine: buildah builds it from scratch, skopeo
-# copies and pushes it, umoci unpacks it for the test that runs it in a chroot;
-# ca-certificates gives it the roots that AWS's endpoints are checked against.
-# docker-registry (the CNCF distribution server) is the registry that the
-# test of make push pushes to: the emulator's ECR has no registry endpoint.
-IMAGE_PACKAGES="buildah skopeo umoci ca-certificates unzip docker-registry"
-missing=""
-for package in $IMAGE_PACKAGES; do
-  dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing="$missing $package"
-done
-if [ -n "$missing" ]; then
-  say "Debian packages for pg-dump's container image:$missing"
-  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
-  $as_root apt-get update -qq
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $missing >/dev/null
 fi
 
 # Rust components the lint target uses.
