@@ -140,22 +140,7 @@ impl Stage {
 
         let emulator = Emulator::start();
         let aws = emulator.sdk_config("us-east-1").await;
-        let s3 = lifeboat::aws::s3_client(&aws);
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("bucket");
-        s3.put_bucket_versioning()
-            .bucket(BUCKET)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("versioning");
+        lifeboat_tests::dump_bucket(&aws, BUCKET).await;
         let inbox = AlertInbox::create(&aws).await;
         let server = PgServer::start(&newest_bin());
         let secret = aws_sdk_secretsmanager::Client::new(&aws)

@@ -72,22 +72,7 @@ async fn the_dump_section_of_the_restore_runbook_restores_a_dump_exactly() {
     assert_eq!(blocks.len(), 2, "a settings block and the commands");
     let emulator = Emulator::start();
     let aws = emulator.sdk_config("us-east-1").await;
-    let s3 = lifeboat::aws::s3_client(&aws);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
-    s3.put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
+    lifeboat_tests::dump_bucket(&aws, BUCKET).await;
     let server = PgServer::start(&pg15_bin());
     generate(&server, "shop", 2);
     let secret = aws_sdk_secretsmanager::Client::new(&aws)

@@ -169,6 +169,28 @@ fn moto_server() -> PathBuf {
     }
 }
 
+/// A dump bucket as Terraform makes it: versioned, so that manifests name
+/// object versions. Returns the emulator's S3 client.
+pub async fn dump_bucket(aws: &aws_config::SdkConfig, bucket: &str) -> aws_sdk_s3::Client {
+    let s3 = lifeboat::aws::s3_client(aws);
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    s3
+}
+
 /// A loopback port that nothing listened on when asked.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

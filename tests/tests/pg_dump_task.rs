@@ -103,6 +103,38 @@ async fn run_as_the_task(setup: &Setup, task: &aws_sdk_ecs::types::Task) -> life
         .expect("the task's run")
 }
 
+/// Stops the task `arn` as the emulator stops its tasks: after a few looks.
+async fn stop_by_looking(setup: &Setup, settings: &TaskSettings, arn: &str) {
+    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
+    for _ in 0..4 {
+        ecs.describe_tasks()
+            .cluster(&settings.cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .expect("describe");
+    }
+}
+
+/// pg-dump with its task, and the `postgres` database of `server` handed
+/// to it (`runner: task`) by a Lambda run of the payload's slot: the task's
+/// settings, the function, the payload and that run's report.
+async fn handed_to_a_task(
+    setup: &Setup,
+    server: &PgServer,
+) -> (TaskSettings, pg_dump::PgDump, Value, lifeboat::Report) {
+    let settings = task_settings(setup).await;
+    let arn = setup.secret("db", &server.password).await;
+    let function = function_with_task(setup, Some(settings.clone()));
+    let mut event = payload("nightly", server.port, "postgres", &arn);
+    event["databases"][0]["runner"] = json!("task");
+    let first = handle(&function, event.clone(), lambda_run(900))
+        .await
+        .expect("handed");
+    assert!(first.tasks[0].started, "{first:?}");
+    (settings, function, event, first)
+}
+
 async fn a_long_dump_goes_to_one_task_and_restores(server_bin: &Path) {
     let setup = Setup::new().await;
     // The emulator's tasks run until something stops them.
@@ -328,16 +360,8 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
         .await
         .expect("handed");
     assert!(first.tasks[0].started);
-    // The task stops without a dump (the emulator's tasks stop after a few looks).
-    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
-    for _ in 0..4 {
-        ecs.describe_tasks()
-            .cluster(&settings.cluster)
-            .tasks(&first.tasks[0].task)
-            .send()
-            .await
-            .expect("describe");
-    }
+    // The task stops without a dump.
+    stop_by_looking(&setup, &settings, &first.tasks[0].task).await;
     let stopped = tasks(&setup.aws, &settings.cluster).await;
     assert_eq!(stopped[0].last_status(), Some("STOPPED"), "{stopped:?}");
 
@@ -360,26 +384,10 @@ async fn a_stopped_task_is_followed_by_the_next_attempt_and_a_task_runner_needs_
 #[tokio::test]
 async fn the_next_run_tells_once_of_a_task_that_stopped_without_its_dump() {
     let setup = Setup::new().await;
-    let settings = task_settings(&setup).await;
     let server = PgServer::start(&newest_bin());
-    let arn = setup.secret("db", &server.password).await;
-    let function = function_with_task(&setup, Some(settings.clone()));
-    let mut event = payload("nightly", server.port, "postgres", &arn);
-    event["databases"][0]["runner"] = json!("task");
-    let first = handle(&function, event.clone(), lambda_run(900))
-        .await
-        .expect("handed");
-    assert!(first.tasks[0].started);
-    // The task stops without a dump (the emulator's tasks stop after a few looks).
-    let ecs = aws_sdk_ecs::Client::new(&setup.aws);
-    for _ in 0..4 {
-        ecs.describe_tasks()
-            .cluster(&settings.cluster)
-            .tasks(&first.tasks[0].task)
-            .send()
-            .await
-            .expect("describe");
-    }
+    let (settings, function, event, first) = handed_to_a_task(&setup, &server).await;
+    // The task stops without a dump.
+    stop_by_looking(&setup, &settings, &first.tasks[0].task).await;
     assert_eq!(
         tasks(&setup.aws, &settings.cluster).await[0].last_status(),
         Some("STOPPED")
@@ -422,15 +430,8 @@ async fn the_next_run_tells_once_of_a_task_that_stopped_without_its_dump() {
 async fn a_task_still_running_at_the_next_slot_is_reported_and_not_doubled() {
     let setup = Setup::new().await;
     setup.emulator.set_transition("ecs::task", 1_000);
-    let settings = task_settings(&setup).await;
     let server = PgServer::start(&newest_bin());
-    let arn = setup.secret("db", &server.password).await;
-    let function = function_with_task(&setup, Some(settings.clone()));
-    let mut event = payload("nightly", server.port, "postgres", &arn);
-    event["databases"][0]["runner"] = json!("task");
-    let first = handle(&function, event.clone(), lambda_run(900))
-        .await
-        .expect("handed");
+    let (settings, function, event, first) = handed_to_a_task(&setup, &server).await;
     let mut next = event.clone();
     next["scheduled_time"] = json!("2026-11-21T02:00:00Z");
     let report = handle(&function, next, lambda_run(900))

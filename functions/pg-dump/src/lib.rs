@@ -569,6 +569,18 @@ impl PgDump {
         })
     }
 
+    /// Where `run` writes the dump of `label` at `key` (and its records):
+    /// tagged as the backup, encrypted with the configured key.
+    fn target(&self, bucket: &str, key: &str, label: &BackupLabel, run: String) -> Target {
+        Target {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            tagging: upload::tagging(&label.tags()),
+            kms_key_id: self.settings.kms_key_id.clone(),
+            run,
+        }
+    }
+
     /// Looks back at an earlier slot's task that has no dump (`dump`, the
     /// key it was to write): a notice if it still runs, or, once, if it
     /// stopped without its dump (recorded on its task record, so that later
@@ -629,13 +641,7 @@ impl PgDump {
             task::Previous::Stopped(why) => {
                 record.stopped = Some(why.clone());
                 let label = BackupLabel::new(&earlier.plan, &earlier.database, earlier.slot);
-                let target = Target {
-                    bucket: bucket.to_owned(),
-                    key: dump.to_owned(),
-                    tagging: upload::tagging(&label.tags()),
-                    kms_key_id: self.settings.kms_key_id.clone(),
-                    run: lifeboat::runtime::run_token(),
-                };
+                let target = self.target(bucket, dump, &label, lifeboat::runtime::run_token());
                 if let Err(error) = self.put_record(&target, TASK_SUFFIX, &record).await {
                     tracing::warn!(record = %record_key, %error, "told of a stopped task, but not recorded: a later run tells it again");
                 }
@@ -1066,13 +1072,7 @@ impl BackupFunction for PgDump {
                 continue;
             }
             let label = BackupLabel::new(&request.plan, &db.name, request.slot);
-            let target = Target {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                tagging: upload::tagging(&label.tags()),
-                kms_key_id: self.settings.kms_key_id.clone(),
-                run: run.clone(),
-            };
+            let target = self.target(&bucket, &key, &label, run.clone());
             // Only a run with a deadline chooses a runner or checks the time left.
             let history = match timeout {
                 Some(_) => match self.history(&target, request.slot).await {

@@ -33,23 +33,7 @@ impl Setup {
     pub async fn new() -> Self {
         let emulator = Emulator::start();
         let aws = emulator.sdk_config("us-east-1").await;
-        let s3 = lifeboat::aws::s3_client(&aws);
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("bucket");
-        // As Terraform makes it: versioned, so manifests name object versions.
-        s3.put_bucket_versioning()
-            .bucket(BUCKET)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("versioning");
+        let s3 = lifeboat_tests::dump_bucket(&aws, BUCKET).await;
         let inbox = AlertInbox::create(&aws).await;
         Setup {
             emulator,
