@@ -143,15 +143,7 @@ impl Stage {
         lifeboat_tests::dump_bucket(&aws, BUCKET).await;
         let inbox = AlertInbox::create(&aws).await;
         let server = PgServer::start(&newest_bin());
-        let secret = aws_sdk_secretsmanager::Client::new(&aws)
-            .create_secret()
-            .name("shop")
-            .secret_string(json!({"username": "postgres", "password": server.password}).to_string())
-            .send()
-            .await
-            .expect("secret")
-            .arn
-            .expect("arn");
+        let secret = lifeboat_tests::login_secret(&aws, "shop", &server.password).await;
         // The task's environment, as Terraform declares it (a dump's settings).
         let task = DumpTask::create(&aws, &Self::dump_settings(&inbox)).await;
         Stage {

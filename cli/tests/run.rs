@@ -43,15 +43,7 @@ async fn a_failure_that_was_alerted_exits_1_and_one_that_was_not_exits_3() {
         .await
         .expect("bucket");
     let inbox = AlertInbox::create(&aws).await;
-    let secret = aws_sdk_secretsmanager::Client::new(&aws)
-        .create_secret()
-        .name("gone")
-        .secret_string(json!({"username": "postgres", "password": "x"}).to_string())
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let secret = lifeboat_tests::login_secret(&aws, "gone", "x").await;
     let dir = TempDir::new("run-exit");
     let mut payload = event("pg-dump.json");
     payload["databases"][0]["host"] = json!("127.0.0.1");

@@ -75,15 +75,7 @@ async fn the_dump_section_of_the_restore_runbook_restores_a_dump_exactly() {
     lifeboat_tests::dump_bucket(&aws, BUCKET).await;
     let server = PgServer::start(&pg15_bin());
     generate(&server, "shop", 2);
-    let secret = aws_sdk_secretsmanager::Client::new(&aws)
-        .create_secret()
-        .name("shop")
-        .secret_string(json!({"username": "postgres", "password": server.password}).to_string())
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let secret = lifeboat_tests::login_secret(&aws, "shop", &server.password).await;
 
     let lifeboat = Path::new(env!("CARGO_BIN_EXE_lifeboat"));
     let path = std::env::join_paths(

@@ -191,6 +191,23 @@ pub async fn dump_bucket(aws: &aws_config::SdkConfig, bucket: &str) -> aws_sdk_s
     s3
 }
 
+/// A Secrets Manager secret in the RDS format for the `postgres` user's
+/// `password`; returns its ARN.
+pub async fn login_secret(aws: &aws_config::SdkConfig, name: &str, password: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(aws)
+        .create_secret()
+        .name(name)
+        .secret_string(
+            serde_json::json!({"engine": "postgres", "username": "postgres", "password": password})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("secret")
+        .arn
+        .expect("arn")
+}
+
 /// A loopback port that nothing listened on when asked.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

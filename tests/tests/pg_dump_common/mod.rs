@@ -45,18 +45,7 @@ impl Setup {
 
     /// A Secrets Manager secret in the RDS format; returns its ARN.
     pub async fn secret(&self, name: &str, password: &str) -> String {
-        aws_sdk_secretsmanager::Client::new(&self.aws)
-            .create_secret()
-            .name(name)
-            .secret_string(
-                json!({"engine": "postgres", "username": "postgres", "password": password})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .expect("secret")
-            .arn
-            .expect("arn")
+        lifeboat_tests::login_secret(&self.aws, name, password).await
     }
 
     pub fn function(&self, pg_dump: &Path, s3: S3) -> PgDump {
