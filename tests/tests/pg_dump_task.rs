@@ -393,6 +393,21 @@ async fn the_next_run_tells_once_of_a_task_that_stopped_without_its_dump() {
         Some("STOPPED")
     );
 
+    // Another plan's run of the database leaves the nightly slot alone.
+    let mut weekly = event.clone();
+    weekly["plan"] = json!("weekly");
+    weekly["scheduled_time"] = json!("2026-11-21T02:00:00Z");
+    let other = handle(&function, weekly, lambda_run(900))
+        .await
+        .expect("another plan");
+    assert_eq!(other.notices, Vec::new(), "{other:?}");
+    assert_eq!(
+        task_record(&setup, &dump_key(&event, 0))
+            .await
+            .get("stopped"),
+        None
+    );
+
     let mut next = event.clone();
     next["scheduled_time"] = json!("2026-11-21T02:00:00Z");
     let report = handle(&function, next.clone(), lambda_run(900))
@@ -423,7 +438,8 @@ async fn the_next_run_tells_once_of_a_task_that_stopped_without_its_dump() {
         .expect("again");
     assert_eq!(again.notices, Vec::new(), "{again:?}");
     assert_eq!(setup.inbox.drain().await, Vec::<Value>::new());
-    assert_eq!(tasks(&setup.aws, &settings.cluster).await.len(), 2);
+    // The first slot's, the weekly slot's and the next nightly slot's.
+    assert_eq!(tasks(&setup.aws, &settings.cluster).await.len(), 3);
 }
 
 #[tokio::test]
