@@ -500,3 +500,52 @@ async fn a_task_still_running_at_the_next_slot_is_reported_and_not_doubled() {
         "{subjects:?}"
     );
 }
+
+/// A task whose dump failed alerts as every run does, and records it on the
+/// slot's task record: the next slot's run does not tell it again.
+#[tokio::test]
+async fn a_task_whose_dump_failed_and_said_so_is_not_told_again() {
+    let setup = Setup::new().await;
+    let server = PgServer::start(&newest_bin());
+    let (settings, function, event, first) = handed_to_a_task(&setup, &server).await;
+    // The login stops working before the task runs.
+    let secret = event["databases"][0]["secret_arn"].as_str().expect("arn");
+    aws_sdk_secretsmanager::Client::new(&setup.aws)
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(json!({"username": "postgres", "password": "wrong"}).to_string())
+        .send()
+        .await
+        .expect("put secret value");
+    let task = &tasks(&setup.aws, &settings.cluster).await[0];
+    let command = task.overrides().expect("overrides").container_overrides()[0].command();
+    let payload: Value = serde_json::from_str(&command[3]).expect("the payload");
+    let outcome = handle(
+        &function_with_task(&setup, None),
+        payload,
+        Invocation::now(),
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(lifeboat::Error::RunFailed { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(setup.inbox.drain().await.len(), 1, "the task's own alert");
+    let record = task_record(&setup, &dump_key(&event, 0)).await;
+    assert!(
+        record["stopped"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("its run failed, and said so")),
+        "{record}"
+    );
+    assert_eq!(record["task_arn"], json!(first.tasks[0].task));
+
+    stop_by_looking(&setup, &settings, &first.tasks[0].task).await;
+    let mut next = event.clone();
+    next["scheduled_time"] = json!("2026-11-21T02:00:00Z");
+    let report = handle(&function, next, lambda_run(900))
+        .await
+        .expect("the next slot");
+    assert_eq!(report.notices, Vec::new(), "{report:?}");
+    assert_eq!(setup.inbox.drain().await, Vec::<Value>::new());
+}

@@ -569,6 +569,26 @@ impl PgDump {
         })
     }
 
+    /// A run without a deadline (the task, or a rerun by hand) whose dump of
+    /// a slot handed to the task failed says so on the slot's task record:
+    /// this run's own alert tells of it (or, if that cannot be sent, the
+    /// task's stop rule, on its exit 3), so later runs' look back need not.
+    async fn record_told_failure(&self, target: &Target, error: &str) {
+        let key = format!("{}{TASK_SUFFIX}", target.key);
+        let mut record = match self.read_json::<TaskRecord>(&target.bucket, &key).await {
+            Ok(Some(record)) if record.stopped.is_none() => record,
+            Ok(_) => return,
+            Err(why) => {
+                tracing::warn!(record = %key, %why, "the slot's task record could not be read: a later run may tell of this failure again");
+                return;
+            }
+        };
+        record.stopped = Some(format!("its run failed, and said so: {error}"));
+        if let Err(why) = self.put_record(target, TASK_SUFFIX, &record).await {
+            tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
+        }
+    }
+
     /// Where `run` writes the dump of `label` at `key` (and its records):
     /// tagged as the backup, encrypted with the configured key.
     fn target(&self, bucket: &str, key: &str, label: &BackupLabel, run: String) -> Target {
@@ -1150,6 +1170,10 @@ impl BackupFunction for PgDump {
                 }
                 Err(e) => {
                     tracing::error!(database = %db.name, error = %e, "dump failed");
+                    if timeout.is_none() {
+                        let target = self.target(&bucket, &key, &label, run.clone());
+                        Box::pin(self.record_told_failure(&target, &e.to_string())).await;
+                    }
                     report.failed.push(failed(e.to_string()));
                 }
             }
