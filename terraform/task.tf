@@ -249,13 +249,15 @@ data "aws_iam_policy_document" "pg_dump_function" {
 
 # A task that stops without finishing is told once. What the task saw
 # itself it has alerted already, and then exits 1 (`lifeboat run`: failed
-# and alerted). Everything else only ECS sees, and this rule tells it: any
-# other exit status (2, a payload refused; 3, a failure it could not alert;
-# 137, killed, as for running out of memory), and a stop that is not its
-# container's own exit (it never started, someone stopped it, Fargate
-# retired it). The pattern is proven against sample events of each kind of
-# stop by tests/tests/terraform.rs with a real implementation of
-# EventBridge's pattern language (docs/pg-dump.md).
+# and alerted), a stop it was sent included (StopTask, a retirement: the
+# SIGTERM ECS sends first). Everything else only ECS sees, and this rule
+# tells it: any other exit status (2, a payload refused; 3, a failure it
+# could not alert; 137, killed, as for running out of memory or after the
+# 30 s a stopped task is given), and no exit status at all (it never
+# started: its image could not be pulled, its network not made). The
+# pattern is proven against sample events of each kind of stop by
+# tests/tests/terraform.rs with a real implementation of EventBridge's
+# pattern language (docs/pg-dump.md).
 locals {
   pg_dump_task_stopped_pattern = !local.pg_dump_task_ready ? null : {
     source        = ["aws.ecs"]
@@ -265,10 +267,7 @@ locals {
       taskDefinitionArn = [{ prefix = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${local.pg_dump_task_family}:" }]
       startedBy         = [{ prefix = "lifeboat/" }]
       lastStatus        = ["STOPPED"]
-      "$or" = [
-        { stopCode = [{ "anything-but" = "EssentialContainerExited" }] },
-        { containers = { exitCode = [{ "anything-but" = [0, 1] }] } },
-      ]
+      containers        = { exitCode = [{ "anything-but" = [0, 1] }, { exists = false }] }
     }
   }
 }

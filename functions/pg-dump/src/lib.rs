@@ -136,9 +136,32 @@ enum DumpError {
     Upload(#[from] UploadError),
     #[error("stopped {margin} s before the Lambda deadline after {0} bytes; the upload was aborted", margin = DEADLINE_MARGIN.as_secs())]
     Deadline(u64),
+    /// A run without a deadline was told to stop (the task by ECS: StopTask,
+    /// a retirement; a person with Ctrl-C).
+    #[error(
+        "stopped by {0} after {1} bytes, before the dump was made: pg_dump was stopped and the upload aborted, so nothing of it is left; the slot has no dump"
+    )]
+    Stopped(&'static str, u64),
     /// Another run of the slot holds the key: not a failure, this run stands aside.
     #[error("{0}")]
     Taken(String),
+}
+
+/// The first SIGTERM or SIGINT from now on: what ECS sends a task it stops
+/// (30 seconds before SIGKILL), and Ctrl-C. Pending forever if the signals
+/// cannot be watched (the run then ends as it would have).
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 impl PgDump {
@@ -837,7 +860,11 @@ impl PgDump {
             Some(at) => tokio::time::timeout_at(at, work)
                 .await
                 .unwrap_or(Err(DumpError::Deadline(streamed.size))),
-            None => work.await,
+            // A run without a deadline ends when it is told to, cleanly.
+            None => tokio::select! {
+                outcome = work => outcome,
+                signal = stop_signal() => Err(DumpError::Stopped(signal, streamed.size)),
+            },
         };
         let (summary, (parts, written)) = match outcome {
             Ok(done) => done,
