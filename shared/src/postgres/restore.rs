@@ -439,7 +439,17 @@ impl Session {
                 (streamed, forwarded, None)
             }
         };
-        let early = psql.try_wait().ok().flatten();
+        let mut early = psql.try_wait().ok().flatten();
+        // A pipe that broke (pg_restore's SIGPIPE, a write psql stopped
+        // reading) is psql's doing when psql failed: give it the moment it
+        // takes to exit, on a busy machine, so that its reason is the one told.
+        if early.is_none() && (pg_restore.is_some() || forwarded.is_err()) {
+            early = tokio::time::timeout(PSQL_EXIT, psql.wait())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .filter(|status| !status.success());
+        }
         // The first cause: S3, the dump itself, then psql, pg_restore and the pipes between.
         let failure = match (&streamed, early, pg_restore, &forwarded) {
             (Err(StreamError::Read(e)), ..) => Some(e.clone()),
@@ -474,6 +484,9 @@ impl Session {
         streamed.map_err(|_| "the dump was not read".to_owned())
     }
 }
+
+/// How long a restore waits for psql to exit after the pipe into it broke.
+const PSQL_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// psql's failure in words; when the target ran out of locks, why a
 /// restore takes so many and what to change.
