@@ -41,6 +41,8 @@
 # The archive is reproducible for the same inputs: fixed times, one layer.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
+# cargo-lambda and zig, as make setup installs them (the Makefile's PATH too).
+export PATH=$PWD/.venv/bin:$PATH
 
 OUT=${IMAGE_OUT:-target/image/lifeboat-pg-dump.tar}
 LAYER=${IMAGE_LAYER:-target/lambda/pg-dump-layer.zip}
