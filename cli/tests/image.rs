@@ -235,16 +235,7 @@ impl Stage {
     }
 
     async fn keys(&self) -> Vec<String> {
-        lifeboat::aws::s3_client(&self.aws)
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("list")
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
+        lifeboat_tests::keys(&lifeboat::aws::s3_client(&self.aws), BUCKET).await
     }
 }
 

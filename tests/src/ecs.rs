@@ -26,15 +26,7 @@ impl DumpTask {
     /// the emulator's RunTask fails, and the container its `memory`, ditto.
     pub async fn create(aws: &aws_config::SdkConfig, environment: &[(&str, &str)]) -> Self {
         let ec2 = aws_sdk_ec2::Client::new(aws);
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.20.0.0/16")
-            .send()
-            .await
-            .expect("vpc")
-            .vpc
-            .and_then(|v| v.vpc_id)
-            .expect("vpc id");
+        let vpc = crate::vpc(&ec2, "10.20.0.0/16").await;
         ec2.modify_vpc_attribute()
             .vpc_id(&vpc)
             .enable_dns_hostnames(

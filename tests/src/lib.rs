@@ -191,6 +191,32 @@ pub async fn dump_bucket(aws: &aws_config::SdkConfig, bucket: &str) -> aws_sdk_s
     s3
 }
 
+/// The keys in `bucket`, as one ListObjectsV2 page gives them (the tests'
+/// buckets hold a few).
+pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    s3.list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list")
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// A VPC of `cidr` in the emulator; its id.
+pub async fn vpc(ec2: &aws_sdk_ec2::Client, cidr: &str) -> String {
+    ec2.create_vpc()
+        .cidr_block(cidr)
+        .send()
+        .await
+        .expect("vpc")
+        .vpc
+        .and_then(|v| v.vpc_id)
+        .expect("vpc id")
+}
+
 /// A Secrets Manager secret in the RDS format for the `postgres` user's
 /// `password`; returns its ARN.
 pub async fn login_secret(aws: &aws_config::SdkConfig, name: &str, password: &str) -> String {

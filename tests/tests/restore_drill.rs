@@ -490,15 +490,7 @@ fn lifeboat_tags(source: &str) -> Vec<aws_sdk_rds::types::Tag> {
 /// A DB subnet group over two subnets, and a security group: where drills restore into.
 async fn drill_network(setup: &Setup) -> (String, String) {
     let ec2 = aws_sdk_ec2::Client::new(&setup.aws);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.9.0.0/16")
-        .send()
-        .await
-        .expect("vpc")
-        .vpc
-        .and_then(|v| v.vpc_id)
-        .expect("vpc id");
+    let vpc = lifeboat_tests::vpc(&ec2, "10.9.0.0/16").await;
     let mut subnets = Vec::new();
     for (cidr, zone) in [("10.9.1.0/24", "us-east-1a"), ("10.9.2.0/24", "us-east-1b")] {
         let subnet = ec2

@@ -79,17 +79,7 @@ impl Setup {
     }
 
     pub async fn keys(&self) -> Vec<String> {
-        self.s3
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("list")
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|o| o.key)
-            .collect()
+        lifeboat_tests::keys(&self.s3, BUCKET).await
     }
 
     pub async fn open_uploads(&self) -> usize {
