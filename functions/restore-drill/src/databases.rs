@@ -369,6 +369,22 @@ impl DatabaseDriller<'_> {
                     ));
                     continue;
                 }
+                // Another delivery of this run may have drilled the source
+                // whole since the listing (its instance, the only lock, then
+                // gone): read the record again right before restoring.
+                match self.last_drilled(kind, &source.id, plan.as_ref()).await {
+                    Ok(last) if !drill::due(last, every.as_ref(), invocation.now) => {
+                        report
+                            .skipped
+                            .push(crate::not_due(kind, &source.id, last, fields));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        report.failed.push(Failed::new(kind, &source.id, error));
+                        continue;
+                    }
+                }
                 let id = crate::token(&[
                     request.plan.as_str(),
                     &request.slot.to_string(),
@@ -620,6 +636,30 @@ impl DatabaseDriller<'_> {
                 ItemError::aws(&e),
             )),
         }
+    }
+
+    /// The newest drill of `source`, read afresh from its available
+    /// Lifeboat snapshots (of `plan` when the payload names one).
+    async fn last_drilled(
+        &self,
+        kind: Kind,
+        source: &str,
+        plan: Option<&Plan>,
+    ) -> Result<Option<DateTime<Utc>>, ItemError> {
+        let snapshots = rds::list_manual(self.rds, kind)
+            .await
+            .map_err(|e| ItemError::new(e.to_string()))?;
+        Ok(crate::last_drilled(
+            snapshots
+                .iter()
+                .filter(|s| s.status == "available")
+                .filter(|s| {
+                    s.label
+                        .as_ref()
+                        .is_some_and(|l| l.source == source && plan.is_none_or(|p| &l.plan == p))
+                })
+                .map(|s| &s.tags),
+        ))
     }
 
     /// The facts of a cluster snapshot, which a cluster restore needs (its engine).
