@@ -135,8 +135,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "dumps" {
   # slots (docs/pg-dump.md, Runners), which look back a month at most. And
   # the live mark of a run without a deadline that was killed (its task
   # stopped mid-dump), which no run removes; no dump runs for two months.
+  # And the claim of a parallel dump's slot, left by a run that was killed.
   dynamic "rule" {
-    for_each = toset(["cut", "task", "live"])
+    for_each = toset(["cut", "task", "live", "claim"])
     content {
       id     = "pg-dump-${rule.value}-records"
       status = "Enabled"

@@ -1,5 +1,7 @@
 //! `lifeboat restore`: a stored dump streamed from S3 into an empty database,
-//! checked byte by byte as it passes and row by row when it is in.
+//! checked byte by byte as it passes and row by row when it is in (a
+//! directory dump's files are read and checked first, then restored by
+//! `pg_restore --jobs`).
 
 use crate::verify::{Which, locate};
 use lifeboat::postgres::restore::{Options, Target, Tools};
@@ -23,6 +25,11 @@ pub struct Restore {
     /// No GRANT or REVOKE is restored (pg_restore's `--no-privileges`).
     #[arg(long)]
     no_privileges: bool,
+    /// `pg_restore --jobs` for a directory dump (made with `jobs`): its
+    /// files are read and checked first, then restored in parallel
+    /// (default: as many jobs as dumped it).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
+    jobs: Option<u16>,
     /// The `pg_restore` to run (`psql` is the one beside it); default
     /// `PG_RESTORE_PATH`, else the layer's, else the one on `PATH`.
     #[arg(long)]
@@ -64,6 +71,7 @@ pub async fn command(restore: Restore) -> ExitCode {
     let options = Options {
         no_owner: restore.no_owner,
         no_privileges: restore.no_privileges,
+        jobs: restore.jobs,
     };
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let restored = lifeboat::postgres::restore::restore(

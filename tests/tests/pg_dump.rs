@@ -77,7 +77,7 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
         assert_eq!(counted["tables"][table], json!(rows), "{table}: {counted}");
     }
     assert_eq!(counted["large_objects"], json!(1), "{counted}");
-    assert_eq!(manifest["manifest_version"], json!(2));
+    assert_eq!(manifest["manifest_version"], json!(3));
     assert_eq!(
         manifest["pg_restore_needs"],
         json!(17),

@@ -283,6 +283,7 @@ async fn a_plain_dump_restores_into_an_older_server() {
     let options = Options {
         no_owner: true,
         no_privileges: false,
+        jobs: None,
     };
     let tools = Tools::find(Some(newest_bin().join("pg_restore")))
         .await

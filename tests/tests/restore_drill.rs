@@ -913,6 +913,7 @@ async fn a_drill_query_gives_one_number_from_a_real_server_or_says_why_not() {
             compression: None,
             require_auth: None,
             runner: Default::default(),
+            jobs: 1,
         });
     let tools = lifeboat::postgres::restore::Tools::find(Some(newest_bin().join("pg_restore")))
         .await

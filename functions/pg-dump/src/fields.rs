@@ -67,6 +67,21 @@ impl Fields for PgDumpFields {
                     ));
                 }
             }
+            if !(1..=MAX_JOBS).contains(&db.jobs) {
+                return Err(PayloadError::new(
+                    field("jobs"),
+                    format!(
+                        "must be 1 (one stream) to {MAX_JOBS} (parallel jobs), not {}",
+                        db.jobs
+                    ),
+                ));
+            }
+            if db.jobs > 1 && db.format == DumpFormat::Plain {
+                return Err(PayloadError::new(
+                    field("jobs"),
+                    "parallel jobs write pg_dump's directory format: leave out `\"format\": \"plain\"`, or dump with one job",
+                ));
+            }
             if let Some(methods) = &db.require_auth {
                 check_require_auth(methods)
                     .map_err(|m| PayloadError::new(field("require_auth"), m))?;
@@ -98,6 +113,10 @@ impl Fields for PgDumpFields {
         Ok(())
     }
 }
+
+/// The most parallel jobs: a Fargate task has at most 16 vCPUs, and each
+/// job is one more connection to the database.
+pub const MAX_JOBS: u16 = 32;
 
 /// `zstd`, `zstd:19`, `gzip:9`, `lz4`, `none`, with each method's level range.
 fn check_compression(spec: &str) -> Result<(), String> {
@@ -230,6 +249,18 @@ mod tests {
             let err = pg(db(json!({"require_auth": bad}))).expect_err(bad);
             assert_eq!(err.field, "databases[0].require_auth", "{bad}: {err}");
         }
+        // More than one job writes the directory format, under a `.dir` key.
+        let parallel = pg(db(json!({"jobs": 4}))).expect("jobs 4");
+        let parallel = &parallel.fields.databases[0];
+        assert_eq!(
+            (parallel.dump_format(), parallel.dump_format().extension()),
+            (DumpFormat::Directory, "dir")
+        );
+        assert_eq!(
+            remote.dump_format(),
+            DumpFormat::Custom,
+            "one job: one stream"
+        );
         for good in ["zstd:19", "gzip", "gzip:9", "lz4:1", "none"] {
             let r = pg(db(json!({"compression": good}))).expect(good);
             assert_eq!(r.fields.databases[0].compression(), good);
@@ -266,6 +297,13 @@ mod tests {
                 "databases[0].compression",
             ),
             (db(json!({"password": "hunter2"})), "databases[0].password"),
+            (db(json!({"jobs": 0})), "databases[0].jobs"),
+            (db(json!({"jobs": 33})), "databases[0].jobs"),
+            (db(json!({"jobs": -1})), "databases[0].jobs"),
+            (
+                db(json!({"jobs": 2, "format": "plain"})),
+                "databases[0].jobs",
+            ),
             (
                 json!({"plan": "p", "databases": [{"name": "orders", "host": "h", "secret_arn": secret}]}),
                 "databases[0].dbname",

@@ -12,6 +12,7 @@
 //! pg-dump's ECS Fargate task instead ([`task`]): the same code, run as
 //! `lifeboat run pg-dump` with that one database, making the same dump.
 
+pub mod directory;
 pub mod fields;
 pub mod manifest;
 pub mod task;
@@ -56,6 +57,10 @@ const LIVE_MARK: &str = ".live.";
 /// bucket's lifecycle rule.
 const CUT_SUFFIX: &str = ".cut.json";
 const TASK_SUFFIX: &str = ".task.json";
+/// Beside a parallel dump's key while a run writes its files: the run that
+/// holds the slot (its files are many objects, so no one of them can be
+/// the claim that a single stream's object is).
+const CLAIM_SUFFIX: &str = ".claim.json";
 
 /// The function's configuration, read once from the environment.
 #[derive(Debug, Clone)]
@@ -145,6 +150,9 @@ enum DumpError {
     /// Another run of the slot holds the key: not a failure, this run stands aside.
     #[error("{0}")]
     Taken(String),
+    /// A parallel dump's files did not all reach S3 whole.
+    #[error("{0}")]
+    Files(#[from] directory::FilesError),
 }
 
 /// The first SIGTERM or SIGINT from now on: what ECS sends a task it stops
@@ -820,6 +828,12 @@ impl PgDump {
         login: secret::Credentials,
         security: Vec<(&'static str, std::ffi::OsString)>,
     ) -> Result<Manifest, DumpError> {
+        if db.dump_format() == DumpFormat::Directory {
+            return Box::pin(
+                self.dump_parallel(db, tool, target, request, stop_at, login, security),
+            )
+            .await;
+        }
         let target = target.clone();
         let started = Utc::now();
         let clock = Instant::now();
@@ -895,6 +909,8 @@ impl PgDump {
             plan: request.plan.to_string(),
             scheduled_time: request.slot.to_string(),
             format: db.format,
+            jobs: None,
+            files: None,
             size_bytes: streamed.size,
             sha256: hex(&streamed.hasher.finalize()),
             parts,
@@ -932,6 +948,273 @@ impl PgDump {
             seconds = manifest.duration_seconds,
             toc_entries = ?manifest.archive.toc_entries,
             "dump complete"
+        );
+        Ok(manifest)
+    }
+}
+
+impl PgDump {
+    /// Claims a parallel dump's slot for this run (`<key>.claim.json`,
+    /// written only if free): another run's fresh claim makes this run stand
+    /// aside; a stale one is a dead run's, whose claim and files are deleted.
+    /// Returns the claim's version, to delete it when done.
+    async fn claim_parallel(
+        &self,
+        target: &Target,
+        stale: chrono::Duration,
+    ) -> Result<Option<String>, DumpError> {
+        let claim = Target {
+            key: format!("{}{CLAIM_SUFFIX}", target.key),
+            tagging: format!(
+                "{}&{}",
+                target.tagging,
+                upload::tagging(&[("lifeboat:record", "claim".to_owned())])
+            ),
+            ..target.clone()
+        };
+        let body = serde_json::json!({"run": target.run, "at": Utc::now()}).to_string();
+        for attempt in 0..2 {
+            match upload::put_object(&self.s3, &claim, body.clone().into()).await {
+                Ok(written) => return Ok(written.version_id),
+                Err(e) if e.key_taken() && attempt == 0 => {}
+                Err(e) => return Err(e.into()),
+            }
+            let found = self
+                .object(&target.bucket, &claim.key)
+                .await
+                .map_err(DumpError::PgDump)?;
+            let Some(found) = found else { continue };
+            if found.written > SystemTime::from(Utc::now() - stale) {
+                return Err(DumpError::Taken(format!(
+                    "another run (run {}) is dumping this slot; if that run died, a run {} minutes later takes the slot",
+                    found.run,
+                    stale.num_minutes()
+                )));
+            }
+            self.remove_dead_files(target).await?;
+            self.delete_version(&target.bucket, &claim.key, found.version_id)
+                .await
+                .map_err(DumpError::PgDump)?;
+            tracing::info!(key = %target.key, run = %found.run, "removed a dead run's claim and files");
+        }
+        Err(DumpError::Taken(
+            "another run claimed this slot at the same moment".into(),
+        ))
+    }
+
+    /// Deletes the files a dead run left under a parallel dump's key.
+    async fn remove_dead_files(&self, target: &Target) -> Result<(), DumpError> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&target.bucket)
+            .prefix(format!("{}/", target.key))
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| {
+                DumpError::PgDump(format!(
+                    "a dead run's files could not be listed: ListObjectsV2: {}",
+                    lifeboat::aws::summarize(&e)
+                ))
+            })?;
+        for key in listed
+            .iter()
+            .flat_map(|page| page.contents())
+            .filter_map(|o| o.key())
+        {
+            if let Some(found) = self
+                .object(&target.bucket, key)
+                .await
+                .map_err(DumpError::PgDump)?
+            {
+                self.delete_version(&target.bucket, key, found.version_id)
+                    .await
+                    .map_err(DumpError::PgDump)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `pg_dump -Fd -j N` of `db` into local storage, each file uploaded
+    /// under `target.key` as pg_dump closes it ([`directory`]), checked, then
+    /// the manifest listing every file.
+    #[allow(clippy::too_many_arguments)]
+    async fn dump_parallel(
+        &self,
+        db: &Database,
+        tool: &PgTool,
+        target: &Target,
+        request: &Request<PgDumpFields>,
+        stop_at: Option<tokio::time::Instant>,
+        login: secret::Credentials,
+        security: Vec<(&'static str, std::ffi::OsString)>,
+    ) -> Result<Manifest, DumpError> {
+        let started = Utc::now();
+        let clock = Instant::now();
+        let stale = chrono::Duration::minutes(20);
+        let claim = self.claim_parallel(target, stale).await?;
+        let outcome = self
+            .dump_files(
+                db,
+                tool,
+                target,
+                request,
+                stop_at,
+                login,
+                security,
+                (started, clock),
+            )
+            .await;
+        let claim_key = format!("{}{CLAIM_SUFFIX}", target.key);
+        if let Err(error) = self.delete_version(&target.bucket, &claim_key, claim).await {
+            tracing::warn!(key = %claim_key, %error, "the slot's claim could not be removed: the bucket's lifecycle rule expires it");
+        }
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dump_files(
+        &self,
+        db: &Database,
+        tool: &PgTool,
+        target: &Target,
+        request: &Request<PgDumpFields>,
+        stop_at: Option<tokio::time::Instant>,
+        login: secret::Credentials,
+        security: Vec<(&'static str, std::ffi::OsString)>,
+        (started, clock): (chrono::DateTime<Utc>, Instant),
+    ) -> Result<Manifest, DumpError> {
+        let scratch = directory::Scratch::new(&target.run).map_err(DumpError::PgDump)?;
+        let dir = scratch.dir();
+        let mut watch = directory::Watch::new(&dir).map_err(DumpError::PgDump)?;
+        tracing::info!(database = %db.name, host = %db.host, dbname = %db.dbname, key = %target.key, jobs = db.jobs, local = %dir.display(), pg_dump = %tool.version, "parallel dump started");
+        let mut command = tool.command(db, &login, security);
+        command
+            .arg(format!("--jobs={}", db.jobs))
+            .arg("--file")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null());
+        let mut child = command.spawn().map_err(DumpError::Spawn)?;
+        drop(login);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(tool::read_tail(s)));
+        let mut files = directory::Files::new(
+            self.s3.clone(),
+            target.clone(),
+            self.settings.parts,
+            dir,
+            usize::from(db.jobs),
+        );
+        let work = async {
+            let dumping = async {
+                let status = child.wait().await.map_err(DumpError::Read)?;
+                let stderr = match stderr {
+                    Some(task) => task.await.unwrap_or_default(),
+                    None => String::new(),
+                };
+                if !status.success() {
+                    return Err(DumpError::PgDump(tool.explain(status, &stderr)));
+                }
+                Ok(())
+            };
+            files
+                .run(&mut watch, dumping, Result::is_ok, &db.name)
+                .await??;
+            Ok(files.summary()?)
+        };
+        let outcome = match stop_at {
+            Some(at) => tokio::time::timeout_at(at, work)
+                .await
+                .unwrap_or(Err(DumpError::Deadline(0))),
+            None => tokio::select! {
+                outcome = work => outcome,
+                signal = stop_signal() => Err(DumpError::Stopped(signal, 0)),
+            },
+        };
+        let summary = match outcome {
+            Ok(summary) => summary,
+            Err(e) => {
+                let _ = child.start_kill();
+                files.remove().await;
+                return Err(match e {
+                    DumpError::Deadline(_) => DumpError::Deadline(files.bytes()),
+                    DumpError::Stopped(signal, _) => DumpError::Stopped(signal, files.bytes()),
+                    DumpError::Files(directory::FilesError::Upload(e)) if e.key_taken() => {
+                        DumpError::Taken(format!(
+                            "another run of this slot wrote its files first ({e}); this run's were removed"
+                        ))
+                    }
+                    e => e,
+                });
+            }
+        };
+        drop(scratch);
+        let mut listed: Vec<_> = files.done.iter().map(|(file, _)| file.clone()).collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        let manifest = Manifest {
+            manifest_version: manifest::MANIFEST_VERSION,
+            pg_restore_needs: summary
+                .archive_version
+                .as_deref()
+                .and_then(manifest::pg_restore_needs),
+            key: target.key.clone(),
+            version_id: None,
+            e_tag: None,
+            bucket: target.bucket.clone(),
+            database: db.name.clone(),
+            host: db.host.clone(),
+            dbname: db.dbname.clone(),
+            plan: request.plan.to_string(),
+            scheduled_time: request.slot.to_string(),
+            format: DumpFormat::Directory,
+            jobs: Some(db.jobs),
+            size_bytes: listed.iter().map(|f| f.size_bytes).sum(),
+            sha256: lifeboat::postgres::directory::listing_sha256(&listed),
+            parts: i32::try_from(listed.len()).unwrap_or(i32::MAX),
+            files: Some(listed),
+            pg_dump_version: tool.version.clone(),
+            archive: summary,
+            started_at: started,
+            finished_at: Utc::now(),
+            duration_seconds: clock.elapsed().as_secs_f64(),
+        };
+        let manifest_target = Target {
+            key: naming::manifest_key(&target.key),
+            ..target.clone()
+        };
+        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        match upload::put_object(&self.s3, &manifest_target, body.into()).await {
+            Ok(_) => {}
+            Err(e) if e.key_taken() => {
+                self.own_or_taken(&manifest_target, e).await?;
+            }
+            Err(e) => match self
+                .manifest_exists(&target.bucket, &manifest_target.key)
+                .await
+            {
+                Ok(true) => {
+                    tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all")
+                }
+                Ok(false) => {
+                    files.remove().await;
+                    return Err(e.into());
+                }
+                // Unknown: the files stay; without a manifest they never count.
+                Err(_) => return Err(e.into()),
+            },
+        }
+        tracing::info!(
+            database = %db.name,
+            key = %target.key,
+            files = manifest.parts,
+            bytes = manifest.size_bytes,
+            sha256 = %manifest.sha256,
+            seconds = manifest.duration_seconds,
+            "parallel dump complete"
         );
         Ok(manifest)
     }
@@ -990,7 +1273,8 @@ impl Streamed {
             size: 0,
             hasher: Sha256::new(),
             check: match format {
-                DumpFormat::Custom => Check::Custom(Box::default()),
+                // A directory dump is checked file by file ([`directory`]).
+                DumpFormat::Custom | DumpFormat::Directory => Check::Custom(Box::default()),
                 DumpFormat::Plain => Check::Plain(PlainDumpCheck::new()),
             },
         }
@@ -1092,7 +1376,7 @@ impl BackupFunction for PgDump {
                 &db.name,
                 &request.plan,
                 request.slot,
-                db.format.extension(),
+                db.dump_format().extension(),
             );
             let failed = |error: String| Failed::new(Kind::PgDump, &db.name, ItemError::new(error));
             match self

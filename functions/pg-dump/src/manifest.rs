@@ -4,11 +4,13 @@
 use crate::fields::DumpFormat;
 use chrono::{DateTime, Utc};
 use lifeboat::postgres::archive::ArchiveSummary;
+use lifeboat::postgres::directory::DumpFile;
 use serde::Serialize;
 
 /// The manifest's schema: 2 adds the version and ETag of the dump object,
-/// the fingerprint, and the pg_restore the archive needs.
-pub const MANIFEST_VERSION: u32 = 2;
+/// the fingerprint, and the pg_restore the archive needs; 3 adds directory
+/// dumps (`format: directory`, `jobs`, `files`).
+pub const MANIFEST_VERSION: u32 = 3;
 
 /// `<key>.manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -37,13 +39,20 @@ pub struct Manifest {
     pub plan: String,
     /// Its slot.
     pub scheduled_time: String,
-    /// `custom` or `plain`.
+    /// `custom`, `plain` or `directory`.
     pub format: DumpFormat,
-    /// The dump's size.
+    /// pg_dump's parallel jobs, for a directory dump.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u16>,
+    /// A directory dump's files (objects `<key>/<name>`), in name order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<DumpFile>>,
+    /// The dump's size (a directory dump's: its files' together).
     pub size_bytes: u64,
-    /// SHA-256 of the dump's bytes, hex.
+    /// SHA-256 of the dump's bytes, hex; of a directory dump, SHA-256 of
+    /// its files' listing in `sha256sum`'s form (`<hex>  <name>` lines).
     pub sha256: String,
-    /// How many parts it was uploaded in.
+    /// How many parts it was uploaded in (a directory dump: how many files).
     pub parts: i32,
     /// The `pg_dump` that made it.
     pub pg_dump_version: String,

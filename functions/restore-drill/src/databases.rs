@@ -983,6 +983,7 @@ impl DatabaseDriller<'_> {
             compression: None,
             require_auth: None,
             runner: Default::default(),
+            jobs: 1,
         });
         let asked = pg::query_number(&target, &tools.psql, self.secrets, &query.sql);
         let got = tokio::time::timeout(QUERY_TIMEOUT, asked)

@@ -202,9 +202,20 @@ impl Catalog {
             .flat_map(|p| p.contents())
             .filter_map(|o| o.key().map(str::to_owned))
             .collect();
-        Ok(keys
-            .iter()
-            .filter_map(|key| {
+        // A directory dump is the objects under its key (`<key>/<file>`).
+        let mut files: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for key in &keys {
+            if let Some((dir, _)) = key.rsplit_once('/')
+                && dir.ends_with(".dir")
+                && naming::parse_dump_key(dir).is_some()
+            {
+                files.entry(dir).or_default().push(key.clone());
+            }
+        }
+        let singles = keys.iter().map(|k| (k.as_str(), vec![k.clone()]));
+        Ok(singles
+            .chain(files)
+            .filter_map(|(key, objects)| {
                 let dump = naming::parse_dump_key(key)?;
                 let manifest = naming::manifest_key(key);
                 let complete = keys.contains(&manifest);
@@ -214,9 +225,11 @@ impl Catalog {
                     source: dump.database,
                     slot: dump.slot,
                 };
-                // A dump goes with its manifest and its newest drill record.
+                // A dump (its object, or a directory dump's files, first)
+                // goes with its manifest and its newest drill record.
                 let drill = naming::drill_key(key);
-                let mut parts = vec![key.clone()];
+                let key = key.to_owned();
+                let mut parts = objects;
                 parts.extend(complete.then_some(manifest));
                 parts.extend(keys.contains(&drill).then_some(drill));
                 let mut backup = Backup::new(Kind::PgDump, label, key.clone(), parts, complete);
@@ -471,7 +484,8 @@ impl Catalog {
                 .s3
                 .get_object_tagging()
                 .bucket(&bucket)
-                .key(&dump.id)
+                // The dump's object, or a directory dump's first file.
+                .key(dump.parts.first().unwrap_or(&dump.id))
                 .send()
                 .await
             {
@@ -497,6 +511,11 @@ impl Catalog {
         let mut batch: Vec<Backup> = Vec::new();
         let mut keys = 0;
         for dump in ours {
+            if dump.parts.len() > DELETE_BATCH {
+                // A directory dump of more files than one call deletes.
+                outcomes.push(self.delete_large(&bucket, dump).await);
+                continue;
+            }
             if keys + dump.parts.len() > DELETE_BATCH {
                 outcomes.extend(self.delete_batch(&bucket, std::mem::take(&mut batch)).await);
                 keys = 0;
@@ -508,6 +527,35 @@ impl Catalog {
             outcomes.extend(self.delete_batch(&bucket, batch).await);
         }
         outcomes
+    }
+
+    /// Deletes a directory dump of more objects than one call takes: its
+    /// manifest and drill record first (from then on it never counts),
+    /// then its files, a batch at a time; the first failure is its outcome
+    /// (files left without a manifest harm nothing, and the next run's
+    /// listing finds them as an incomplete dump).
+    async fn delete_large(&self, bucket: &str, dump: Backup) -> (Backup, Deletion) {
+        let under = format!("{}/", dump.id);
+        let (files, records): (Vec<String>, Vec<String>) = dump
+            .parts
+            .iter()
+            .cloned()
+            .partition(|k| k.starts_with(&under));
+        let mut outcome = Deletion::Deleted;
+        for chunk in
+            std::iter::once(records).chain(files.chunks(DELETE_BATCH).map(<[String]>::to_vec))
+        {
+            let part = Backup {
+                parts: chunk,
+                ..dump.clone()
+            };
+            let done = self.delete_batch(bucket, vec![part]).await;
+            if let Some((_, failed @ Deletion::Failed(_))) = done.into_iter().next() {
+                outcome = failed;
+                break;
+            }
+        }
+        (dump, outcome)
     }
 
     async fn delete_batch(&self, bucket: &str, batch: Vec<Backup>) -> Vec<(Backup, Deletion)> {

@@ -96,7 +96,17 @@ struct Toc {
     entries_with_data: u64,
     /// `schema.table` of each table-data entry, by dump id.
     tables: HashMap<i64, String>,
+    /// 1 for the custom format, 3 for a directory's `toc.dat`.
+    format: u8,
+    /// A directory's data files as its entries name them (without the
+    /// compression's ending), with the table each holds (none: large objects).
+    files: Vec<(String, Option<String>)>,
 }
+
+const FORMAT_CUSTOM: u8 = 1;
+/// A directory's `toc.dat` says `tar` (3): pg_dump writes that code for
+/// both, the directory being compatible with a tar archive's layout.
+const FORMAT_DIRECTORY: u8 = 3;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -171,6 +181,9 @@ impl CustomArchiveCheck {
                     if let (Stage::Entries { left }, Some(toc)) = (&mut self.stage, &mut self.toc) {
                         *left -= 1;
                         toc.entries_with_data += u64::from(entry.has_data);
+                        if let Some(file) = entry.file.filter(|f| !f.is_empty()) {
+                            toc.files.push((file, entry.table.clone()));
+                        }
                         if let Some(table) = entry.table.filter(|_| entry.has_data) {
                             toc.tables.insert(entry.id, table);
                         }
@@ -328,6 +341,11 @@ impl CustomArchiveCheck {
                 "it ends inside its header or table of contents".into(),
             ));
         };
+        if toc.format != FORMAT_CUSTOM {
+            return Err(ArchiveError::Malformed(
+                "it is a directory dump's table of contents, not a custom archive".into(),
+            ));
+        }
         if let Stage::Entries { left } = self.stage {
             return Err(ArchiveError::Truncated(format!(
                 "it ends inside its table of contents, {left} of {} entries short",
@@ -359,6 +377,286 @@ impl CustomArchiveCheck {
     }
 }
 
+/// A directory-format dump (`pg_dump -Fd`) checked file by file, in any
+/// order: `toc.dat` is read as a custom archive's table of contents is (with
+/// each entry's file name where the custom format has a data offset), each
+/// data file is decompressed and its rows counted, each large-object table
+/// of contents is read; [`finish`](Self::finish) then matches them: every
+/// file an entry names is there, every large object listed has its file,
+/// and no file is left over. Memory: one file's check at a time per caller,
+/// and a name per file.
+#[derive(Debug, Default)]
+pub struct DirectoryCheck {
+    toc: Option<Toc>,
+    /// What each file held, by its name in the directory.
+    files: HashMap<String, FileRead>,
+}
+
+/// What one file of a directory dump held.
+#[derive(Debug)]
+pub enum FileRead {
+    /// `toc.dat`.
+    Toc(Box<TocRead>),
+    /// A table's data: its rows.
+    Data(u64),
+    /// A large object's data.
+    LargeObject,
+    /// A large-object table of contents: the files it lists.
+    LargeObjects(Vec<String>),
+}
+
+/// A read `toc.dat`, kept for [`DirectoryCheck::finish`].
+#[derive(Debug)]
+pub struct TocRead(Toc);
+
+/// One file of a directory dump being checked as it streams past.
+#[derive(Debug)]
+pub struct FileCheck {
+    name: String,
+    reading: Reading,
+}
+
+#[derive(Debug)]
+enum Reading {
+    Toc(Box<CustomArchiveCheck>),
+    Data(Box<Stream>),
+    LargeObject(Box<Stream>),
+    LargeObjects(Vec<u8>),
+}
+
+/// The largest large-object table of contents read (a line per object).
+const MAX_LO_TOC: usize = 256 << 20;
+
+/// A file's name without its compression's ending, and that compression
+/// as [`Stream::new`] names it.
+fn compression_of(name: &str) -> (&str, &'static str) {
+    for (ending, compression) in [(".gz", "gzip-file"), (".zst", "zstd"), (".lz4", "lz4")] {
+        if let Some(base) = name.strip_suffix(ending) {
+            return (base, compression);
+        }
+    }
+    (name, "none")
+}
+
+impl FileCheck {
+    /// The check of the directory dump's file `name` (`toc.dat`,
+    /// `1234.dat.zst`, `blob_16401.dat.gz`, `blobs_17.toc`), or why no
+    /// directory dump holds such a file.
+    pub fn new(name: &str) -> Result<Self, ArchiveError> {
+        let (base, compression) = compression_of(name);
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let stream = || {
+            Stream::new(compression)
+                .map(Box::new)
+                .map_err(|e| ArchiveError::Malformed(format!("{name}: {e}")))
+        };
+        let reading = if name == "toc.dat" {
+            Reading::Toc(Box::default())
+        } else if base.strip_suffix(".dat").is_some_and(digits) {
+            Reading::Data(stream()?)
+        } else if base
+            .strip_prefix("blob_")
+            .and_then(|b| b.strip_suffix(".dat"))
+            .is_some_and(digits)
+        {
+            Reading::LargeObject(stream()?)
+        } else if name == "blobs.toc"
+            || name
+                .strip_prefix("blobs_")
+                .and_then(|b| b.strip_suffix(".toc"))
+                .is_some_and(digits)
+        {
+            Reading::LargeObjects(Vec::new())
+        } else {
+            return Err(ArchiveError::Malformed(format!(
+                "{name} is not a file pg_dump's directory format writes"
+            )));
+        };
+        Ok(FileCheck {
+            name: name.to_owned(),
+            reading,
+        })
+    }
+
+    /// The file's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks the file's next bytes.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        let name = &self.name;
+        match &mut self.reading {
+            Reading::Toc(check) => check.feed(bytes),
+            Reading::Data(stream) | Reading::LargeObject(stream) => stream
+                .feed(bytes)
+                .map_err(|e| ArchiveError::Malformed(format!("{name}: {e}"))),
+            Reading::LargeObjects(text) => {
+                if text.len() + bytes.len() > MAX_LO_TOC {
+                    return Err(ArchiveError::Limit(format!(
+                        "{name} is larger than {} MiB, this check's limit for a large-object table of contents",
+                        MAX_LO_TOC >> 20
+                    )));
+                }
+                text.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// The file's end: what it held, or why it is not whole.
+    pub fn finish(self) -> Result<(String, FileRead), ArchiveError> {
+        let name = self.name;
+        let malformed = |e: String| ArchiveError::Malformed(format!("{name}: {e}"));
+        let read = match self.reading {
+            Reading::Toc(mut check) => {
+                if check.in_toc() {
+                    check.read_toc()?;
+                }
+                match (check.toc, check.stage) {
+                    (Some(toc), Stage::BlockHeader) if check.pending.is_empty() => {
+                        if toc.format != FORMAT_DIRECTORY {
+                            return Err(malformed(
+                                "it is a custom archive, not a directory's table of contents"
+                                    .into(),
+                            ));
+                        }
+                        FileRead::Toc(Box::new(TocRead(toc)))
+                    }
+                    (Some(_), Stage::BlockHeader) => {
+                        return Err(malformed("bytes follow its last entry".into()));
+                    }
+                    _ => {
+                        return Err(ArchiveError::Truncated(format!(
+                            "{name} ends inside its header or entries"
+                        )));
+                    }
+                }
+            }
+            Reading::Data(stream) => {
+                let ended = stream.copy_ended();
+                let rows = stream.finish().map_err(malformed)?;
+                if !ended {
+                    return Err(malformed("its data does not end as COPY ends it".into()));
+                }
+                FileRead::Data(rows)
+            }
+            Reading::LargeObject(stream) => {
+                stream.finish().map_err(malformed)?;
+                FileRead::LargeObject
+            }
+            Reading::LargeObjects(text) => {
+                let text =
+                    String::from_utf8(text).map_err(|_| malformed("it is not text".into()))?;
+                let files = text
+                    .lines()
+                    .map(|line| match line.split_once(' ') {
+                        Some((oid, file)) if oid.parse::<u32>().is_ok() && !file.is_empty() => {
+                            Ok(file.to_owned())
+                        }
+                        _ => Err(malformed(format!("`{line}` is not `<oid> <file>`"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                FileRead::LargeObjects(files)
+            }
+        };
+        Ok((name, read))
+    }
+}
+
+impl DirectoryCheck {
+    /// A check that has seen no file yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds what a file held ([`FileCheck::finish`]).
+    pub fn add(&mut self, (name, read): (String, FileRead)) -> Result<(), ArchiveError> {
+        let read = match read {
+            FileRead::Toc(toc) => {
+                self.toc = Some(toc.0);
+                FileRead::LargeObject
+            }
+            other => other,
+        };
+        if self.files.insert(name.clone(), read).is_some() {
+            return Err(ArchiveError::Malformed(format!("{name} is there twice")));
+        }
+        Ok(())
+    }
+
+    /// Ends the check: every file the table of contents names is there,
+    /// whole, and nothing else.
+    pub fn finish(mut self) -> Result<ArchiveSummary, ArchiveError> {
+        let Some(toc) = self.toc.take() else {
+            return Err(ArchiveError::Truncated("toc.dat is missing".into()));
+        };
+        self.files.remove("toc.dat");
+        // The files present, by the name their entries give them.
+        let mut present: HashMap<String, (String, FileRead)> = self
+            .files
+            .into_iter()
+            .map(|(name, read)| (compression_of(&name).0.to_owned(), (name, read)))
+            .collect();
+        let missing = |file: &str| {
+            ArchiveError::Truncated(format!(
+                "{file}, which its table of contents lists, is missing"
+            ))
+        };
+        let mut fingerprint = Fingerprint::default();
+        let mut data_blocks = 0;
+        for (file, table) in &toc.files {
+            let (name, read) = present.remove(file).ok_or_else(|| missing(file))?;
+            data_blocks += 1;
+            match (read, table) {
+                (FileRead::Data(rows), Some(table)) => {
+                    *fingerprint.tables.entry(table.clone()).or_default() += rows;
+                }
+                (FileRead::Data(_), None) => {}
+                (FileRead::LargeObjects(objects), _) => {
+                    for object in objects {
+                        match present.remove(&object) {
+                            Some((_, FileRead::LargeObject)) => fingerprint.large_objects += 1,
+                            Some((name, _)) => {
+                                return Err(ArchiveError::Malformed(format!(
+                                    "{name} is listed as a large object but is not one"
+                                )));
+                            }
+                            None => return Err(missing(&object)),
+                        }
+                    }
+                }
+                (_, _) => {
+                    return Err(ArchiveError::Malformed(format!(
+                        "{name} is not the data its table of contents says"
+                    )));
+                }
+            }
+        }
+        if let Some((name, _)) = present.into_values().next() {
+            return Err(ArchiveError::Malformed(format!(
+                "{name} is not in its table of contents"
+            )));
+        }
+        if data_blocks != toc.entries_with_data {
+            return Err(ArchiveError::Malformed(format!(
+                "{data_blocks} of the {} entries with data name a file",
+                toc.entries_with_data
+            )));
+        }
+        let (major, minor, rev) = toc.version;
+        Ok(ArchiveSummary {
+            archive_version: Some(format!("{major}.{minor}.{rev}")),
+            compression: Some(toc.compression),
+            server_version: toc.server_version,
+            pg_dump_version: toc.pg_dump_version,
+            toc_entries: Some(toc.entries),
+            data_blocks: Some(data_blocks),
+            fingerprint: Some(fingerprint),
+        })
+    }
+}
+
 /// A data stream that does not read, worded with the table it is of.
 fn data_error(table: &Option<String>, error: &str) -> ArchiveError {
     match table {
@@ -380,6 +678,8 @@ struct Entry {
     has_data: bool,
     /// `schema.table`, for table data.
     table: Option<String>,
+    /// In a directory's table of contents: its data file.
+    file: Option<String>,
 }
 
 /// Why a read stopped.
@@ -466,9 +766,9 @@ fn read_header(r: &mut Reader<'_>) -> Result<Toc, Short> {
     }
     let offset_size = usize::from(r.byte()?);
     let format = r.byte()?;
-    if format != 1 {
+    if format != FORMAT_CUSTOM && format != FORMAT_DIRECTORY {
         return Err(Short::Malformed(format!(
-            "format {format} is not the custom format"
+            "format {format} is neither the custom format nor a directory's table of contents"
         )));
     }
     let compression = if v >= (1, 15) {
@@ -505,6 +805,8 @@ fn read_header(r: &mut Reader<'_>) -> Result<Toc, Short> {
         entries: entries as u64,
         entries_with_data: 0,
         tables: HashMap::new(),
+        format,
+        files: Vec::new(),
     })
 }
 
@@ -532,8 +834,13 @@ fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<Entry, Short> {
     r.string()?; // owner
     r.string()?; // "false": WITH OIDS, long gone
     while r.string()?.is_some() {} // dependencies, ending in a null string
-    r.byte()?; // data offset: its state, then its bytes
-    r.take(toc.offset_size)?;
+    let file = if toc.format == FORMAT_DIRECTORY {
+        r.string()? // the entry's data file, empty for none
+    } else {
+        r.byte()?; // data offset: its state, then its bytes
+        r.take(toc.offset_size)?;
+        None
+    };
     let table = match (description.as_deref(), namespace, tag) {
         (Some("TABLE DATA"), Some(namespace), Some(tag)) => Some(format!("{namespace}.{tag}")),
         (Some("TABLE DATA"), None, Some(tag)) => Some(tag),
@@ -543,6 +850,7 @@ fn read_entry(r: &mut Reader<'_>, toc: &Toc) -> Result<Entry, Short> {
         id,
         has_data,
         table,
+        file,
     })
 }
 

@@ -38,6 +38,19 @@ pub struct Database {
     /// Where a scheduled (Lambda) run dumps it (default `auto`).
     #[serde(default)]
     pub runner: Runner,
+    /// pg_dump's parallel jobs (default 1: one stream). More than one dumps
+    /// in the directory format (`pg_dump -Fd -j N`) into local storage,
+    /// each file uploaded as soon as pg_dump has closed it.
+    #[serde(default = "one_job", skip_serializing_if = "is_one_job")]
+    pub jobs: u16,
+}
+
+fn one_job() -> u16 {
+    1
+}
+
+fn is_one_job(jobs: &u16) -> bool {
+    *jobs == 1
 }
 
 /// Where pg-dump's scheduled run makes a database's dump. A run without a
@@ -60,13 +73,22 @@ fn default_pg_port() -> u16 {
 }
 
 impl Database {
+    /// The format the dump is written in: the directory format for more
+    /// than one job (the custom format's single stream cannot be shared).
+    pub fn dump_format(&self) -> DumpFormat {
+        match self.format {
+            DumpFormat::Custom if self.jobs > 1 => DumpFormat::Directory,
+            format => format,
+        }
+    }
+
     /// The compression given, or the format's default: `zstd` (faster than
     /// gzip and smaller; archives of pg_dump 18 need pg_restore 17 or later
     /// anyway, and those read zstd), `none` for plain SQL.
     pub fn compression(&self) -> &str {
         match (&self.compression, self.format) {
             (Some(c), _) => c,
-            (None, DumpFormat::Custom) => "zstd",
+            (None, DumpFormat::Custom | DumpFormat::Directory) => "zstd",
             (None, DumpFormat::Plain) => "none",
         }
     }
@@ -106,6 +128,10 @@ pub enum DumpFormat {
     Custom,
     /// `pg_dump -Fp`: an SQL script for `psql`.
     Plain,
+    /// `pg_dump -Fd`: a table of contents and one compressed file per
+    /// table's data (and large object), written by parallel jobs and
+    /// stored as objects under the dump's key; restored with `pg_restore -j`.
+    Directory,
 }
 
 impl DumpFormat {
@@ -114,6 +140,7 @@ impl DumpFormat {
         match self {
             DumpFormat::Custom => "dump",
             DumpFormat::Plain => "sql",
+            DumpFormat::Directory => "dir",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! that line). Decompressing is also a check: a stream that does not decode,
 //! or that stops short, fails the dump.
 
+mod gzip;
 mod lz4;
 
 use serde::Serialize;
@@ -44,6 +45,7 @@ enum Inflate {
     Gzip(Box<flate2::Decompress>, bool),
     Zstd(Box<zstd::stream::raw::Decoder<'static>>, bool),
     Lz4(Box<lz4::Frame>),
+    GzipFile(Box<gzip::File>),
 }
 
 /// How much decompressed data is held at once.
@@ -61,6 +63,8 @@ impl Stream {
                 false,
             ),
             "lz4" => Inflate::Lz4(Box::default()),
+            // A directory dump's `.gz` file: gzip's own format, not zlib's.
+            "gzip-file" => Inflate::GzipFile(Box::default()),
             other => return Err(format!("data compressed with {other} cannot be counted")),
         };
         Ok(Stream {
@@ -120,6 +124,9 @@ impl Stream {
                 }
             }
             Inflate::Lz4(frame) => frame.feed(input, |decoded| self.rows.feed(decoded)),
+            Inflate::GzipFile(file) => {
+                file.feed(input, &mut self.out, |decoded| self.rows.feed(decoded))
+            }
         }
     }
 
@@ -130,6 +137,7 @@ impl Stream {
             Inflate::None => true,
             Inflate::Gzip(_, ended) | Inflate::Zstd(_, ended) => ended,
             Inflate::Lz4(frame) => frame.ended(),
+            Inflate::GzipFile(file) => file.ended(),
         };
         if !whole {
             return Err("its compressed data stops short".into());

@@ -3,10 +3,12 @@
 //! as payloads name them ([`database`]), the custom-format archive read as it
 //! streams ([`archive`], [`fingerprint`]), and a stored dump checked against
 //! its manifest ([`verify`]) or restored into a database ([`restore`]), for
-//! a drill into a throwaway server ([`server`]).
+//! a drill into a throwaway server ([`server`]); a directory dump
+//! (`pg_dump -Fd -j N`) is stored and read back file by file ([`directory`]).
 
 pub mod archive;
 pub mod database;
+pub mod directory;
 pub mod fingerprint;
 pub mod restore;
 pub mod secret;

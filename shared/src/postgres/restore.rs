@@ -99,6 +99,8 @@ pub struct Options {
     pub no_owner: bool,
     /// `--no-privileges`: no GRANT or REVOKE is restored.
     pub no_privileges: bool,
+    /// `pg_restore --jobs` for a directory dump (default: the jobs that dumped it).
+    pub jobs: Option<u16>,
 }
 
 /// The `pg_restore` and `psql` a restore runs.
@@ -180,19 +182,41 @@ pub async fn restore_recorded(
     }
     tracing::info!(key, target = target.describe(), "restoring");
     let started = Instant::now();
-    let verified = session
-        .run_script(
-            s3,
-            (bucket, key),
-            recorded,
-            tools,
-            options,
-            server.version_num,
-        )
-        .await
-        .map_err(|why| {
-            format!("{why}; nothing was restored (the transaction was not committed)")
-        })?;
+    let verified = if recorded.format == DumpFormat::Directory {
+        let jobs = options
+            .jobs
+            .or_else(|| {
+                recorded.manifest["jobs"]
+                    .as_u64()
+                    .and_then(|j| u16::try_from(j).ok())
+            })
+            .unwrap_or(1);
+        session
+            .restore_directory(
+                s3,
+                (bucket, key),
+                recorded,
+                tools,
+                options,
+                (jobs, server.version_num),
+                target,
+            )
+            .await?
+    } else {
+        session
+            .run_script(
+                s3,
+                (bucket, key),
+                recorded,
+                tools,
+                options,
+                server.version_num,
+            )
+            .await
+            .map_err(|why| {
+                format!("{why}; nothing was restored (the transaction was not committed)")
+            })?
+    };
     let seconds = started.elapsed().as_secs_f64();
     let (mut tables, large_objects) = session.count().await?;
     let mut mismatches = Vec::new();
@@ -217,7 +241,7 @@ pub async fn restore_recorded(
 fn check_tools(recorded: &Recorded, tools: &Tools, options: Options) -> Result<(), String> {
     let pg_restore = &tools.pg_restore;
     match recorded.format {
-        DumpFormat::Custom => match recorded.pg_restore_needs() {
+        DumpFormat::Custom | DumpFormat::Directory => match recorded.pg_restore_needs() {
             Some(needs) if u64::from(pg_restore.major) < needs => Err(format!(
                 "the dump needs pg_restore {needs} or later, and {} is pg_restore {}: install PostgreSQL {needs}'s client programs or point {} at them; nothing was restored",
                 pg_restore.path().display(),
@@ -432,7 +456,7 @@ impl Session {
                 };
                 (streamed, forwarded, failed)
             }
-            DumpFormat::Plain => {
+            DumpFormat::Plain | DumpFormat::Directory => {
                 let (into, from) = tokio::io::duplex(PIPE);
                 let (streamed, forwarded) =
                     tokio::join!(stream(Box::new(into)), forward(from, &mut script, preamble));
@@ -482,6 +506,203 @@ impl Session {
             return Err(psql_failed(&self.psql, status, &said, recorded));
         }
         streamed.map_err(|_| "the dump was not read".to_owned())
+    }
+}
+
+impl Session {
+    /// Reads a directory dump's files into a local directory, each checked
+    /// against the manifest, and only when all of them are the dump's runs
+    /// `pg_restore --jobs` into the target (no single transaction: a
+    /// parallel restore commits table by table). Its local copy is removed
+    /// afterwards, whatever happened.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_directory(
+        &self,
+        s3: &Client,
+        (bucket, key): (&str, &str),
+        recorded: &Recorded,
+        tools: &Tools,
+        options: Options,
+        (jobs, server_version_num): (u16, u32),
+        target: &Target,
+    ) -> Result<Verified, String> {
+        let local = LocalCopy::new().map_err(|e| {
+            format!("cannot make a local directory for the dump: {e}; nothing was restored")
+        })?;
+        let verified =
+            crate::postgres::directory::fetch(s3, bucket, key, recorded, Some(local.path()))
+                .await
+                .map_err(|e| {
+                    let why = match e {
+                        StreamError::Read(e) => e,
+                        StreamError::Write(e) => format!(
+                            "writing the dump into {}: {e} (TMPDIR names where it goes)",
+                            local.path().display()
+                        ),
+                    };
+                    format!("{why}; nothing was restored")
+                })?;
+        if !verified.mismatches.is_empty() {
+            return Err(format!(
+                "s3://{bucket}/{key} is not the dump its manifest describes: {}; nothing was restored",
+                verified.mismatches.join("; ")
+            ));
+        }
+        if server_version_num < 170_000 && tools.pg_restore.major >= 17 {
+            // pg_restore 17 and later set transaction_timeout, which older
+            // servers refuse: the restore goes as a script through psql
+            // without that line, in one transaction, as a single stream's does.
+            tracing::info!(
+                key,
+                "the server is older than PostgreSQL 17: restoring through psql in one transaction, not in parallel"
+            );
+            return self
+                .restore_directory_script(local.path(), tools, options, server_version_num)
+                .await
+                .map(|()| verified)
+                .map_err(|why| {
+                    format!("{why}; nothing was restored (the transaction was not committed)")
+                });
+        }
+        let database = match target {
+            Target::Conninfo(text) => text.clone(),
+            Target::Entry(db) => format!("dbname={}", conninfo_value(&db.dbname)),
+        };
+        tracing::info!(
+            key,
+            jobs,
+            "the dump's files are as recorded: running pg_restore"
+        );
+        let out = tools
+            .pg_restore
+            .run(self.clean)
+            .args(["--exit-on-error", "--no-password"])
+            .arg(format!("--jobs={jobs}"))
+            .args(options.no_owner.then_some("--no-owner"))
+            .args(options.no_privileges.then_some("--no-privileges"))
+            .arg("--dbname")
+            .arg(&database)
+            .arg(local.path())
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| format!("cannot start pg_restore: {e}; nothing was restored"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{}; a parallel restore commits table by table, so {} holds part of the dump: drop it and create it empty again before the next restore",
+                tools
+                    .pg_restore
+                    .failure(out.status, &String::from_utf8_lossy(&out.stderr)),
+                target.describe()
+            ));
+        }
+        Ok(verified)
+    }
+}
+
+impl Session {
+    /// `pg_restore --file=-` of a local directory dump into psql, in one
+    /// transaction, without the line an older server refuses.
+    async fn restore_directory_script(
+        &self,
+        dir: &std::path::Path,
+        tools: &Tools,
+        options: Options,
+        server_version_num: u32,
+    ) -> Result<(), String> {
+        let mut psql = self
+            .psql()
+            .args(["-q", "--single-transaction", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start psql: {e}"))?;
+        let psql_errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
+        let mut script = psql.stdin.take().ok_or("psql has no input")?;
+        let mut child = tools
+            .pg_restore
+            .run(false)
+            .arg("--file=-")
+            .args(options.no_owner.then_some("--no-owner"))
+            .args(options.no_privileges.then_some("--no-privileges"))
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start pg_restore: {e}"))?;
+        let errors = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(tool::read_tail(s)));
+        let from = child.stdout.take().ok_or("pg_restore has no output")?;
+        let preamble = Preamble::new(server_version_num < 170_000);
+        let forwarded = forward(from, &mut script, preamble).await;
+        let status = child.wait().await;
+        let said = tail(errors).await;
+        let failed = match status {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(tools.pg_restore.failure(status, &said)),
+            Err(e) => Some(format!("pg_restore: {e}")),
+        };
+        if let Some(failed) = failed.or_else(|| {
+            forwarded
+                .err()
+                .map(|e| format!("psql stopped reading the script: {e}"))
+        }) {
+            let _ = psql.kill().await;
+            let said = tail(psql_errors).await;
+            return Err(if said.trim().is_empty() {
+                failed
+            } else {
+                format!("{failed}; psql: {}", said.trim())
+            });
+        }
+        drop(script);
+        let status = psql
+            .wait()
+            .await
+            .map_err(|e| format!("waiting for psql: {e}"))?;
+        if !status.success() {
+            return Err(self.psql.failure(status, &tail(psql_errors).await));
+        }
+        Ok(())
+    }
+}
+
+/// A value in a libpq connection string: quoted, `\` and `'` escaped.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A directory of its own under the temporary directory, removed when dropped.
+struct LocalCopy(PathBuf);
+
+impl LocalCopy {
+    fn new() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "lifeboat-restore-{}-{}",
+            std::process::id(),
+            crate::runtime::run_token()
+        ));
+        std::fs::create_dir(&path)?;
+        Ok(LocalCopy(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for LocalCopy {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "the dump's local copy could not be removed");
+        }
     }
 }
 

@@ -174,9 +174,10 @@ impl PgTool {
     ) -> Command {
         let mut command = self.run(true);
         command
-            .arg(match db.format {
+            .arg(match db.dump_format() {
                 DumpFormat::Custom => "--format=custom",
                 DumpFormat::Plain => "--format=plain",
+                DumpFormat::Directory => "--format=directory",
             })
             .arg("--no-password")
             // A table locked by a long migration fails the dump with a reason,
@@ -214,7 +215,15 @@ impl PgTool {
                 self.version
             );
         }
-        self.failure(status, stderr)
+        let failure = self.failure(status, stderr);
+        if stderr.contains("could not obtain lock on relation") {
+            // A parallel worker locks each table with NOWAIT: a lock
+            // request that queued behind the dump's own makes it fail.
+            return format!(
+                "{failure}. Another session asked for an exclusive lock on a table while this parallel dump (`jobs`) ran: pg_dump's workers take their locks with NOWAIT, so the dump stopped rather than wait. Keep migrations, VACUUM FULL, REINDEX, CLUSTER, TRUNCATE and ALTER TABLE out of the dump's hours (pg_stat_activity shows who asked), or dump this database with `jobs` 1, whose single stream waits for the lock"
+            );
+        }
+        failure
     }
 
     /// Why a run of this program failed, in words: how it ended, its last
@@ -415,6 +424,34 @@ mod tests {
             message.contains("PostgreSQL 9.1.24, older than pg_dump 15.18 (PG_DUMP_PATH) can dump"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_parallel_dump_stopped_by_a_lock_request_says_so_and_what_to_do() {
+        // What pg_dump 18's worker says when its NOWAIT lock fails.
+        let stderr = "pg_dump: error: could not obtain lock on relation \"sales.orders\"\n\
+            This usually means that someone requested an ACCESS EXCLUSIVE lock on the table after the pg_dump parent process had gotten the initial ACCESS SHARE lock on the table.\n\
+            pg_dump: error: a worker process died unexpectedly\n";
+        let message = tool().explain(ExitStatus::from_raw(1 << 8), stderr);
+        assert!(
+            message.starts_with("pg_dump exited with status 1: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("could not obtain lock on relation \"sales.orders\""),
+            "{message}"
+        );
+        assert!(
+            message.contains("pg_dump's workers take their locks with NOWAIT")
+                && message.contains("dump this database with `jobs` 1"),
+            "{message}"
+        );
+        // Any other failure is told as it is.
+        let other = tool().explain(
+            ExitStatus::from_raw(1 << 8),
+            "pg_dump: error: connection failed\n",
+        );
+        assert!(!other.contains("NOWAIT"), "{other}");
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl Recorded {
             version_id: manifest["version_id"].as_str().map(str::to_owned),
             format: match manifest["format"].as_str() {
                 Some("plain") => DumpFormat::Plain,
+                Some("directory") => DumpFormat::Directory,
                 _ => DumpFormat::Custom,
             },
             manifest,
@@ -80,6 +81,7 @@ impl Recorded {
     /// transaction: one per object of its table of contents, per table (its
     /// TOAST table) and per large object.
     /// A plain dump's manifest counts none of them: [`PLAIN_LOCKS`].
+    /// (A directory dump restores with `pg_restore -j`, not in one transaction.)
     pub fn locks(&self) -> u64 {
         if self.format == DumpFormat::Plain {
             return PLAIN_LOCKS;
@@ -113,12 +115,16 @@ pub enum StreamError {
 /// dump that differs is `Ok`, with its mismatches.
 pub async fn verify(s3: &Client, bucket: &str, key: &str) -> Result<Verified, String> {
     let recorded = Recorded::read(s3, bucket, key).await?;
-    stream(s3, bucket, key, &recorded, &mut tokio::io::sink())
-        .await
-        .map_err(|e| match e {
-            StreamError::Read(e) => e,
-            StreamError::Write(e) => e.to_string(),
-        })
+    let read = match recorded.format {
+        DumpFormat::Directory => {
+            crate::postgres::directory::fetch(s3, bucket, key, &recorded, None).await
+        }
+        _ => stream(s3, bucket, key, &recorded, &mut tokio::io::sink()).await,
+    };
+    read.map_err(|e| match e {
+        StreamError::Read(e) => e,
+        StreamError::Write(e) => e.to_string(),
+    })
 }
 
 /// Streams the version of `key` that `recorded` names into `out`, checking it
@@ -134,6 +140,11 @@ pub async fn stream(
 ) -> Result<Verified, StreamError> {
     let manifest = &recorded.manifest;
     let format = recorded.format;
+    if format == DumpFormat::Directory {
+        return Err(StreamError::Read(format!(
+            "{key} is a directory dump: it is read file by file, not as one stream"
+        )));
+    }
     let version_id = recorded.version_id.clone();
     let mut body = get(s3, bucket, key, version_id.as_deref())
         .await
@@ -157,7 +168,7 @@ pub async fn stream(
                     readable = false;
                 }
             }
-            DumpFormat::Custom => {}
+            DumpFormat::Custom | DumpFormat::Directory => {}
             DumpFormat::Plain => plain.feed(&chunk),
         }
         out.write_all(&chunk).await.map_err(StreamError::Write)?;
@@ -191,7 +202,7 @@ pub async fn stream(
     }
     let summary = match format {
         DumpFormat::Custom if readable => custom.finish(),
-        DumpFormat::Custom => Ok(Default::default()),
+        DumpFormat::Custom | DumpFormat::Directory => Ok(Default::default()),
         DumpFormat::Plain => plain.finish(),
     };
     let mut fingerprint = None;

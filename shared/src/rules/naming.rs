@@ -57,8 +57,9 @@ pub fn image_name(plan: &Plan, instance: &str, slot: Slot) -> String {
 /// The suffix of a dump's manifest key.
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 
-/// The file endings of the two dump formats.
-pub const DUMP_EXTENSIONS: [&str; 2] = ["dump", "sql"];
+/// The endings of the dump formats' keys: a custom archive, a plain
+/// script, and a directory dump (a prefix: its files are `<key>/<file>`).
+pub const DUMP_EXTENSIONS: [&str; 3] = ["dump", "sql", "dir"];
 
 /// A dump's key, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,230 @@
+//! pg-dump's parallel `jobs` (`pg_dump -Fd -j N`, each file uploaded as
+//! pg_dump closes it) against real PostgreSQL 15 and 18 and the emulator's
+//! S3: the dump is a prefix of objects plus a manifest that lists every file
+//! with its size and SHA-256 and holds the same fingerprint as a single
+//! stream's; `lifeboat verify` reads it whole and `lifeboat restore`
+//! restores it with `pg_restore -j 2`, every row as dumped; a file changed
+//! in S3 is found and nothing is restored.
+
+mod pg_dump_common;
+
+use lifeboat::postgres::restore::Target;
+use lifeboat::runtime::{Invocation, handle};
+use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
+use pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
+use serde_json::{Value, json};
+
+/// A server's database `shop` of about 3 MiB with three more large objects,
+/// dumped by `bin`'s pg_dump with `jobs: 2` as `name`; the dump's key and manifest.
+async fn dumped_in_parallel(
+    setup: &Setup,
+    server: &PgServer,
+    bin: &std::path::Path,
+    name: &str,
+) -> (String, Value) {
+    generate(server, "shop", 3);
+    server.sql(
+        "shop",
+        "SELECT count(lo_from_bytea(0, convert_to('object ' || i, 'UTF8'))) FROM generate_series(1, 3) i",
+    );
+    let arn = setup.secret(name, &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["name"] = json!(name);
+    event["databases"][0]["jobs"] = json!(2);
+    if bin == pg15_bin() {
+        // pg_dump 15's libpq has no require_auth.
+        event["databases"][0]["require_auth"] = json!("any");
+    }
+    let function = setup.function(&pg_dump_of(bin), setup.s3.clone());
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("a parallel dump");
+    let key = report.created[0].backup.clone();
+    let manifest: Value = serde_json::from_slice(&setup.get(&format!("{key}.manifest.json")).await)
+        .expect("a manifest");
+    (key, manifest)
+}
+
+#[tokio::test]
+async fn a_parallel_dump_of_postgres_15_and_18_verifies_and_restores_with_two_jobs() {
+    let setup = Setup::new().await;
+    // pg_dump 15 writes gzip files (`.gz`), pg_dump 18 zstd ones (`.zst`).
+    for (bin, name, ending) in [
+        (pg15_bin(), "shop15", ".gz"),
+        (newest_bin(), "shop18", ".zst"),
+    ] {
+        let server = PgServer::start(&bin);
+        let (key, manifest) = dumped_in_parallel(&setup, &server, &bin, name).await;
+        assert!(key.ends_with(".dir"), "{key}");
+        assert_eq!(manifest["format"], "directory");
+        assert_eq!(manifest["jobs"], 2);
+
+        // Every file listed is an object under the key, as listed; nothing else is there.
+        let files = manifest["files"].as_array().expect("files").clone();
+        let names: Vec<&str> = files.iter().filter_map(|f| f["name"].as_str()).collect();
+        assert!(names.contains(&"toc.dat"), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with(&format!(".dat{ending}"))),
+            "data files end in {ending}: {names:?}"
+        );
+        let mut expected: Vec<String> = names.iter().map(|n| format!("{key}/{n}")).collect();
+        expected.push(format!("{key}.manifest.json"));
+        expected.sort();
+        let mut stored: Vec<String> = setup
+            .keys()
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with(&key))
+            .collect();
+        stored.sort();
+        assert_eq!(
+            stored, expected,
+            "the files and the manifest, no claim left"
+        );
+        let mut total = 0;
+        for file in &files {
+            let name = file["name"].as_str().expect("name");
+            let body = setup.get(&format!("{key}/{name}")).await;
+            assert_eq!(
+                file["size_bytes"].as_u64(),
+                Some(body.len() as u64),
+                "{name}"
+            );
+            assert_eq!(
+                file["sha256"].as_str(),
+                Some(
+                    lifeboat::postgres::directory::hex(&<sha2::Sha256 as sha2::Digest>::digest(
+                        &body
+                    ))
+                    .as_str()
+                ),
+                "{name}"
+            );
+            total += body.len() as u64;
+        }
+        assert_eq!(manifest["size_bytes"].as_u64(), Some(total));
+
+        // The fingerprint is the database's: rows per table, its large objects.
+        let fingerprint = &manifest["archive"]["fingerprint"];
+        assert_eq!(
+            fingerprint["large_objects"].to_string(),
+            server.sql("shop", "SELECT count(*) FROM pg_largeobject_metadata")
+        );
+        let rows = server.sql("shop", "SELECT count(*) FROM sales.orders");
+        assert_eq!(
+            fingerprint["tables"]["sales.orders"].to_string(),
+            rows,
+            "{fingerprint}"
+        );
+
+        let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
+            .await
+            .expect("verified");
+        assert_eq!(verified.mismatches, Vec::<String>::new());
+        assert_eq!(
+            verified.sha256,
+            manifest["sha256"].as_str().unwrap_or_default()
+        );
+
+        let before = server.fingerprint("shop");
+        server.sql("postgres", "CREATE DATABASE shop_restored");
+        let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+        let restored = restore_into(&setup, &key, &target).await.expect("restored");
+        assert_eq!(restored.mismatches, Vec::<String>::new());
+        assert_eq!(server.fingerprint("shop_restored"), before, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_of_a_parallel_dump_changed_in_s3_is_found_and_nothing_is_restored() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    let (key, manifest) = dumped_in_parallel(&setup, &server, &bin, "shop").await;
+    // The largest data file, replaced by another version that the manifest names.
+    let files = manifest["files"].as_array().expect("files");
+    let (at, largest) = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f["name"].as_str().is_some_and(|n| n.ends_with(".dat.zst")))
+        .max_by_key(|(_, f)| f["size_bytes"].as_u64())
+        .expect("a data file");
+    let name = largest["name"].as_str().expect("name").to_owned();
+    let mut body = setup.get(&format!("{key}/{name}")).await;
+    let middle = body.len() / 2;
+    body[middle] ^= 0x40;
+    let version = setup.put(&format!("{key}/{name}"), body).await;
+    setup
+        .edit_manifest(&key, |m| m["files"][at]["version_id"] = json!(version))
+        .await;
+
+    let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
+        .await
+        .expect("checked");
+    assert!(
+        verified
+            .mismatches
+            .iter()
+            .any(|m| m.starts_with(&format!("{name}: the manifest says SHA-256"))),
+        "{:?}",
+        verified.mismatches
+    );
+
+    server.sql("postgres", "CREATE DATABASE shop_restored");
+    let target = Target::Conninfo(conninfo(&server, "shop_restored"));
+    let refused = restore_into(&setup, &key, &target)
+        .await
+        .expect_err("a changed file");
+    assert!(
+        refused.contains("is not the dump its manifest describes")
+            && refused.ends_with("nothing was restored"),
+        "{refused}"
+    );
+    assert_eq!(
+        server.sql(
+            "shop_restored",
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ),
+        "0",
+        "nothing was restored"
+    );
+}
+
+#[tokio::test]
+async fn the_catalog_sees_a_parallel_dump_whole_and_prune_deletes_all_of_it() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    let (key, manifest) = dumped_in_parallel(&setup, &server, &bin, "shop").await;
+    let catalog = lifeboat::aws::catalog::Catalog::new(
+        aws_sdk_rds::Client::new(&setup.aws),
+        aws_sdk_ec2::Client::new(&setup.aws),
+        setup.s3.clone(),
+        Some(BUCKET.to_owned()),
+    );
+    let listed = catalog
+        .list(lifeboat::Kind::PgDump, None)
+        .await
+        .expect("listed");
+    assert_eq!(listed.len(), 1, "one dump, not one per file: {listed:?}");
+    let dump = &listed[0];
+    assert_eq!((dump.id.as_str(), dump.complete), (key.as_str(), true));
+    assert_eq!(dump.label.source, "shop");
+    let files = manifest["files"].as_array().expect("files").len();
+    assert_eq!(dump.parts.len(), files + 1, "every file and the manifest");
+
+    let deleted = catalog
+        .delete(listed, lifeboat::fanout::FanOut::DEFAULT)
+        .await;
+    assert!(
+        matches!(deleted[0].1, lifeboat::aws::catalog::Deletion::Deleted),
+        "{deleted:?}"
+    );
+    let left: Vec<String> = setup
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(&key))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
