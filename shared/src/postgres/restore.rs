@@ -529,19 +529,18 @@ impl Session {
         let local = LocalCopy::new().map_err(|e| {
             format!("cannot make a local directory for the dump: {e}; nothing was restored")
         })?;
-        let verified =
-            crate::postgres::directory::fetch(s3, bucket, key, recorded, Some(local.path()))
-                .await
-                .map_err(|e| {
-                    let why = match e {
-                        StreamError::Read(e) => e,
-                        StreamError::Write(e) => format!(
-                            "writing the dump into {}: {e} (TMPDIR names where it goes)",
-                            local.path().display()
-                        ),
-                    };
-                    format!("{why}; nothing was restored")
-                })?;
+        let verified = verify::fetch_directory(s3, bucket, key, recorded, Some(local.path()))
+            .await
+            .map_err(|e| {
+                let why = match e {
+                    StreamError::Read(e) => e,
+                    StreamError::Write(e) => format!(
+                        "writing the dump into {}: {e} (TMPDIR names where it goes)",
+                        local.path().display()
+                    ),
+                };
+                format!("{why}; nothing was restored")
+            })?;
         if !verified.mismatches.is_empty() {
             return Err(format!(
                 "s3://{bucket}/{key} is not the dump its manifest describes: {}; nothing was restored",
