@@ -94,9 +94,9 @@ pub async fn command(restore: Restore) -> ExitCode {
         }
     };
     let verified = &restored.verified;
-    let version = verified.version_id.as_deref().unwrap_or("unversioned");
+    let read = verified.read();
     println!(
-        "restored s3://{bucket}/{key} (version {version}) into {} in {:.1} s: {} bytes and SHA-256 {} as recorded",
+        "restored s3://{bucket}/{key} ({read}) into {} in {:.1} s: {} bytes and SHA-256 {} as recorded",
         restored.target, restored.seconds, verified.size_bytes, verified.sha256
     );
     if verified.fingerprint.is_none() {

@@ -45,10 +45,10 @@ pub async fn command(which: Which) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let version = verified.version_id.as_deref().unwrap_or("unversioned");
+    let read = verified.read();
     if !verified.mismatches.is_empty() {
         eprintln!(
-            "lifeboat verify: s3://{bucket}/{key} (version {version}) is NOT the dump its manifest describes:"
+            "lifeboat verify: s3://{bucket}/{key} ({read}) is NOT the dump its manifest describes:"
         );
         for mismatch in &verified.mismatches {
             eprintln!("  - {mismatch}");
@@ -67,7 +67,7 @@ pub async fn command(which: Which) -> ExitCode {
         },
     );
     println!(
-        "verified s3://{bucket}/{key} (version {version}): {} bytes and SHA-256 {} as recorded, the archive reads whole, {rows}",
+        "verified s3://{bucket}/{key} ({read}): {} bytes and SHA-256 {} as recorded, the archive reads whole, {rows}",
         verified.size_bytes, verified.sha256
     );
     ExitCode::SUCCESS

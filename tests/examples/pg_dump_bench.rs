@@ -12,6 +12,12 @@
 //! ```
 //!
 //! Defaults: sizes `100,1024,4096`, comparison at 1024 MiB, best of 3 runs.
+//!
+//! With `--jobs N`, the comparison is of parallel dumps instead, on the
+//! comparison size's database (its tables dumped side by side): `pg_dump -Fd
+//! -j N --compress=zstd -f DIR` to local disk (the raw directory dump),
+//! Lifeboat's single stream (the default, zstd) and Lifeboat with `jobs: N`,
+//! in the same rounds; the per-size runs are skipped.
 //! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
 //! with `--s3s-fs`, that S3 server (`cargo install s3s-fs --features binary`),
 //! which takes far less CPU than moto: at the comparison size Lifeboat's
@@ -214,6 +220,7 @@ impl Bench {
         dbname: &str,
         plan: &str,
         compression: Option<&str>,
+        jobs: Option<u16>,
         s3_endpoint: Option<&str>,
     ) -> Run {
         let event = self.dir.join(format!("{plan}.json"));
@@ -221,6 +228,9 @@ impl Bench {
                                   "dbname": dbname, "secret_arn": self.secret});
         if let Some(c) = compression {
             database["compression"] = json!(c);
+        }
+        if let Some(jobs) = jobs {
+            database["jobs"] = json!(jobs);
         }
         std::fs::write(
             &event,
@@ -300,6 +310,14 @@ async fn main() {
         let path = args.get(i + 1).cloned().expect("--s3s-fs PATH");
         args.drain(i..=i + 1);
         PathBuf::from(path)
+    });
+    let jobs: Option<u16> = args.iter().position(|a| a == "--jobs").map(|i| {
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--jobs N");
+        args.drain(i..=i + 1);
+        n
     });
     let sizes: Vec<u32> = args
         .first()
@@ -389,8 +407,14 @@ async fn main() {
             db_bytes >> 20,
             started.elapsed().as_secs_f64()
         );
+        if jobs.is_some() {
+            if *size == compare_at {
+                comparison = Some((dbname.clone(), 0));
+            }
+            continue;
+        }
         let all: Vec<Run> = (1..=runs)
-            .map(|n| bench.lifeboat(&dbname, &format!("bench-{i}-{n}"), None, None))
+            .map(|n| bench.lifeboat(&dbname, &format!("bench-{i}-{n}"), None, None, None))
             .collect();
         let run = summarize(&all);
         let dump_bytes = object_size(&aws, &dbname).await;
@@ -413,6 +437,17 @@ async fn main() {
     let Some((dbname, zstd_bytes)) = comparison else {
         return;
     };
+    if let Some(jobs) = jobs {
+        compare_jobs(
+            &bench,
+            (&emulator, s3s.as_ref()),
+            &server,
+            &dbname,
+            jobs,
+            runs,
+        );
+        return;
+    }
     // Rounds of all kinds, so that a busy moment of the machine hits them alike.
     let file = dir.path.join("seed.dump");
     let mut limit = Row::new("pg_dump -Fc > /dev/null (the gzip limit)");
@@ -438,19 +473,19 @@ async fn main() {
         });
         let _ = std::fs::remove_file(&file);
         gzip.measure(&emulator, s3s, || {
-            bench.lifeboat(&dbname, &format!("gzip-{round}"), Some("gzip"), None)
+            bench.lifeboat(&dbname, &format!("gzip-{round}"), Some("gzip"), None, None)
         });
         zstd_limit.measure(&emulator, s3s, || {
             let script = format!("\"$PG_DUMP\" -Fc --compress=zstd -d {dbname} > /dev/null");
             timed(shell(&script, &server, &bench.meter), &bench.meter)
         });
         zstd.measure(&emulator, s3s, || {
-            bench.lifeboat(&dbname, &format!("zstd-{round}"), None, None)
+            bench.lifeboat(&dbname, &format!("zstd-{round}"), None, None, None)
         });
         if let Some(s3s) = s3s {
             zstd_s3s.measure(&emulator, Some(s3s), || {
                 let plan = format!("zstd-s3s-{round}");
-                bench.lifeboat(&dbname, &plan, None, Some(&s3s.endpoint))
+                bench.lifeboat(&dbname, &plan, None, None, Some(&s3s.endpoint))
             });
         }
     }
@@ -510,6 +545,77 @@ async fn main() {
             100.0 * run.own_cpu / run.pg_dump_cpu
         );
     }
+}
+
+/// Parallel dumps of `dbname` with `jobs` jobs against the single stream and
+/// the raw directory dump, in rounds, Lifeboat's S3 on s3s-fs when given;
+/// prints the rows and the ratios.
+fn compare_jobs(
+    bench: &Bench,
+    (emulator, s3s): (&Emulator, Option<&S3sFs>),
+    server: &PgServer,
+    dbname: &str,
+    jobs: u16,
+    runs: usize,
+) {
+    let sizes = server.sql(
+        dbname,
+        "SELECT string_agg(format('%s %s MiB', c.oid::regclass, pg_total_relation_size(c.oid) >> 20), ', ' ORDER BY pg_total_relation_size(c.oid) DESC) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    );
+    println!("{dbname}'s tables: {sizes}");
+    let local = bench.dir.join("raw-directory");
+    let mut raw = Row::new("pg_dump -Fd -j N --compress=zstd -f DIR");
+    let mut single = Row::new("lifeboat pg-dump, one stream (zstd)");
+    let mut parallel = Row::new("lifeboat pg-dump, jobs N");
+    let s3 = s3s.map(|s| s.endpoint.as_str());
+    for round in 0..runs {
+        raw.measure(emulator, s3s, || {
+            let _ = std::fs::remove_dir_all(&local);
+            let script = format!(
+                "\"$PG_DUMP\" -Fd -j {jobs} --compress=zstd -d {dbname} -f {}",
+                local.display()
+            );
+            timed(shell(&script, server, &bench.meter), &bench.meter)
+        });
+        let _ = std::fs::remove_dir_all(&local);
+        single.measure(emulator, s3s, || {
+            bench.lifeboat(dbname, &format!("single-{round}"), None, None, s3)
+        });
+        parallel.measure(emulator, s3s, || {
+            bench.lifeboat(dbname, &format!("jobs-{round}"), None, Some(jobs), s3)
+        });
+    }
+    println!();
+    println!(
+        "at {dbname}, jobs {jobs}, S3 on {}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run:",
+        if s3s.is_some() { "s3s-fs" } else { "moto" }
+    );
+    println!(
+        "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs"
+    );
+    for row in [&raw, &single, &parallel] {
+        let s = summarize(&row.runs);
+        let n = row.runs.len().max(1) as f64;
+        println!(
+            "  {:<46} {:>8.2} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            row.what.replace(" N", &format!(" {jobs}")),
+            s.wall,
+            s.rss_kib as f64 / 1024.0,
+            s.own_cpu,
+            s.pg_dump_cpu,
+            row.moto_cpu / n,
+            row.s3s_cpu / n,
+        );
+    }
+    let [raw, single, parallel] = [&raw, &single, &parallel].map(|r| summarize(&r.runs));
+    println!(
+        "  jobs {jobs}: {:.2}x the single stream's speed (target > 1), {:.2}x the raw directory dump's (target >= 0.8)",
+        single.wall / parallel.wall,
+        raw.wall / parallel.wall
+    );
 }
 
 async fn aws_sdk_secretsmanager_arn(aws: &aws_config::SdkConfig, password: &str) -> String {

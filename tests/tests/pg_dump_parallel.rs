@@ -11,7 +11,9 @@ mod pg_dump_common;
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
-use pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
+use pg_dump_common::{
+    BUCKET, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
+};
 use serde_json::{Value, json};
 
 /// A server's database `shop` of about 3 MiB with three more large objects,
@@ -227,4 +229,134 @@ async fn the_catalog_sees_a_parallel_dump_whole_and_prune_deletes_all_of_it() {
         .filter(|k| k.starts_with(&key))
         .collect();
     assert_eq!(left, Vec::<String>::new());
+}
+
+/// Waits until `sql` (a count) gives more than zero in `dbname`.
+fn until_some(server: &PgServer, dbname: &str, sql: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.sql(dbname, sql) == "0" {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_asked_for_during_a_parallel_dump_fails_it_with_the_advice_and_leaves_nothing() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    server.sql("postgres", "CREATE DATABASE shop");
+    // pg_dump's leader locks the tables in the order of their oids: `first`, then `second`.
+    server.sql(
+        "shop",
+        "CREATE TABLE first (id int); INSERT INTO first SELECT generate_series(1, 1000); \
+         CREATE TABLE second (id int); INSERT INTO second SELECT generate_series(1, 1000)",
+    );
+    // A session holds `second`: the leader, `first` locked already, waits for it.
+    let session = |name: &str, sql: &str| {
+        server
+            .client("psql")
+            .env("PGAPPNAME", name)
+            .args(["-X", "-q", "-d", "shop", "-c", sql])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql")
+    };
+    let mut holder = session(
+        "holder",
+        "BEGIN; LOCK TABLE second IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;",
+    );
+    until_some(
+        &server,
+        "shop",
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'holder' AND l.granted AND l.relation = 'second'::regclass",
+        "the holder locks `second`",
+    );
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(2);
+    let function = setup.function(&pg_dump_of(&bin), setup.s3.clone());
+    let dump = tokio::spawn(async move { handle(&function, event, Invocation::now()).await });
+
+    until_some(
+        &server,
+        "shop",
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'lifeboat-pg-dump' AND NOT l.granted AND l.relation = 'second'::regclass",
+        "pg_dump's leader waits for `second`, holding `first`",
+    );
+    // Someone asks for `first` exclusively: the request queues behind the leader's lock.
+    let mut asker = session(
+        "asker",
+        "BEGIN; LOCK TABLE first IN ACCESS EXCLUSIVE MODE; COMMIT;",
+    );
+    until_some(
+        &server,
+        "shop",
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'asker' AND NOT l.granted AND l.relation = 'first'::regclass",
+        "the asker waits for `first`",
+    );
+    // The holder goes: the leader has its locks and starts its workers, whose
+    // NOWAIT lock of `first` meets the asker's queued request.
+    server.sql(
+        "shop",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'holder'",
+    );
+    let outcome = dump.await.expect("the dump's task");
+    let _ = holder.wait();
+    let _ = asker.wait();
+    assert_nothing_left(
+        &setup,
+        outcome,
+        "pg_dump's workers take their locks with NOWAIT",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_parallel_runs_of_one_slot_make_one_dump() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    generate(&server, "shop", 2);
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(2);
+    let (one, two) = (
+        setup.function(&pg_dump_of(&bin), setup.s3.clone()),
+        setup.function(&pg_dump_of(&bin), setup.s3.clone()),
+    );
+    let (a, b) = tokio::join!(
+        handle(&one, event.clone(), Invocation::now()),
+        handle(&two, event, Invocation::now())
+    );
+    let (a, b) = (a.expect("first delivery"), b.expect("second delivery"));
+    let created: Vec<_> = a.created.iter().chain(&b.created).collect();
+    assert_eq!(created.len(), 1, "{a:?} {b:?}");
+    let key = created[0].backup.clone();
+    let skipped: Vec<_> = a.skipped.iter().chain(&b.skipped).collect();
+    assert_eq!(skipped.len(), 1, "{a:?} {b:?}");
+    assert!(
+        skipped[0].reason.starts_with("another run")
+            || skipped[0]
+                .reason
+                .starts_with("already dumped for this slot"),
+        "{:?}",
+        skipped[0]
+    );
+    let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, &key)
+        .await
+        .expect("verified");
+    assert_eq!(verified.mismatches, Vec::<String>::new());
+    // The dump's files and its manifest, nothing of the other run's.
+    let stored = setup.keys().await;
+    assert_eq!(
+        stored.len(),
+        verified.files.expect("files") + 1,
+        "{stored:?}"
+    );
+    assert!(stored.iter().all(|k| k.starts_with(&key)), "{stored:?}");
 }

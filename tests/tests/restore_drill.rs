@@ -2,7 +2,8 @@
 //! as sources; the drill's own throwaway server is the newest) and the
 //! emulator's S3: a drill that passes and is recorded beside the dump, a
 //! dump changed in S3 and a manifest whose row count differs each failing
-//! the run with one alert, and `every` leaving a recently drilled source alone.
+//! the run with one alert, and `every` leaving a recently drilled source alone;
+//! a parallel (directory) dump drilled as a single stream's is.
 
 mod pg_dump_common;
 
@@ -22,6 +23,11 @@ async fn dumped(setup: &Setup, bin: &Path) -> (PgServer, String) {
 
 /// As [`dumped`], with `objects` more large objects in the database.
 async fn dumped_with(setup: &Setup, bin: &Path, objects: u32) -> (PgServer, String) {
+    dumped_in(setup, bin, objects, 1).await
+}
+
+/// As [`dumped_with`], by `jobs` parallel jobs (more than one: a directory dump).
+async fn dumped_in(setup: &Setup, bin: &Path, objects: u32, jobs: u16) -> (PgServer, String) {
     let server = PgServer::start(bin);
     generate(&server, "shop", 2);
     if objects > 0 {
@@ -32,13 +38,11 @@ async fn dumped_with(setup: &Setup, bin: &Path, objects: u32) -> (PgServer, Stri
     }
     let arn = setup.secret("shop", &server.password).await;
     let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
-    let report = handle(
-        &function,
-        payload("nightly", server.port, "shop", &arn),
-        Invocation::now(),
-    )
-    .await
-    .expect("dump");
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(jobs);
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("dump");
     (server, report.created[0].backup.clone())
 }
 
@@ -75,8 +79,14 @@ async fn record(setup: &Setup, key: &str) -> Value {
 }
 
 async fn a_dump_drill_passes_and_is_recorded(source: &Path, objects: u32) {
+    a_dump_drill_by_jobs_passes_and_is_recorded(source, objects, 1).await;
+}
+
+/// [`a_dump_drill_passes_and_is_recorded`], of a dump made by `jobs` jobs.
+async fn a_dump_drill_by_jobs_passes_and_is_recorded(source: &Path, objects: u32, jobs: u16) {
     let setup = Setup::new().await;
-    let (server, key) = dumped_with(&setup, source, objects).await;
+    let (server, key) = dumped_in(&setup, source, objects, jobs).await;
+    assert_eq!(key.ends_with(".dir"), jobs > 1, "{key}");
     let function = drill_function(&setup);
 
     let report = handle(&function, drill_payload(Some("30d")), Invocation::now())
@@ -113,7 +123,12 @@ async fn a_dump_drill_passes_and_is_recorded(source: &Path, objects: u32) {
     let recorded = record(&setup, &key).await;
     assert_eq!(recorded["outcome"], json!("passed"));
     assert_eq!(recorded["plan"], json!("monthly-drill"));
-    assert_eq!(recorded["size_bytes"], json!(setup.get(&key).await.len()));
+    let manifest: Value = serde_json::from_slice(&setup.get(&format!("{key}.manifest.json")).await)
+        .expect("manifest");
+    assert_eq!(recorded["size_bytes"], manifest["size_bytes"]);
+    if jobs == 1 {
+        assert_eq!(recorded["size_bytes"], json!(setup.get(&key).await.len()));
+    }
     assert!(
         setup.inbox.drain().await.is_empty(),
         "no alert for a drill that passed"
@@ -134,6 +149,13 @@ async fn a_dump_drill_passes_and_is_recorded(source: &Path, objects: u32) {
         .await
         .expect("drilled again");
     assert_eq!(third.drills.len(), 1);
+}
+
+#[tokio::test]
+async fn a_drill_of_a_parallel_dump_passes_and_is_recorded() {
+    // A directory dump (jobs 2), restored by pg_restore --jobs 2 into the
+    // drill's own PostgreSQL 18 server.
+    a_dump_drill_by_jobs_passes_and_is_recorded(&newest_bin(), 3, 2).await;
 }
 
 #[tokio::test]

@@ -214,6 +214,13 @@ impl Files {
             }
         };
         if !ok(&ended) {
+            // Let the uploads under way settle, so that each file that
+            // reached S3 is known and [`remove`](Self::remove) deletes it.
+            while let Some(done) = running.next().await {
+                if let Ok(done) = done {
+                    self.record(done, database);
+                }
+            }
             return Ok(ended);
         }
         // pg_dump has ended: whatever it left is closed.
@@ -331,22 +338,73 @@ impl Files {
     }
 
     /// Deletes every file this run uploaded (their versions): a failed
-    /// dump leaves nothing behind. A file that cannot be deleted is logged;
-    /// without a manifest, it never counts as a backup.
+    /// dump leaves nothing behind. The files it knows of first, then any
+    /// other object under the key that this run wrote (an upload cut off
+    /// by the deadline may have reached S3 unseen). A file that cannot be
+    /// deleted is logged; without a manifest, it never counts as a backup.
     pub async fn remove(&mut self) {
-        for (file, written) in std::mem::take(&mut self.done) {
-            let key = file_key(&self.target.key, &file.name);
+        let mut written: Vec<(String, Option<String>)> = std::mem::take(&mut self.done)
+            .into_iter()
+            .map(|(file, written)| (file_key(&self.target.key, &file.name), written.version_id))
+            .collect();
+        written.extend(self.unseen(&written).await);
+        for (key, version) in written {
             let deleted = self
                 .s3
                 .delete_object()
                 .bucket(&self.target.bucket)
                 .key(&key)
-                .set_version_id(written.version_id)
+                .set_version_id(version)
                 .send()
                 .await;
             if let Err(e) = deleted {
                 tracing::error!(key, error = %lifeboat::aws::summarize(&e), "a file of the failed dump could not be removed; it never counts as a backup");
             }
         }
+    }
+
+    /// Objects under the key that this run wrote and does not know of
+    /// (`known`): their keys and versions.
+    async fn unseen(&self, known: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.target.bucket)
+            .prefix(format!("{}/", self.target.key))
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut unseen = Vec::new();
+        for page in listed {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(key = %self.target.key, error = %lifeboat::aws::summarize(&e), "the failed dump's files could not be listed: any this run did not see land are left, and never count");
+                    break;
+                }
+            };
+            for key in page.contents().iter().filter_map(|o| o.key()) {
+                if known.iter().any(|(k, _)| k == key) {
+                    continue;
+                }
+                let head = self
+                    .s3
+                    .head_object()
+                    .bucket(&self.target.bucket)
+                    .key(key)
+                    .send()
+                    .await;
+                if let Ok(head) = head
+                    && head
+                        .metadata()
+                        .and_then(|m| m.get(crate::upload::RUN_METADATA))
+                        == Some(&self.target.run)
+                {
+                    unseen.push((key.to_owned(), head.version_id));
+                }
+            }
+        }
+        unseen
     }
 }

@@ -188,13 +188,14 @@ impl Driller<'_> {
         let objects: Vec<_> = pages.iter().flat_map(|p| p.contents()).collect();
         let keys: BTreeSet<&str> = objects.iter().filter_map(|o| o.key()).collect();
         let plan = drills.backup_plan();
+        // By their manifests: a dump counts only with one, and a directory
+        // dump's key is a prefix, not an object.
         let dumps = keys
             .iter()
-            .filter_map(|key| Some((naming::parse_dump_key(key)?, *key)))
-            .filter(|(dump, key)| {
-                dump.database == database
-                    && plan.as_ref().is_none_or(|p| dump.plan == *p)
-                    && keys.contains(naming::manifest_key(key).as_str())
+            .filter_map(|key| key.strip_suffix(naming::MANIFEST_SUFFIX))
+            .filter_map(|key| Some((naming::parse_dump_key(key)?, key)))
+            .filter(|(dump, _)| {
+                dump.database == database && plan.as_ref().is_none_or(|p| dump.plan == *p)
             })
             .map(|(dump, key)| (key.to_owned(), dump.slot))
             .collect();
@@ -297,8 +298,8 @@ impl Driller<'_> {
         drill.size_bytes = Some(verified.size_bytes);
         drill.restore_seconds = Some(restored.seconds);
         drill.checks.push(format!(
-            "version {}: {} bytes and SHA-256 {} as recorded",
-            verified.version_id.as_deref().unwrap_or("unversioned"),
+            "{}: {} bytes and SHA-256 {} as recorded",
+            verified.read(),
             verified.size_bytes,
             verified.sha256
         ));

@@ -31,6 +31,8 @@ pub struct Verified {
     pub key: String,
     /// The object version read.
     pub version_id: Option<String>,
+    /// A directory dump's files read, each at its recorded version.
+    pub files: Option<usize>,
     /// Its size.
     pub size_bytes: u64,
     /// Its SHA-256, hex.
@@ -39,6 +41,20 @@ pub struct Verified {
     pub fingerprint: Option<Fingerprint>,
     /// Every way the object differs from its manifest; empty when it is the dump the manifest describes.
     pub mismatches: Vec<String>,
+}
+
+impl Verified {
+    /// What was read, for a person: `version …` of the one object, or the
+    /// number of a directory dump's files.
+    pub fn read(&self) -> String {
+        match self.files {
+            Some(files) => format!("{files} files, each at its recorded version"),
+            None => format!(
+                "version {}",
+                self.version_id.as_deref().unwrap_or("unversioned")
+            ),
+        }
+    }
 }
 
 /// A dump's manifest, read before the object it describes.
@@ -234,6 +250,7 @@ pub async fn stream(
     Ok(Verified {
         key: key.to_owned(),
         version_id,
+        files: None,
         size_bytes: size,
         sha256,
         fingerprint,
@@ -384,6 +401,7 @@ pub async fn fetch_directory(
     Ok(Verified {
         key: key.to_owned(),
         version_id: None,
+        files: Some(found.len()),
         size_bytes: size,
         sha256,
         fingerprint,
