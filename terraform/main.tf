@@ -178,7 +178,7 @@ module "function" {
   # several times its compressed size). Larger dumps need a bigger scratch.
   timeout_seconds      = lookup({ "pg-dump" = var.pg_dump.timeout_seconds, "restore-drill" = var.restore_drill.timeout_seconds }, each.key, try(var.functions[each.key].timeout_seconds, 300))
   memory_mb            = lookup({ "pg-dump" = var.pg_dump.memory_mb, "restore-drill" = var.restore_drill.memory_mb }, each.key, try(var.functions[each.key].memory_mb, 256))
-  ephemeral_storage_mb = each.key == "restore-drill" ? var.restore_drill.ephemeral_storage_mb : 512
+  ephemeral_storage_mb = lookup({ "pg-dump" = var.pg_dump.ephemeral_storage_mb, "restore-drill" = var.restore_drill.ephemeral_storage_mb }, each.key, 512)
   reserved_concurrency = try(var.functions[each.key].reserved_concurrency, 4)
 
   vpc = lookup({

@@ -95,6 +95,9 @@ variable "pg_dump" {
     without vpc_endpoints, none with them). With `vpc_id = null` it runs
     outside any VPC (databases reachable publicly).
 
+    `ephemeral_storage_mb` is the Lambda run's /tmp (512 to 10240 MiB),
+    where a parallel dump (`jobs`) keeps the files it has not uploaded yet.
+
     `task` adds the ECS Fargate task that dumps what outgrows a Lambda run
     (docs/pg-dump.md, Runners): its ECR repository at once, and, once
     `make push` has pushed the image and printed its digest, the task
@@ -113,6 +116,7 @@ variable "pg_dump" {
     https_cidrs                 = optional(list(string))
     timeout_seconds             = optional(number, 900)
     memory_mb                   = optional(number, 1024)
+    ephemeral_storage_mb        = optional(number, 512)
     part_size_mib               = optional(number, 8)
     parts_in_flight             = optional(number, 4)
     secret_kms_key_arns         = optional(list(string), [])
@@ -137,6 +141,10 @@ variable "pg_dump" {
   validation {
     condition     = !var.pg_dump.vpc_endpoints || (var.pg_dump.vpc_id != null && length(var.pg_dump.route_table_ids) > 0)
     error_message = "pg_dump.vpc_endpoints needs pg_dump.vpc_id and pg_dump.route_table_ids (the route tables of subnet_ids, for S3's gateway endpoint)."
+  }
+  validation {
+    condition     = var.pg_dump.ephemeral_storage_mb >= 512 && var.pg_dump.ephemeral_storage_mb <= 10240
+    error_message = "pg_dump.ephemeral_storage_mb must lie between 512 and 10240 (Lambda's /tmp)."
   }
   validation {
     condition     = var.pg_dump.database_port >= 1 && var.pg_dump.database_port <= 65535

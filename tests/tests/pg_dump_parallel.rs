@@ -360,3 +360,43 @@ async fn two_parallel_runs_of_one_slot_make_one_dump() {
     );
     assert!(stored.iter().all(|k| k.starts_with(&key)), "{stored:?}");
 }
+
+#[tokio::test]
+async fn a_parallel_dump_stands_aside_while_another_run_claims_its_slot() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    generate(&server, "shop", 1);
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(2);
+    let key = "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dir";
+    // Another run's claim, written moments ago (as that run renews it while it works).
+    setup
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("{key}.claim.json"))
+        .metadata("lifeboat-run", "the-other-run")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("a claim");
+    let function = setup.function(&pg_dump_of(&bin), setup.s3.clone());
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("standing aside is no failure");
+    assert!(report.created.is_empty(), "{report:?}");
+    assert!(
+        report.skipped[0]
+            .reason
+            .starts_with("another run (run the-other-run) is dumping this slot"),
+        "{:?}",
+        report.skipped
+    );
+    assert_eq!(
+        setup.keys().await,
+        vec![format!("{key}.claim.json")],
+        "nothing of this run's, and the other's claim left alone"
+    );
+}

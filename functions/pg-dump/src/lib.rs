@@ -61,6 +61,17 @@ const TASK_SUFFIX: &str = ".task.json";
 /// holds the slot (its files are many objects, so no one of them can be
 /// the claim that a single stream's object is).
 const CLAIM_SUFFIX: &str = ".claim.json";
+/// How often at least a parallel dump writes its claim again.
+const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A parallel dump's claim of its slot: every version of it written.
+struct Claim(std::sync::Mutex<Vec<Option<String>>>);
+
+impl Claim {
+    fn new(first: Option<String>) -> Self {
+        Claim(std::sync::Mutex::new(vec![first]))
+    }
+}
 
 /// The function's configuration, read once from the environment.
 #[derive(Debug, Clone)]
@@ -437,7 +448,14 @@ impl PgDump {
             .map_err(DumpError::Secret)?;
         self.abort_stale_uploads(&target.bucket, &target.key, limits.stale)
             .await;
-        self.claim(&target, limits.stale).await?;
+        let claim = if db.dump_format() == DumpFormat::Directory {
+            Some(Claim::new(
+                self.claim_parallel(&target, limits.stale).await?,
+            ))
+        } else {
+            self.claim(&target, limits.stale).await?;
+            None
+        };
         let live = format!("{}{LIVE_MARK}{}", target.key, target.run);
         let mut mark = None;
         if limits.stop_at.is_none() {
@@ -462,9 +480,36 @@ impl PgDump {
                 }
             }
         }
-        let outcome = self
-            .dump_streamed(db, tool, &target, request, limits.stop_at, login, security)
-            .await;
+        let outcome = match &claim {
+            Some(claim) => {
+                // The claim is written again now and then, so that it is
+                // never stale while this run works, however long.
+                let every = (limits.stale / 4)
+                    .to_std()
+                    .unwrap_or(CLAIM_EVERY)
+                    .max(CLAIM_EVERY);
+                let dumping = Box::pin(self.dump_parallel(
+                    db,
+                    tool,
+                    &target,
+                    request,
+                    limits.stop_at,
+                    login,
+                    security,
+                ));
+                tokio::select! {
+                    outcome = dumping => outcome,
+                    never = self.keep_claim(&target, claim, every) => match never {},
+                }
+            }
+            None => {
+                self.dump_streamed(db, tool, &target, request, limits.stop_at, login, security)
+                    .await
+            }
+        };
+        if let Some(claim) = claim {
+            self.drop_claim(&target, claim).await;
+        }
         if let Some(version) = mark {
             // The exact version: in a versioned bucket nothing of the mark remains.
             if let Err(error) = self.delete_version(&target.bucket, &live, version).await {
@@ -742,7 +787,7 @@ impl PgDump {
         target: &Target,
         suffix: &str,
         record: &impl serde::Serialize,
-    ) -> Result<(), String> {
+    ) -> Result<Option<String>, String> {
         let key = format!("{}{suffix}", target.key);
         let kind = suffix.trim_start_matches('.').trim_end_matches(".json");
         let tagging = format!(
@@ -771,7 +816,7 @@ impl PgDump {
         request
             .send()
             .await
-            .map(|_| ())
+            .map(|out| out.version_id)
             .map_err(|e| format!("PutObject {key}: {}", lifeboat::aws::summarize(&e)))
     }
 
@@ -828,12 +873,6 @@ impl PgDump {
         login: secret::Credentials,
         security: Vec<(&'static str, std::ffi::OsString)>,
     ) -> Result<Manifest, DumpError> {
-        if db.dump_format() == DumpFormat::Directory {
-            return Box::pin(
-                self.dump_parallel(db, tool, target, request, stop_at, login, security),
-            )
-            .await;
-        }
         let target = target.clone();
         let started = Utc::now();
         let clock = Instant::now();
@@ -1002,6 +1041,40 @@ impl PgDump {
         ))
     }
 
+    /// Writes the claim again every `every`, for as long as it is polled.
+    async fn keep_claim(
+        &self,
+        target: &Target,
+        claim: &Claim,
+        every: std::time::Duration,
+    ) -> std::convert::Infallible {
+        let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+        loop {
+            tokio::time::sleep(every).await;
+            match self.put_record(target, CLAIM_SUFFIX, &body).await {
+                Ok(version) => claim
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(version),
+                Err(error) => {
+                    tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: a run more than its age later may take this run for a dead one")
+                }
+            }
+        }
+    }
+
+    /// Deletes every version of this run's claim.
+    async fn drop_claim(&self, target: &Target, claim: Claim) {
+        let key = format!("{}{CLAIM_SUFFIX}", target.key);
+        let versions = claim.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        for version in versions.into_iter().rev() {
+            if let Err(error) = self.delete_version(&target.bucket, &key, version).await {
+                tracing::warn!(%key, %error, "the slot's claim could not be removed: the bucket's lifecycle rule expires it");
+            }
+        }
+    }
+
     /// Deletes the files a dead run left under a parallel dump's key.
     async fn remove_dead_files(&self, target: &Target) -> Result<(), DumpError> {
         let listed = self
@@ -1053,39 +1126,6 @@ impl PgDump {
     ) -> Result<Manifest, DumpError> {
         let started = Utc::now();
         let clock = Instant::now();
-        let stale = chrono::Duration::minutes(20);
-        let claim = self.claim_parallel(target, stale).await?;
-        let outcome = self
-            .dump_files(
-                db,
-                tool,
-                target,
-                request,
-                stop_at,
-                login,
-                security,
-                (started, clock),
-            )
-            .await;
-        let claim_key = format!("{}{CLAIM_SUFFIX}", target.key);
-        if let Err(error) = self.delete_version(&target.bucket, &claim_key, claim).await {
-            tracing::warn!(key = %claim_key, %error, "the slot's claim could not be removed: the bucket's lifecycle rule expires it");
-        }
-        outcome
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn dump_files(
-        &self,
-        db: &Database,
-        tool: &PgTool,
-        target: &Target,
-        request: &Request<PgDumpFields>,
-        stop_at: Option<tokio::time::Instant>,
-        login: secret::Credentials,
-        security: Vec<(&'static str, std::ffi::OsString)>,
-        (started, clock): (chrono::DateTime<Utc>, Instant),
-    ) -> Result<Manifest, DumpError> {
         let scratch = directory::Scratch::new(&target.run).map_err(DumpError::PgDump)?;
         let dir = scratch.dir();
         let mut watch = directory::Watch::new(&dir).map_err(DumpError::PgDump)?;
