@@ -400,3 +400,38 @@ async fn a_parallel_dump_stands_aside_while_another_run_claims_its_slot() {
         "nothing of this run's, and the other's claim left alone"
     );
 }
+
+#[tokio::test]
+async fn a_dead_runs_files_without_a_claim_are_cleared_and_the_slot_dumped() {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    generate(&server, "shop", 1);
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(2);
+    let key = "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dir";
+    // What a killed run left: files, its claim gone with the lifecycle rule.
+    for name in ["toc.dat", "9999.dat.zst"] {
+        setup.put(&format!("{key}/{name}"), b"left".to_vec()).await;
+    }
+    let function = setup.function(&pg_dump_of(&bin), setup.s3.clone());
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("dumped");
+    assert_eq!(report.created.len(), 1, "{report:?}");
+    let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, key)
+        .await
+        .expect("verified");
+    assert_eq!(verified.mismatches, Vec::<String>::new());
+    let stored = setup.keys().await;
+    assert!(
+        !stored.contains(&format!("{key}/9999.dat.zst")),
+        "the dead run's file is gone: {stored:?}"
+    );
+    assert_eq!(
+        stored.len(),
+        verified.files.expect("files") + 1,
+        "{stored:?}"
+    );
+}

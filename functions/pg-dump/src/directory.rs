@@ -210,17 +210,17 @@ impl Files {
                     Some(_) => {}
                     None => watching = false,
                 },
-                Some(done) = running.next() => self.record(done?, database),
+                Some(done) = running.next() => match done {
+                    Ok(done) => self.record(done, database),
+                    Err(e) => {
+                        self.settle(&mut running, database).await;
+                        return Err(e);
+                    }
+                },
             }
         };
         if !ok(&ended) {
-            // Let the uploads under way settle, so that each file that
-            // reached S3 is known and [`remove`](Self::remove) deletes it.
-            while let Some(done) = running.next().await {
-                if let Ok(done) = done {
-                    self.record(done, database);
-                }
-            }
+            self.settle(&mut running, database).await;
             return Ok(ended);
         }
         // pg_dump has ended: whatever it left is closed.
@@ -241,11 +241,25 @@ impl Files {
                 running.push(self.upload(name));
             }
             match running.next().await {
-                Some(done) => self.record(done?, database),
+                Some(Ok(done)) => self.record(done, database),
+                Some(Err(e)) => {
+                    self.settle(&mut running, database).await;
+                    return Err(e);
+                }
                 None => break,
             }
         }
         Ok(ended)
+    }
+
+    /// Lets the uploads under way end, so that each file that reached S3
+    /// is known and [`remove`](Self::remove) deletes it.
+    async fn settle(&mut self, running: &mut FuturesUnordered<Upload>, database: &str) {
+        while let Some(done) = running.next().await {
+            if let Ok(done) = done {
+                self.record(done, database);
+            }
+        }
     }
 
     fn record(
@@ -284,6 +298,7 @@ impl Files {
             let mut file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| FilesError::Local(format!("opening {}: {e}", path.display())))?;
+            let (upload_s3, upload_target) = (s3.clone(), target.clone());
             let mut upload = StreamingUpload::new(s3, target, plan);
             let mut hasher = Sha256::new();
             let mut size = 0u64;
@@ -301,8 +316,17 @@ impl Files {
                     upload.write(&buffer[..n]).await?;
                     size += n as u64;
                 }
-                let (_, written) = upload.finish().await?;
-                Ok::<_, FilesError>(written)
+                match upload.finish().await {
+                    Ok((_, written)) => Ok::<_, FilesError>(written),
+                    // A retried write whose first attempt S3 had done is this
+                    // run's; anything else at the key is not (the slot is
+                    // claimed, and was cleared): a failure, never a skip.
+                    Err(e) if e.key_taken() => match own(&upload_s3, &upload_target).await {
+                        Some(written) => Ok(written),
+                        None => Err(e.into()),
+                    },
+                    Err(e) => Err(e.into()),
+                }
             }
             .await;
             let written = match result {
@@ -338,73 +362,187 @@ impl Files {
     }
 
     /// Deletes every file this run uploaded (their versions): a failed
-    /// dump leaves nothing behind. The files it knows of first, then any
-    /// other object under the key that this run wrote (an upload cut off
-    /// by the deadline may have reached S3 unseen). A file that cannot be
-    /// deleted is logged; without a manifest, it never counts as a backup.
+    /// dump leaves nothing behind. The files it knows of, and any other
+    /// object under the key that this run wrote (an upload cut off by the
+    /// deadline may have reached S3 unseen), in batches. What cannot be
+    /// deleted is logged; without a manifest, it never counts as a backup,
+    /// and the slot's next run clears it.
     pub async fn remove(&mut self) {
         let mut written: Vec<(String, Option<String>)> = std::mem::take(&mut self.done)
             .into_iter()
             .map(|(file, written)| (file_key(&self.target.key, &file.name), written.version_id))
             .collect();
         written.extend(self.unseen(&written).await);
-        for (key, version) in written {
-            let deleted = self
-                .s3
-                .delete_object()
-                .bucket(&self.target.bucket)
-                .key(&key)
-                .set_version_id(version)
-                .send()
-                .await;
-            if let Err(e) = deleted {
-                tracing::error!(key, error = %lifeboat::aws::summarize(&e), "a file of the failed dump could not be removed; it never counts as a backup");
-            }
+        if let Err(e) = delete_versions(&self.s3, &self.target.bucket, written).await {
+            tracing::error!(key = %self.target.key, error = %e, "files of the failed dump could not be removed; they never count as a backup, and the slot's next run clears them");
         }
     }
 
     /// Objects under the key that this run wrote and does not know of
     /// (`known`): their keys and versions.
     async fn unseen(&self, known: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.target.bucket)
-            .prefix(format!("{}/", self.target.key))
-            .into_paginator()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
-        let mut unseen = Vec::new();
-        for page in listed {
-            let page = match page {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(key = %self.target.key, error = %lifeboat::aws::summarize(&e), "the failed dump's files could not be listed: any this run did not see land are left, and never count");
-                    break;
-                }
-            };
-            for key in page.contents().iter().filter_map(|o| o.key()) {
-                if known.iter().any(|(k, _)| k == key) {
-                    continue;
-                }
-                let head = self
-                    .s3
-                    .head_object()
-                    .bucket(&self.target.bucket)
-                    .key(key)
-                    .send()
-                    .await;
-                if let Ok(head) = head
-                    && head
-                        .metadata()
-                        .and_then(|m| m.get(crate::upload::RUN_METADATA))
-                        == Some(&self.target.run)
-                {
-                    unseen.push((key.to_owned(), head.version_id));
-                }
+        match list_under(&self.s3, &self.target).await {
+            Ok(found) => found
+                .into_iter()
+                .filter(|(key, _, run)| {
+                    run == &self.target.run && !known.iter().any(|(k, _)| k == key)
+                })
+                .map(|(key, version, _)| (key, version))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(key = %self.target.key, error = %e, "the failed dump's files could not be listed: any this run did not see land are left, and never count");
+                Vec::new()
             }
         }
-        unseen
     }
 }
+
+/// The object at `target.key` if this run wrote it (its run metadata).
+async fn own(s3: &aws_sdk_s3::Client, target: &Target) -> Option<Written> {
+    let head = s3
+        .head_object()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .send()
+        .await
+        .ok()?;
+    let run = head
+        .metadata()
+        .and_then(|m| m.get(crate::upload::RUN_METADATA));
+    (run == Some(&target.run)).then(|| Written {
+        version_id: head.version_id.clone(),
+        e_tag: head.e_tag.clone(),
+    })
+}
+
+/// Every object under a parallel dump's key (`<key>/`): its key, current
+/// version and the run that wrote it.
+pub async fn list_under(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+) -> Result<Vec<(String, Option<String>, String)>, String> {
+    let pages = s3
+        .list_objects_v2()
+        .bucket(&target.bucket)
+        .prefix(format!("{}/", target.key))
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| {
+            format!(
+                "ListObjectsV2 {}/: {}",
+                target.key,
+                lifeboat::aws::summarize(&e)
+            )
+        })?;
+    let mut found = Vec::new();
+    for key in pages
+        .iter()
+        .flat_map(|p| p.contents())
+        .filter_map(|o| o.key())
+    {
+        let head = s3
+            .head_object()
+            .bucket(&target.bucket)
+            .key(key)
+            .send()
+            .await;
+        match head {
+            Ok(head) => {
+                let run = head
+                    .metadata()
+                    .and_then(|m| m.get(crate::upload::RUN_METADATA))
+                    .cloned()
+                    .unwrap_or_default();
+                found.push((key.to_owned(), head.version_id, run));
+            }
+            // Gone since the listing.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+            Err(e) => {
+                return Err(format!(
+                    "HeadObject {key}: {}",
+                    lifeboat::aws::summarize(&e)
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// S3's most keys in one `DeleteObjects`.
+const DELETE_BATCH: usize = 1000;
+
+/// Deletes exactly these versions (the role may delete versions, never
+/// whatever is newest at a key), a batch at a time.
+pub async fn delete_versions(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: Vec<(String, Option<String>)>,
+) -> Result<(), String> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let mut failed = Vec::new();
+    for batch in objects.chunks(DELETE_BATCH) {
+        let ids = batch
+            .iter()
+            .map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .key(key)
+                    .set_version_id(version.clone())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        match s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+        {
+            Ok(out) => failed.extend(out.errors().iter().map(|e| {
+                format!(
+                    "{}: {}",
+                    e.key().unwrap_or_default(),
+                    e.code().unwrap_or_default()
+                )
+            })),
+            Err(e) => failed.push(format!("DeleteObjects: {}", lifeboat::aws::summarize(&e))),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// Stops pg_dump and its workers, started as a process group of their own:
+/// SIGTERM (pg_dump's leader cancels its workers' queries and ends them),
+/// then, if they have not ended within a few seconds, SIGKILL to all.
+pub async fn stop(child: &mut tokio::process::Child) {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let Some(group) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = kill_process_group(group, Signal::TERM);
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = kill_process_group(group, Signal::KILL);
+        let _ = child.wait().await;
+    }
+}
+
+/// How long pg_dump has to end its workers after SIGTERM.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

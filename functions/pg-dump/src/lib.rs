@@ -61,8 +61,12 @@ const TASK_SUFFIX: &str = ".task.json";
 /// holds the slot (its files are many objects, so no one of them can be
 /// the claim that a single stream's object is).
 const CLAIM_SUFFIX: &str = ".claim.json";
-/// How often at least a parallel dump writes its claim again.
+/// How often a parallel dump writes its claim again.
 const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How soon after a failed renewal it tries again.
+const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Claims a run tries (each a dead run's version removed, or a race lost).
+const CLAIM_ATTEMPTS: usize = 100;
 
 /// A parallel dump's claim of its slot: every version of it written.
 struct Claim(std::sync::Mutex<Vec<Option<String>>>);
@@ -484,10 +488,7 @@ impl PgDump {
             Some(claim) => {
                 // The claim is written again now and then, so that it is
                 // never stale while this run works, however long.
-                let every = (limits.stale / 4)
-                    .to_std()
-                    .unwrap_or(CLAIM_EVERY)
-                    .max(CLAIM_EVERY);
+                let every = CLAIM_EVERY;
                 let dumping = Box::pin(self.dump_parallel(
                     db,
                     tool,
@@ -994,28 +995,27 @@ impl PgDump {
 
 impl PgDump {
     /// Claims a parallel dump's slot for this run (`<key>.claim.json`,
-    /// written only if free): another run's fresh claim makes this run stand
-    /// aside; a stale one is a dead run's, whose claim and files are deleted.
-    /// Returns the claim's version, to delete it when done.
+    /// written only if free). Another run's claim renewed within `stale`
+    /// makes this run stand aside; an older one is a dead run's, and its
+    /// versions are deleted, oldest first, until the key is free. Once the
+    /// slot is this run's: a manifest written meanwhile (another run
+    /// finished) makes it stand aside; otherwise whatever a dead run left
+    /// under the key is deleted. Returns the claim's version.
     async fn claim_parallel(
         &self,
         target: &Target,
         stale: chrono::Duration,
     ) -> Result<Option<String>, DumpError> {
-        let claim = Target {
-            key: format!("{}{CLAIM_SUFFIX}", target.key),
-            tagging: format!(
-                "{}&{}",
-                target.tagging,
-                upload::tagging(&[("lifeboat:record", "claim".to_owned())])
-            ),
-            ..target.clone()
-        };
+        let claim = self.claim_target(target);
         let body = serde_json::json!({"run": target.run, "at": Utc::now()}).to_string();
-        for attempt in 0..2 {
+        let mut version = None;
+        for _ in 0..CLAIM_ATTEMPTS {
             match upload::put_object(&self.s3, &claim, body.clone().into()).await {
-                Ok(written) => return Ok(written.version_id),
-                Err(e) if e.key_taken() && attempt == 0 => {}
+                Ok(written) => {
+                    version = Some(written.version_id);
+                    break;
+                }
+                Err(e) if e.key_taken() => {}
                 Err(e) => return Err(e.into()),
             }
             let found = self
@@ -1023,22 +1023,62 @@ impl PgDump {
                 .await
                 .map_err(DumpError::PgDump)?;
             let Some(found) = found else { continue };
+            if found.run == target.run {
+                // This run's own write, its answer lost and the retry refused.
+                version = Some(found.version_id);
+                break;
+            }
             if found.written > SystemTime::from(Utc::now() - stale) {
                 return Err(DumpError::Taken(format!(
-                    "another run (run {}) is dumping this slot; if that run died, a run {} minutes later takes the slot",
+                    "another run (run {}) is dumping this slot; if that run died, a run {} minutes after its last sign of life takes the slot",
                     found.run,
                     stale.num_minutes()
                 )));
             }
-            self.remove_dead_files(target).await?;
+            // A dead run's: its newest version goes, and an older one of its
+            // renewals (older still) is looked at next.
             self.delete_version(&target.bucket, &claim.key, found.version_id)
                 .await
                 .map_err(DumpError::PgDump)?;
-            tracing::info!(key = %target.key, run = %found.run, "removed a dead run's claim and files");
+            tracing::info!(key = %target.key, run = %found.run, "removed a dead run's claim");
         }
-        Err(DumpError::Taken(
-            "another run claimed this slot at the same moment".into(),
-        ))
+        let Some(version) = version else {
+            return Err(DumpError::Taken(
+                "other runs kept claiming this slot; this run stands aside".into(),
+            ));
+        };
+        // Held: no other run writes under the key from now on.
+        let manifest = naming::manifest_key(&target.key);
+        match self.manifest_exists(&target.bucket, &manifest).await {
+            Ok(false) => {}
+            done => {
+                self.drop_claim(target, Claim::new(version)).await;
+                return Err(match done {
+                    Ok(_) => {
+                        DumpError::Taken("another run finished this slot's dump moments ago".into())
+                    }
+                    Err(e) => DumpError::PgDump(e),
+                });
+            }
+        }
+        if let Err(e) = self.remove_leftovers(target).await {
+            self.drop_claim(target, Claim::new(version)).await;
+            return Err(e);
+        }
+        Ok(version)
+    }
+
+    /// Where the claim of a parallel dump's slot is written.
+    fn claim_target(&self, target: &Target) -> Target {
+        Target {
+            key: format!("{}{CLAIM_SUFFIX}", target.key),
+            tagging: format!(
+                "{}&{}",
+                target.tagging,
+                upload::tagging(&[("lifeboat:record", "claim".to_owned())])
+            ),
+            ..target.clone()
+        }
     }
 
     /// Writes the claim again every `every`, for as long as it is polled.
@@ -1049,16 +1089,21 @@ impl PgDump {
         every: std::time::Duration,
     ) -> std::convert::Infallible {
         let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+        let mut wait = every;
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(wait).await;
             match self.put_record(target, CLAIM_SUFFIX, &body).await {
-                Ok(version) => claim
-                    .0
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(version),
+                Ok(version) => {
+                    claim
+                        .0
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(version);
+                    wait = every;
+                }
                 Err(error) => {
-                    tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: a run more than its age later may take this run for a dead one")
+                    tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: trying again shortly");
+                    wait = CLAIM_RETRY;
                 }
             }
         }
@@ -1068,46 +1113,33 @@ impl PgDump {
     async fn drop_claim(&self, target: &Target, claim: Claim) {
         let key = format!("{}{CLAIM_SUFFIX}", target.key);
         let versions = claim.0.into_inner().unwrap_or_else(|e| e.into_inner());
-        for version in versions.into_iter().rev() {
+        // Oldest first: deleting the newest version of a key makes the one
+        // before it current again, and an old claim looks like a dead run's.
+        for version in versions {
             if let Err(error) = self.delete_version(&target.bucket, &key, version).await {
                 tracing::warn!(%key, %error, "the slot's claim could not be removed: the bucket's lifecycle rule expires it");
             }
         }
     }
 
-    /// Deletes the files a dead run left under a parallel dump's key.
-    async fn remove_dead_files(&self, target: &Target) -> Result<(), DumpError> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&target.bucket)
-            .prefix(format!("{}/", target.key))
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
+    /// Deletes what dead runs left under a parallel dump's key (the slot
+    /// is this run's claim, and has no manifest): every object's current
+    /// version, in batches.
+    async fn remove_leftovers(&self, target: &Target) -> Result<(), DumpError> {
+        let left = directory::list_under(&self.s3, target)
             .await
-            .map_err(|e| {
-                DumpError::PgDump(format!(
-                    "a dead run's files could not be listed: ListObjectsV2: {}",
-                    lifeboat::aws::summarize(&e)
-                ))
-            })?;
-        for key in listed
-            .iter()
-            .flat_map(|page| page.contents())
-            .filter_map(|o| o.key())
-        {
-            if let Some(found) = self
-                .object(&target.bucket, key)
-                .await
-                .map_err(DumpError::PgDump)?
-            {
-                self.delete_version(&target.bucket, key, found.version_id)
-                    .await
-                    .map_err(DumpError::PgDump)?;
-            }
+            .map_err(DumpError::PgDump)?;
+        if left.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        tracing::info!(key = %target.key, objects = left.len(), "removing what a dead run left");
+        let left = left
+            .into_iter()
+            .map(|(key, version, _)| (key, version))
+            .collect();
+        directory::delete_versions(&self.s3, &target.bucket, left)
+            .await
+            .map_err(|e| DumpError::PgDump(format!("a dead run's files could not be removed: {e}")))
     }
 
     /// `pg_dump -Fd -j N` of `db` into local storage, each file uploaded
@@ -1133,9 +1165,13 @@ impl PgDump {
         let mut command = tool.command(db, &login, security);
         command
             .arg(format!("--jobs={}", db.jobs))
+            // Each file is uploaded and removed: nothing to sync to local disk.
+            .arg("--no-sync")
             .arg("--file")
             .arg(&dir)
-            .stdout(std::process::Stdio::null());
+            .stdout(std::process::Stdio::null())
+            // Its own process group, so that its workers are stopped with it.
+            .process_group(0);
         let mut child = command.spawn().map_err(DumpError::Spawn)?;
         drop(login);
         let stderr = child
@@ -1178,7 +1214,7 @@ impl PgDump {
         let summary = match outcome {
             Ok(summary) => summary,
             Err(e) => {
-                let _ = child.start_kill();
+                directory::stop(&mut child).await;
                 files.remove().await;
                 return Err(match e {
                     DumpError::Deadline(_) => DumpError::Deadline(files.bytes()),

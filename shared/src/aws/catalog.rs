@@ -532,8 +532,9 @@ impl Catalog {
     /// Deletes a directory dump of more objects than one call takes: its
     /// manifest and drill record first (from then on it never counts),
     /// then its files, a batch at a time; the first failure is its outcome
-    /// (files left without a manifest harm nothing, and the next run's
-    /// listing finds them as an incomplete dump).
+    /// (files left without a manifest never count and harm nothing, but no
+    /// prune deletes an incomplete dump: they stay until removed by hand,
+    /// and the failure says so).
     async fn delete_large(&self, bucket: &str, dump: Backup) -> (Backup, Deletion) {
         let under = format!("{}/", dump.id);
         let (files, records): (Vec<String>, Vec<String>) = dump
@@ -542,16 +543,23 @@ impl Catalog {
             .cloned()
             .partition(|k| k.starts_with(&under));
         let mut outcome = Deletion::Deleted;
-        for chunk in
-            std::iter::once(records).chain(files.chunks(DELETE_BATCH).map(<[String]>::to_vec))
+        for (i, chunk) in std::iter::once(records)
+            .chain(files.chunks(DELETE_BATCH).map(<[String]>::to_vec))
+            .enumerate()
         {
             let part = Backup {
                 parts: chunk,
                 ..dump.clone()
             };
             let done = self.delete_batch(bucket, vec![part]).await;
-            if let Some((_, failed @ Deletion::Failed(_))) = done.into_iter().next() {
-                outcome = failed;
+            if let Some((_, Deletion::Failed(mut error))) = done.into_iter().next() {
+                if i > 0 {
+                    error.message = format!(
+                        "{}; its manifest is deleted, and what is left under {under} never counts and is deleted by no prune: remove it by hand",
+                        error.message
+                    );
+                }
+                outcome = Deletion::Failed(error);
                 break;
             }
         }
