@@ -231,6 +231,17 @@ async fn the_catalog_sees_a_parallel_dump_whole_and_prune_deletes_all_of_it() {
     assert_eq!(left, Vec::<String>::new());
 }
 
+/// The key of the sample payload's parallel dump (`orders`, slot 2026-11-20 02:00).
+const KEY: &str = "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dir";
+
+/// The sample payload for `shop` on `server`, with `jobs: 2`.
+async fn parallel_payload(setup: &Setup, server: &PgServer) -> Value {
+    let arn = setup.secret("shop", &server.password).await;
+    let mut event = payload("nightly", server.port, "shop", &arn);
+    event["databases"][0]["jobs"] = json!(2);
+    event
+}
+
 /// Waits until `sql` (a count) gives more than zero in `dbname`.
 fn until_some(server: &PgServer, dbname: &str, sql: &str, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -274,9 +285,7 @@ async fn a_lock_asked_for_during_a_parallel_dump_fails_it_with_the_advice_and_le
          WHERE a.application_name = 'holder' AND l.granted AND l.relation = 'second'::regclass",
         "the holder locks `second`",
     );
-    let arn = setup.secret("shop", &server.password).await;
-    let mut event = payload("nightly", server.port, "shop", &arn);
-    event["databases"][0]["jobs"] = json!(2);
+    let event = parallel_payload(&setup, &server).await;
     let function = setup.function(&pg_dump_of(&bin), setup.s3.clone());
     let dump = tokio::spawn(async move { handle(&function, event, Invocation::now()).await });
 
@@ -322,9 +331,7 @@ async fn two_parallel_runs_of_one_slot_make_one_dump() {
     let bin = newest_bin();
     let server = PgServer::start(&bin);
     generate(&server, "shop", 2);
-    let arn = setup.secret("shop", &server.password).await;
-    let mut event = payload("nightly", server.port, "shop", &arn);
-    event["databases"][0]["jobs"] = json!(2);
+    let event = parallel_payload(&setup, &server).await;
     let (one, two) = (
         setup.function(&pg_dump_of(&bin), setup.s3.clone()),
         setup.function(&pg_dump_of(&bin), setup.s3.clone()),
@@ -367,10 +374,8 @@ async fn a_parallel_dump_stands_aside_while_another_run_claims_its_slot() {
     let bin = newest_bin();
     let server = PgServer::start(&bin);
     generate(&server, "shop", 1);
-    let arn = setup.secret("shop", &server.password).await;
-    let mut event = payload("nightly", server.port, "shop", &arn);
-    event["databases"][0]["jobs"] = json!(2);
-    let key = "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dir";
+    let event = parallel_payload(&setup, &server).await;
+    let key = KEY;
     // Another run's claim, written moments ago (as that run renews it while it works).
     setup
         .s3
@@ -407,10 +412,8 @@ async fn a_dead_runs_files_without_a_claim_are_cleared_and_the_slot_dumped() {
     let bin = newest_bin();
     let server = PgServer::start(&bin);
     generate(&server, "shop", 1);
-    let arn = setup.secret("shop", &server.password).await;
-    let mut event = payload("nightly", server.port, "shop", &arn);
-    event["databases"][0]["jobs"] = json!(2);
-    let key = "pg/orders/2026/11/20/orders-nightly-20261120T0200Z.dir";
+    let event = parallel_payload(&setup, &server).await;
+    let key = KEY;
     // What a killed run left: files, its claim gone with the lifecycle rule.
     for name in ["toc.dat", "9999.dat.zst"] {
         setup.put(&format!("{key}/{name}"), b"left".to_vec()).await;

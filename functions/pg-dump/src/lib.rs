@@ -411,6 +411,28 @@ impl PgDump {
         Ok(())
     }
 
+    /// Writes the manifest of the dump at `target`, last, only if its key
+    /// is free. `Ok(Err(_))`: the write failed, and may have landed with its
+    /// answer lost (the caller looks); `Err(Taken)`: another run's is there.
+    async fn put_manifest(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+    ) -> Result<Result<(), UploadError>, DumpError> {
+        let manifest_target = Target {
+            key: naming::manifest_key(&target.key),
+            ..target.clone()
+        };
+        let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+        match upload::put_object(&self.s3, &manifest_target, body.into()).await {
+            Ok(_) => Ok(Ok(())),
+            // Only this run's dump can be at the key, so only this run's manifest
+            // can be there too: a retried write whose first attempt S3 had done.
+            Err(e) if e.key_taken() => self.own_or_taken(&manifest_target, e).await.map(|_| Ok(())),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     /// After S3 refused this run's write because the key is taken: whether
     /// the object there is this run's own (a retried call whose first attempt
     /// S3 had done), or another run's, which this run leaves to it.
@@ -960,25 +982,12 @@ impl PgDump {
             finished_at: finished,
             duration_seconds: clock.elapsed().as_secs_f64(),
         };
-        let manifest_target = Target {
-            key: naming::manifest_key(&target.key),
-            ..target.clone()
-        };
-        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        match upload::put_object(&self.s3, &manifest_target, body.into()).await {
-            Ok(_) => {}
-            // Only this run's dump can be at the key, so only this run's manifest
-            // can be there too: a retried write whose first attempt S3 had done.
-            Err(e) if e.key_taken() => {
-                self.own_or_taken(&manifest_target, e).await?;
+        if let Err(e) = self.put_manifest(&target, &manifest).await? {
+            // The write may have landed with its answer lost: then the dump is complete.
+            if self.remove_torn_dump(&target).await {
+                return Err(e.into());
             }
-            Err(e) => {
-                // The write may have landed with its answer lost: then the dump is complete.
-                if self.remove_torn_dump(&target).await {
-                    return Err(e.into());
-                }
-                tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all");
-            }
+            tracing::warn!(key = %target.key, error = %e, "the manifest was written after all");
         }
         tracing::info!(
             database = %db.name,
@@ -1258,22 +1267,11 @@ impl PgDump {
             finished_at: Utc::now(),
             duration_seconds: clock.elapsed().as_secs_f64(),
         };
-        let manifest_target = Target {
-            key: naming::manifest_key(&target.key),
-            ..target.clone()
-        };
-        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        match upload::put_object(&self.s3, &manifest_target, body.into()).await {
-            Ok(_) => {}
-            Err(e) if e.key_taken() => {
-                self.own_or_taken(&manifest_target, e).await?;
-            }
-            Err(e) => match self
-                .manifest_exists(&target.bucket, &manifest_target.key)
-                .await
-            {
+        if let Err(e) = self.put_manifest(target, &manifest).await? {
+            let manifest_key = naming::manifest_key(&target.key);
+            match self.manifest_exists(&target.bucket, &manifest_key).await {
                 Ok(true) => {
-                    tracing::warn!(key = %manifest_target.key, error = %e, "the manifest was written after all")
+                    tracing::warn!(key = %manifest_key, error = %e, "the manifest was written after all")
                 }
                 Ok(false) => {
                     files.remove().await;
@@ -1281,7 +1279,7 @@ impl PgDump {
                 }
                 // Unknown: the files stay; without a manifest they never count.
                 Err(_) => return Err(e.into()),
-            },
+            }
         }
         tracing::info!(
             database = %db.name,

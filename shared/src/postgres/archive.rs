@@ -103,6 +103,22 @@ struct Toc {
     files: Vec<(String, Option<String>)>,
 }
 
+impl Toc {
+    /// What the manifest records of an archive with this table of contents.
+    fn summary(self, data_blocks: u64, fingerprint: Option<Fingerprint>) -> ArchiveSummary {
+        let (major, minor, rev) = self.version;
+        ArchiveSummary {
+            archive_version: Some(format!("{major}.{minor}.{rev}")),
+            compression: Some(self.compression),
+            server_version: self.server_version,
+            pg_dump_version: self.pg_dump_version,
+            toc_entries: Some(self.entries),
+            data_blocks: Some(data_blocks),
+            fingerprint,
+        }
+    }
+}
+
 const FORMAT_CUSTOM: u8 = 1;
 /// A directory's `toc.dat` says `tar` (3): pg_dump writes that code for
 /// both, the directory being compatible with a tar archive's layout.
@@ -364,16 +380,7 @@ impl CustomArchiveCheck {
                 self.data_blocks, toc.entries_with_data
             )));
         }
-        let (major, minor, rev) = toc.version;
-        Ok(ArchiveSummary {
-            archive_version: Some(format!("{major}.{minor}.{rev}")),
-            compression: Some(toc.compression),
-            server_version: toc.server_version,
-            pg_dump_version: toc.pg_dump_version,
-            toc_entries: Some(toc.entries),
-            data_blocks: Some(self.data_blocks),
-            fingerprint: self.fingerprint,
-        })
+        Ok(toc.summary(self.data_blocks, self.fingerprint))
     }
 }
 
@@ -652,16 +659,7 @@ impl DirectoryCheck {
                 toc.entries_with_data
             )));
         }
-        let (major, minor, rev) = toc.version;
-        Ok(ArchiveSummary {
-            archive_version: Some(format!("{major}.{minor}.{rev}")),
-            compression: Some(toc.compression),
-            server_version: toc.server_version,
-            pg_dump_version: toc.pg_dump_version,
-            toc_entries: Some(toc.entries),
-            data_blocks: Some(data_blocks),
-            fingerprint: Some(fingerprint),
-        })
+        Ok(toc.summary(data_blocks, Some(fingerprint)))
     }
 }
 

@@ -395,6 +395,32 @@ impl Session {
         Ok((tables, number(first)?))
     }
 
+    /// `psql` running the script on its input in one transaction: the
+    /// process, its input, and the last lines of its errors when it ends.
+    #[allow(clippy::type_complexity)]
+    fn one_transaction(
+        &self,
+    ) -> Result<
+        (
+            tokio::process::Child,
+            tokio::process::ChildStdin,
+            Option<tokio::task::JoinHandle<String>>,
+        ),
+        String,
+    > {
+        let mut psql = self
+            .psql()
+            .args(["-q", "--single-transaction", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start psql: {e}"))?;
+        let errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
+        let script = psql.stdin.take().ok_or("psql has no input")?;
+        Ok((psql, script, errors))
+    }
+
     /// Streams the dump through `pg_restore` (custom) or straight (plain)
     /// into `psql`, which runs it in one transaction. psql's input is closed,
     /// and the transaction so committed, only when everything else succeeded.
@@ -407,16 +433,7 @@ impl Session {
         options: Options,
         server_version_num: u32,
     ) -> Result<Verified, String> {
-        let mut psql = self
-            .psql()
-            .args(["-q", "--single-transaction", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start psql: {e}"))?;
-        let mut psql_errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
-        let mut script = psql.stdin.take().ok_or("psql has no input")?;
+        let (mut psql, mut script, mut psql_errors) = self.one_transaction()?;
         let preamble = Preamble::new(server_version_num < 170_000);
         let stream = |mut into: Box<dyn AsyncWrite + Unpin + Send>| async move {
             let streamed = verify::stream(s3, bucket, key, recorded, &mut into).await;
@@ -425,15 +442,8 @@ impl Session {
         };
         let (streamed, forwarded, pg_restore) = match recorded.format {
             DumpFormat::Custom => {
-                let mut child = tools
-                    .pg_restore
-                    .run(false)
-                    .arg("--file=-")
-                    .args(options.no_owner.then_some("--no-owner"))
-                    .args(options.no_privileges.then_some("--no-privileges"))
+                let mut child = script_of(tools, options)
                     .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
                     .spawn()
                     .map_err(|e| format!("cannot start pg_restore: {e}"))?;
                 let errors = child
@@ -612,26 +622,10 @@ impl Session {
         options: Options,
         server_version_num: u32,
     ) -> Result<(), String> {
-        let mut psql = self
-            .psql()
-            .args(["-q", "--single-transaction", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start psql: {e}"))?;
-        let psql_errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
-        let mut script = psql.stdin.take().ok_or("psql has no input")?;
-        let mut child = tools
-            .pg_restore
-            .run(false)
-            .arg("--file=-")
-            .args(options.no_owner.then_some("--no-owner"))
-            .args(options.no_privileges.then_some("--no-privileges"))
+        let (mut psql, mut script, psql_errors) = self.one_transaction()?;
+        let mut child = script_of(tools, options)
             .arg(dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start pg_restore: {e}"))?;
         let errors = child
@@ -671,6 +665,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `pg_restore` writing the restore as a script to its output (`--file=-`),
+/// with the restore's options, its output and errors piped.
+fn script_of(tools: &Tools, options: Options) -> Command {
+    let mut command = tools.pg_restore.run(false);
+    command
+        .arg("--file=-")
+        .args(options.no_owner.then_some("--no-owner"))
+        .args(options.no_privileges.then_some("--no-privileges"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// A value in a libpq connection string: quoted, `\` and `'` escaped.
