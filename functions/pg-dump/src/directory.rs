@@ -381,12 +381,11 @@ impl Files {
     /// Objects under the key that this run wrote and does not know of
     /// (`known`): their keys and versions.
     async fn unseen(&self, known: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
-        match list_under(&self.s3, &self.target).await {
+        let known: BTreeSet<&str> = known.iter().map(|(key, _)| key.as_str()).collect();
+        match list_under(&self.s3, &self.target, |key| known.contains(key)).await {
             Ok(found) => found
                 .into_iter()
-                .filter(|(key, _, run)| {
-                    run == &self.target.run && !known.iter().any(|(k, _)| k == key)
-                })
+                .filter(|(_, _, run)| run == &self.target.run)
                 .map(|(key, version, _)| (key, version))
                 .collect(),
             Err(e) => {
@@ -415,11 +414,13 @@ async fn own(s3: &aws_sdk_s3::Client, target: &Target) -> Option<Written> {
     })
 }
 
-/// Every object under a parallel dump's key (`<key>/`): its key, current
-/// version and the run that wrote it.
+/// Every object under a parallel dump's key (`<key>/`) but those `skip`
+/// names: its key, current version and the run that wrote it (one
+/// `HeadObject` each, so `skip` what is known already).
 pub async fn list_under(
     s3: &aws_sdk_s3::Client,
     target: &Target,
+    skip: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, Option<String>, String)>, String> {
     let pages = s3
         .list_objects_v2()
@@ -441,6 +442,7 @@ pub async fn list_under(
         .iter()
         .flat_map(|p| p.contents())
         .filter_map(|o| o.key())
+        .filter(|key| !skip(key))
     {
         let head = s3
             .head_object()

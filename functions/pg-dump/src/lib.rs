@@ -530,6 +530,7 @@ impl PgDump {
                     .await
             }
         };
+        let parallel = claim.is_some();
         if let Some(claim) = claim {
             self.drop_claim(&target, claim).await;
         }
@@ -539,14 +540,20 @@ impl PgDump {
                 tracing::warn!(key = %live, %error, "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
             }
         }
-        if let Err(DumpError::Deadline(bytes)) = &outcome {
-            // What sends the next run of an `auto` database to the task.
-            let cut = serde_json::json!({"run": target.run, "bytes": bytes, "at": Utc::now()});
-            if let Err(error) = self.put_record(&target, CUT_SUFFIX, &cut).await {
-                tracing::warn!(key = %target.key, %error, "the cut-off run could not be recorded: an `auto` database's next run stays in Lambda");
-            }
+        // A parallel dump records its cut itself, before its clean-up.
+        if let (Err(DumpError::Deadline(bytes)), false) = (&outcome, parallel) {
+            self.record_cut(&target, *bytes).await;
         }
         outcome
+    }
+
+    /// Records beside the dump's key that the deadline cut this run off:
+    /// what sends the next run of an `auto` database to the task.
+    async fn record_cut(&self, target: &Target, bytes: u64) {
+        let cut = serde_json::json!({"run": target.run, "bytes": bytes, "at": Utc::now()});
+        if let Err(error) = self.put_record(target, CUT_SUFFIX, &cut).await {
+            tracing::warn!(key = %target.key, %error, "the cut-off run could not be recorded: an `auto` database's next run stays in Lambda");
+        }
     }
 
     /// Refuses to start a dump that its last run shows cannot finish before
@@ -1135,7 +1142,7 @@ impl PgDump {
     /// is this run's claim, and has no manifest): every object's current
     /// version, in batches.
     async fn remove_leftovers(&self, target: &Target) -> Result<(), DumpError> {
-        let left = directory::list_under(&self.s3, target)
+        let left = directory::list_under(&self.s3, target, |_| false)
             .await
             .map_err(DumpError::PgDump)?;
         if left.is_empty() {
@@ -1224,17 +1231,17 @@ impl PgDump {
             Ok(summary) => summary,
             Err(e) => {
                 directory::stop(&mut child).await;
-                files.remove().await;
-                return Err(match e {
+                let e = match e {
                     DumpError::Deadline(_) => DumpError::Deadline(files.bytes()),
                     DumpError::Stopped(signal, _) => DumpError::Stopped(signal, files.bytes()),
-                    DumpError::Files(directory::FilesError::Upload(e)) if e.key_taken() => {
-                        DumpError::Taken(format!(
-                            "another run of this slot wrote its files first ({e}); this run's were removed"
-                        ))
-                    }
                     e => e,
-                });
+                };
+                // The cut first: the clean-up of many files may outlast the margin.
+                if let DumpError::Deadline(bytes) = &e {
+                    self.record_cut(target, *bytes).await;
+                }
+                files.remove().await;
+                return Err(e);
             }
         };
         drop(scratch);
