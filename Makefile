@@ -4,6 +4,12 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 
+# CI builds a clean clone once: incremental compilation would only write
+# another 2.5 GB of caches that no later build reads.
+ifneq ($(CI),)
+export CARGO_INCREMENTAL := 0
+endif
+
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness restore-drill
 
@@ -47,13 +53,15 @@ down:
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+	@# --lib --bins --examples: the same dependency features as clippy's (the examples turn on the
+	@# SDKs' test-util), so the SDK crates are checked once, not again for the docs
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --bins --examples --quiet
 
 ## tf-check: Terraform formatting, offline init + validate, checkov (0 failed; each skip justified
 ## beside it), and parliament on every policy Terraform renders (0 findings; each suppression
 ## justified in scripts/parliament-suppressions.yaml), and restore-drill's role through a real IAM
 ## policy evaluator (iam-simulate)
-# The example is a tfvars for the root module: tests/tests/terraform.rs plans,
+# The example is a tfvars for the root module: tests/tests/integration/terraform.rs plans,
 # applies and destroys it against the emulator, and checkov reads it here.
 tf-check: tf-static iam-lint iam-simulate
 
@@ -69,7 +77,7 @@ tf-static: setup
 # Rendered again only when terraform/ is newer than the last render.
 POLICIES_JSON := target/aws-policies.json
 $(POLICIES_JSON): $(shell find terraform -name .terraform -prune -o \( -name '*.tf' -o -name '*.tfvars' \) -print) | setup
-	cargo test -p lifeboat-tests --test terraform
+	cargo test -p lifeboat-tests --test integration terraform::
 iam-policies: $(POLICIES_JSON)
 
 ## iam-lint: parliament on every rendered policy (renders them first if terraform/ changed)

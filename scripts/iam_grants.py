@@ -21,7 +21,7 @@
 
 Inputs: target/aws-calls/*.calls (lines `<function> <region> <prefix>
 <Operation> [version] [tags]`, written by tests/src/recorded.rs) and
-target/aws-policies.json (written by tests/tests/terraform.rs after its apply).
+target/aws-policies.json (written by tests/tests/integration/terraform.rs after its apply).
 The SAR is parliament's copy (parliament/iam_definition.json), the one its
 linter uses too; nothing of it is transcribed here.
 """
@@ -138,11 +138,11 @@ def load_calls(directory):
 def load_policies(path):
     if not os.path.exists(path):
         sys.exit(f"iam_grants: no rendered policies at {path}: run "
-                 "`cargo test -p lifeboat-tests --test terraform` (it writes them after its apply)")
+                 "`cargo test -p lifeboat-tests --test integration terraform::` (it writes them after its apply)")
     newest_tf = max(os.path.getmtime(p) for p in glob.glob(os.path.join(ROOT, "terraform", "**", "*.tf*"), recursive=True))
     if os.path.getmtime(path) < newest_tf:
         sys.exit(f"iam_grants: {path} is older than terraform/: run "
-                 "`cargo test -p lifeboat-tests --test terraform` again")
+                 "`cargo test -p lifeboat-tests --test integration terraform::` again")
     with open(path) as f:
         return json.load(f)
 

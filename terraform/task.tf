@@ -256,7 +256,7 @@ data "aws_iam_policy_document" "pg_dump_function" {
 # 30 s a stopped task is given), and no exit status at all (it never
 # started: its image could not be pulled, its network not made). The
 # pattern is proven against sample events of each kind of stop by
-# tests/tests/terraform.rs with a real implementation of EventBridge's
+# tests/tests/integration/terraform.rs with a real implementation of EventBridge's
 # pattern language (docs/pg-dump.md).
 locals {
   pg_dump_task_stopped_pattern = !local.pg_dump_task_ready ? null : {

@@ -11,7 +11,7 @@
 //! `--only duplicates|faults|prune|freshness` (repeatable). Exits 1 if any
 //! promise was broken, and lists them.
 
-#[path = "../tests/reliability/scenarios.rs"]
+#[path = "../tests/integration/reliability/scenarios.rs"]
 mod scenarios;
 
 use lifeboat_tests::faults::FaultConfig;

@@ -1,13 +1,11 @@
 //! The password of a `pg-dump` run is never written anywhere: not in its log
 //! lines (every level, every crate, the SDK's traces included), its report,
-//! or its alert. A test binary of its own, so that its log capture sees only
-//! its own run.
+//! or its alert. Its log capture is its own thread's (the test runs on one),
+//! so it sees only its own run beside the other tests of this binary.
 
-mod pg_dump_common;
-
+use crate::pg_dump_common::{Setup, payload, pg_dump_of};
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
-use pg_dump_common::{Setup, payload, pg_dump_of};
 use std::sync::{Arc, Mutex};
 
 /// Log lines of every level, from every crate, as the test's own subscriber captures them.

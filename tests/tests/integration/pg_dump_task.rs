@@ -6,14 +6,12 @@
 //! ECS's part, reading the task's command back with `DescribeTasks` and
 //! running it as the task would, through the function's own handler.
 
-mod pg_dump_common;
-
+use crate::pg_dump_common::{BUCKET, PARTS, Setup, conninfo, payload, pg_dump_of, restore_into};
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::ecs::{CONTAINER, DumpTask, tasks};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
 use pg_dump::task::TaskSettings;
-use pg_dump_common::{BUCKET, PARTS, Setup, conninfo, payload, pg_dump_of, restore_into};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,13 +5,11 @@
 //! the run with one alert, and `every` leaving a recently drilled source alone;
 //! a parallel (directory) dump drilled as a single stream's is.
 
-mod pg_dump_common;
-
+use crate::pg_dump_common::{BUCKET, Setup, payload, pg_dump_of};
 use lifeboat::report::DrillOutcome;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
 use lifeboat_tests::recorded::Recorded;
-use pg_dump_common::{BUCKET, Setup, payload, pg_dump_of};
 use restore_drill::{RestoreDrill, Settings};
 use serde_json::{Value, json};
 use std::path::Path;

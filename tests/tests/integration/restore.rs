@@ -8,12 +8,10 @@
 //! (The round trip of the custom format, into PostgreSQL 15 and 18, is in
 //! `pg_dump.rs`.)
 
-mod pg_dump_common;
-
+use crate::pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
 use lifeboat::postgres::restore::{Options, Target, Tools};
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
-use pg_dump_common::{BUCKET, Setup, conninfo, payload, pg_dump_of, restore_into};
 use serde_json::{Value, json};
 
 /// A server with a generated database of about `mib` MiB, dumped once by

@@ -6,14 +6,12 @@
 //! restores it with `pg_restore -j 2`, every row as dumped; a file changed
 //! in S3 is found and nothing is restored.
 
-mod pg_dump_common;
-
+use crate::pg_dump_common::{
+    BUCKET, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
+};
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin, pg15_bin};
-use pg_dump_common::{
-    BUCKET, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
-};
 use serde_json::{Value, json};
 
 /// A server's database `shop` of about 3 MiB with three more large objects,

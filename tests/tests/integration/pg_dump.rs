@@ -3,6 +3,10 @@
 //! restore exactly, failures leave nothing behind and alert once, the
 //! password is never written anywhere, and a too-old pg_dump says so.
 
+use crate::pg_dump_common::{
+    BUCKET, PARTS, Setup, assert_nothing_left, assert_nothing_left_but, conninfo, payload,
+    pg_dump_of, restore_into,
+};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -11,16 +15,10 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-mod pg_dump_common;
-
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::TempDir;
 use lifeboat_tests::postgres::{PgServer, TestCa, generate, newest_bin, pg15_bin};
-use pg_dump_common::{
-    BUCKET, PARTS, Setup, assert_nothing_left, assert_nothing_left_but, conninfo, payload,
-    pg_dump_of, restore_into,
-};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

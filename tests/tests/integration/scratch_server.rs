@@ -66,6 +66,14 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     into.join("pgsql")
 }
 
+/// The name libtest knows a test of this module by: its path below the crate.
+fn test_path(test: &str) -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_, module)| module);
+    format!("{module}::{test}")
+}
+
 /// Runs this test again as `uid`, with an environment as bare as Lambda's;
 /// its output, and whether it passed.
 fn run_as(uid: u32, test: &str, work: &Path, layer: &Path) -> (bool, String) {
@@ -88,7 +96,12 @@ fn run_as(uid: u32, test: &str, work: &Path, layer: &Path) -> (bool, String) {
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
         .arg(&exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &test_path(test),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("TZ", ":UTC")

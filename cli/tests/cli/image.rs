@@ -321,7 +321,7 @@ async fn the_image_makes_the_tasks_dump_with_nothing_from_the_host() {
 /// The task killed (SIGKILL, as for running out of memory) while its
 /// multipart upload is under way leaves no dump and no manifest, and says
 /// nothing itself (the stop rule's pattern matches exit 137:
-/// tests/tests/terraform.rs); the next slot's run tells of it once.
+/// tests/tests/integration/terraform.rs); the next slot's run tells of it once.
 #[tokio::test]
 async fn a_task_killed_mid_dump_leaves_no_dump_and_the_next_run_tells_of_it() {
     if !runs_as_root() {

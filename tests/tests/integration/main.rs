@@ -1,0 +1,21 @@
+//! Lifeboat's integration tests, one binary: each module is the tests of one
+//! part against the local emulator (a moto server of each test's own), real
+//! PostgreSQL servers and Terraform. One binary links the SDKs once, not once
+//! per file: a clean build writes and links a tenth of what a binary per file
+//! did. `cargo test -p lifeboat-tests --test integration <module>::` runs one
+//! module.
+
+mod ec2;
+mod freshness;
+mod pg_dump;
+mod pg_dump_common;
+mod pg_dump_parallel;
+mod pg_dump_secrets;
+mod pg_dump_task;
+mod prune;
+mod rds_snapshot;
+mod reliability;
+mod restore;
+mod restore_drill;
+mod scratch_server;
+mod terraform;
