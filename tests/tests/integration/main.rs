@@ -3,14 +3,14 @@
 //! PostgreSQL servers and Terraform. One binary links the SDKs once, not once
 //! per file: a clean build writes and links a tenth of what a binary per file
 //! did. `cargo test -p lifeboat-tests --test integration <module>::` runs one
-//! module.
+//! module. `pg_dump_secrets` is a binary of its own (its log capture needs
+//! a process to itself).
 
 mod ec2;
 mod freshness;
 mod pg_dump;
 mod pg_dump_common;
 mod pg_dump_parallel;
-mod pg_dump_secrets;
 mod pg_dump_task;
 mod prune;
 mod rds_snapshot;

@@ -1,11 +1,18 @@
 //! The password of a `pg-dump` run is never written anywhere: not in its log
 //! lines (every level, every crate, the SDK's traces included), its report,
-//! or its alert. Its log capture is its own thread's (the test runs on one),
-//! so it sees only its own run beside the other tests of this binary.
+//! or its alert.
+//!
+//! A test binary of its own, the one test outside `integration`: tracing's
+//! callsite state is per process, and beside the other tests (which reach
+//! the SDK's callsites first, with no subscriber) its capture missed the
+//! SDK's traces (seen in CI).
 
-use crate::pg_dump_common::{Setup, payload, pg_dump_of};
+#[path = "integration/pg_dump_common/mod.rs"]
+mod pg_dump_common;
+
 use lifeboat::runtime::{Invocation, handle};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
+use pg_dump_common::{Setup, payload, pg_dump_of};
 use std::sync::{Arc, Mutex};
 
 /// Log lines of every level, from every crate, as the test's own subscriber captures them.
