@@ -188,7 +188,8 @@ async fn stop_signal() -> &'static str {
 }
 
 impl PgDump {
-    /// The function over these clients, settings and sinks.
+    /// The function over these clients, settings and sinks (its S3 client's
+    /// uploads unsigned: [`upload::unsigned_uploads`]).
     pub fn new(
         s3: aws_sdk_s3::Client,
         secrets: aws_sdk_secretsmanager::Client,
@@ -197,7 +198,7 @@ impl PgDump {
         sinks: Sinks,
     ) -> Self {
         PgDump {
-            s3,
+            s3: upload::unsigned_uploads(&s3),
             secrets,
             ecs,
             settings,

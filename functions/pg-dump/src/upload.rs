@@ -8,12 +8,64 @@
 //! `PutObject` or `CompleteMultipartUpload`), and carries the run that wrote
 //! it (`x-amz-meta-lifeboat-run`): of two runs of one slot, one writes, the
 //! other learns it lost, and each can tell its own object from the other's.
+//!
+//! Bodies go up unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) with the
+//! SDK's CRC32 checksum, which S3 checks before it stores the object: as AWS's
+//! Java, Go and Python SDKs send S3 uploads over HTTPS, where TLS protects
+//! the bytes in transit. A signed payload would be a second SHA-256 of every
+//! byte of the dump, in the function's own CPU, beside the one the manifest
+//! records.
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
+
+/// `client`, with its `PutObject` and `UploadPart` bodies sent unsigned (the
+/// module's doc says why); every other call as before.
+pub fn unsigned_uploads(client: &Client) -> Client {
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(UnsignedUploads)
+            .build(),
+    )
+}
+
+/// Tells the signer, for `PutObject` and `UploadPart`, to sign
+/// `UNSIGNED-PAYLOAD` instead of the body's SHA-256 (what the SDK's
+/// `disable_payload_signing` does for one request, without a client per call).
+#[derive(Debug)]
+struct UnsignedUploads;
+
+impl Intercept for UnsignedUploads {
+    fn name(&self) -> &'static str {
+        "UnsignedUploads"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if matches!(
+            cfg.load::<Metadata>().map(Metadata::name),
+            Some("PutObject" | "UploadPart")
+        ) {
+            cfg.interceptor_state()
+                .store_put(PayloadSigningOverride::unsigned_payload());
+        }
+        Ok(())
+    }
+}
 
 /// S3's smallest part (but the last) and its most parts.
 pub const MIN_PART_SIZE: usize = 5 << 20;

@@ -33,7 +33,8 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     generate(&server, "shop", 50);
     let before = server.fingerprint("shop");
     let arn = setup.secret("shop", &server.password).await;
-    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3.clone());
+    let wire = WireHeaders::default();
+    let function = setup.function(&pg_dump_of(&newest_bin()), setup.s3_with(wire.clone()));
     let mut event = payload("nightly", server.port, "shop", &arn);
     if let Some(compression) = compression {
         event["databases"][0]["compression"] = json!(compression);
@@ -63,6 +64,22 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
         .unwrap_or_default();
     assert!(recorded.starts_with(&server.version()), "{recorded}");
     assert!(manifest["parts"].as_i64().unwrap_or(0) > 1, "{manifest}");
+    // Every part and the manifest went up unsigned, each with a CRC32 that S3 checks.
+    let sent: Vec<_> = wire
+        .0
+        .lock()
+        .expect("wire")
+        .iter()
+        .filter(|(_, path, ..)| path.ends_with(".dump") || path.ends_with(".manifest.json"))
+        .map(|(op, _, payload_hash, checksum)| (op.clone(), payload_hash.clone(), checksum.clone()))
+        .collect();
+    let parts = sent.iter().filter(|(op, ..)| op == "UploadPart").count() as i64;
+    assert_eq!(Some(parts), manifest["parts"].as_i64(), "{sent:?}");
+    assert!(sent.iter().any(|(op, ..)| op == "PutObject"), "{sent:?}");
+    for (op, payload_hash, checksum) in &sent {
+        assert_eq!(payload_hash, "UNSIGNED-PAYLOAD", "{op}: {sent:?}");
+        assert!(checksum.is_some(), "{op} without a checksum: {sent:?}");
+    }
     let method = compression.unwrap_or("zstd").split(':').next();
     assert_eq!(manifest["archive"]["compression"].as_str(), method);
     // The fingerprint: every table's rows, counted in the decompressed data, as the database has them.
@@ -162,6 +179,49 @@ async fn a_postgres_15_database_restores_exactly() {
 #[tokio::test]
 async fn a_database_of_the_newest_major_restores_exactly() {
     dump_and_restore(newest_bin(), None).await;
+}
+
+/// What each `UploadPart` and `PutObject` carried on the wire: the operation,
+/// the object's path, its `x-amz-content-sha256`, and its CRC32 checksum
+/// (header or trailer).
+type Sent = (String, String, String, Option<String>);
+
+#[derive(Debug, Clone, Default)]
+struct WireHeaders(std::sync::Arc<std::sync::Mutex<Vec<Sent>>>);
+
+impl Intercept for WireHeaders {
+    fn name(&self) -> &'static str {
+        "WireHeaders"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map(Metadata::name)
+            .unwrap_or_default();
+        if op == "UploadPart" || op == "PutObject" {
+            let headers = context.request().headers();
+            let checksum = headers
+                .get("x-amz-checksum-crc32")
+                .or_else(|| headers.get("x-amz-trailer"))
+                .map(str::to_owned);
+            let payload_hash = headers.get("x-amz-content-sha256").unwrap_or_default();
+            let uri = context.request().uri();
+            let path = uri.split('?').next().unwrap_or(uri).to_owned();
+            self.0.lock().map_err(|_| "wire lock")?.push((
+                op.to_owned(),
+                path,
+                payload_hash.to_owned(),
+                checksum,
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The part number of an `UploadPart` request.
