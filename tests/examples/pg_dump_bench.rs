@@ -8,8 +8,12 @@
 //!
 //! ```text
 //! cargo build --release -p lifeboat-cli
-//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS] [--s3s-fs PATH]
+//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS] [--s3s-fs PATH] [--baseline PATH]
 //! ```
+//!
+//! `--baseline PATH` runs another build of `lifeboat` (an earlier commit's,
+//! say) with the default settings in the same rounds, S3 on s3s-fs when
+//! given, else on moto: a change's cost or gain, measured in one run.
 //!
 //! Defaults: sizes `100,1024,4096`, comparison at 1024 MiB, best of 3 runs.
 //!
@@ -225,6 +229,33 @@ impl Bench {
         jobs: Option<u16>,
         s3_endpoint: Option<&str>,
     ) -> Run {
+        let event = self.event(dbname, plan, compression, jobs);
+        timed(
+            self.command(&self.lifeboat, &event, s3_endpoint),
+            &self.meter,
+        )
+    }
+
+    /// The same run of the default settings by another `lifeboat` binary.
+    fn lifeboat_of(
+        &self,
+        program: &Path,
+        dbname: &str,
+        plan: &str,
+        s3_endpoint: Option<&str>,
+    ) -> Run {
+        let event = self.event(dbname, plan, None, None);
+        timed(self.command(program, &event, s3_endpoint), &self.meter)
+    }
+
+    /// The payload of a run of `dbname` under `plan`, written to a file.
+    fn event(
+        &self,
+        dbname: &str,
+        plan: &str,
+        compression: Option<&str>,
+        jobs: Option<u16>,
+    ) -> PathBuf {
         let event = self.dir.join(format!("{plan}.json"));
         let mut database = json!({"name": dbname, "host": "127.0.0.1", "port": self.port,
                                   "dbname": dbname, "secret_arn": self.secret});
@@ -239,9 +270,14 @@ impl Bench {
             json!({"plan": plan, "databases": [database]}).to_string(),
         )
         .expect("event");
-        let mut c = Command::new(&self.lifeboat);
+        event
+    }
+
+    /// `program run pg-dump --event EVENT`, S3 at `s3_endpoint` if given, else on moto.
+    fn command(&self, program: &Path, event: &Path, s3_endpoint: Option<&str>) -> Command {
+        let mut c = Command::new(program);
         c.args(["run", "pg-dump", "--event"])
-            .arg(&event)
+            .arg(event)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -255,7 +291,7 @@ impl Bench {
             Some(url) => c.env("AWS_ENDPOINT_URL_S3", url),
             None => c.env_remove("AWS_ENDPOINT_URL_S3"),
         };
-        timed(c, &self.meter)
+        c
     }
 }
 
@@ -312,6 +348,13 @@ async fn main() {
         let path = args.get(i + 1).cloned().expect("--s3s-fs PATH");
         args.drain(i..=i + 1);
         PathBuf::from(path)
+    });
+    // Another build of `lifeboat`, run beside the default in the same rounds.
+    let baseline = args.iter().position(|a| a == "--baseline").map(|i| {
+        let path = PathBuf::from(args.get(i + 1).cloned().expect("--baseline PATH"));
+        args.drain(i..=i + 1);
+        assert!(path.exists(), "no lifeboat binary at {}", path.display());
+        path
     });
     let jobs: Option<u16> = args.iter().position(|a| a == "--jobs").map(|i| {
         let n = args
@@ -470,6 +513,7 @@ async fn main() {
     let mut zstd_limit = Row::new("pg_dump -Fc --compress=zstd > /dev/null");
     let mut zstd = Row::new("lifeboat pg-dump, default (zstd), moto");
     let mut zstd_s3s = Row::new("lifeboat pg-dump, default (zstd), s3s-fs");
+    let mut zstd_baseline = Row::new("--baseline's lifeboat, default (zstd), s3s-fs or moto");
     for round in 0..runs {
         let s3s = s3s.as_ref();
         limit.measure(&emulator, s3s, || {
@@ -502,6 +546,13 @@ async fn main() {
                 bench.lifeboat(&dbname, &plan, None, None, Some(&s3s.endpoint))
             });
         }
+        if let Some(program) = &baseline {
+            zstd_baseline.measure(&emulator, s3s, || {
+                let plan = format!("zstd-baseline-{round}");
+                let endpoint = s3s.map(|s| s.endpoint.as_str());
+                bench.lifeboat_of(program, &dbname, &plan, endpoint)
+            });
+        }
     }
     if let Some(s3s) = &s3s {
         let on_s3s = object_size(&sdk_config_at(&s3s.endpoint, "us-east-1").await, &dbname).await;
@@ -518,7 +569,15 @@ async fn main() {
         "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs"
     );
-    let rows = [&limit, &seeds, &gzip, &zstd_limit, &zstd, &zstd_s3s];
+    let rows = [
+        &limit,
+        &seeds,
+        &gzip,
+        &zstd_limit,
+        &zstd,
+        &zstd_s3s,
+        &zstd_baseline,
+    ];
     for row in rows.into_iter().filter(|r| !r.runs.is_empty()) {
         let s = summarize(&row.runs);
         let n = row.runs.len() as f64;
@@ -544,6 +603,14 @@ async fn main() {
     let mut defaults = vec![("moto", zstd)];
     if !zstd_s3s.runs.is_empty() {
         defaults.push(("s3s-fs", summarize(&zstd_s3s.runs)));
+    }
+    if !zstd_baseline.runs.is_empty() {
+        let on = if s3s.is_some() {
+            "s3s-fs (--baseline's lifeboat)"
+        } else {
+            "moto (--baseline's lifeboat)"
+        };
+        defaults.push((on, summarize(&zstd_baseline.runs)));
     }
     for (s3, run) in defaults {
         println!(
