@@ -4,12 +4,6 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.state/terraformrc
 
-# CI builds a clean clone once: incremental compilation would only write
-# another 2.5 GB of caches that no later build reads.
-ifneq ($(CI),)
-export CARGO_INCREMENTAL := 0
-endif
-
 # The Lambda functions (crate and binary names are what cargo lambda builds).
 FUNCTIONS := rds-snapshot ebs-snapshot ami-backup pg-dump prune freshness restore-drill
 
