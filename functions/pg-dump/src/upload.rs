@@ -9,16 +9,18 @@
 //! it (`x-amz-meta-lifeboat-run`): of two runs of one slot, one writes, the
 //! other learns it lost, and each can tell its own object from the other's.
 //!
-//! Bodies go up unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) with the
-//! SDK's CRC32 checksum, which S3 checks before it stores the object: as AWS's
-//! Java, Go and Python SDKs send S3 uploads over HTTPS, where TLS protects
-//! the bytes in transit. A signed payload would be a second SHA-256 of every
-//! byte of the dump, in the function's own CPU, beside the one the manifest
-//! records.
+//! Bodies go up unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) when they
+//! carry the SDK's checksum (CRC32, which S3 checks before it stores the
+//! object) and travel over TLS (or stay on the machine, to a local stand-in):
+//! AWS's Go and Python SDKs likewise send S3 uploads unsigned with a checksum
+//! over HTTPS (as a trailer). A signed payload would be a second SHA-256 of
+//! every byte of the dump, in the function's own CPU, beside the one the
+//! manifest records. Without a checksum (`request_checksum_calculation =
+//! when_required`) or over plain HTTP to another host, the SDK signs as before.
 
 use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
@@ -39,9 +41,12 @@ pub fn unsigned_uploads(client: &Client) -> Client {
     )
 }
 
-/// Tells the signer, for `PutObject` and `UploadPart`, to sign
-/// `UNSIGNED-PAYLOAD` instead of the body's SHA-256 (what the SDK's
-/// `disable_payload_signing` does for one request, without a client per call).
+/// Tells the signer, for a `PutObject` or `UploadPart` that carries a
+/// checksum and goes over TLS or to this machine, to sign `UNSIGNED-PAYLOAD`
+/// instead of the body's SHA-256 (what the SDK's `disable_payload_signing`
+/// does for one request, without its cost in code per operation). It reads
+/// the request as it will be signed: after every change to it, the SDK's
+/// checksum header included.
 #[derive(Debug)]
 struct UnsignedUploads;
 
@@ -50,21 +55,47 @@ impl Intercept for UnsignedUploads {
         "UnsignedUploads"
     }
 
-    fn modify_before_signing(
+    fn read_before_signing(
         &self,
-        _: &mut BeforeTransmitInterceptorContextMut<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if matches!(
+        let upload = matches!(
             cfg.load::<Metadata>().map(Metadata::name),
             Some("PutObject" | "UploadPart")
-        ) {
+        );
+        let request = context.request();
+        let checksummed = request
+            .headers()
+            .iter()
+            .any(|(name, _)| name.starts_with("x-amz-checksum-"));
+        if upload && checksummed && protected_in_transit(request.uri()) {
             cfg.interceptor_state()
                 .store_put(PayloadSigningOverride::unsigned_payload());
         }
         Ok(())
     }
+}
+
+/// Whether a request to `uri` is protected in transit without a signed
+/// payload: over TLS, or to this machine (a local stand-in for S3).
+fn protected_in_transit(uri: &str) -> bool {
+    if uri.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// S3's smallest part (but the last) and its most parts.
@@ -484,6 +515,26 @@ mod tests {
     use super::*;
 
     const MIB: usize = 1 << 20;
+
+    #[test]
+    fn payloads_go_unsigned_only_over_tls_or_to_this_machine() {
+        for (uri, unsigned) in [
+            (
+                "https://bucket.s3.eu-west-1.amazonaws.com/key?partNumber=1",
+                true,
+            ),
+            ("https://s3.eu-west-1.amazonaws.com/bucket/key", true),
+            ("http://127.0.0.1:5055/bucket/key", true),
+            ("http://localhost:9000/bucket/key?uploadId=x", true),
+            ("http://[::1]:9000/bucket/key", true),
+            ("http://10.0.0.7:9000/bucket/key", false),
+            ("http://minio.internal/bucket/key", false),
+            ("http://localhost.example.com/bucket/key", false),
+            ("ftp://127.0.0.1/key", false),
+        ] {
+            assert_eq!(protected_in_transit(uri), unsigned, "{uri}");
+        }
+    }
 
     /// Bytes in the first `parts` parts, and the most the buffers held on the way.
     fn walk(plan: PartPlan, until: u64) -> (i32, u64, usize) {
