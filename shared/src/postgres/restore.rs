@@ -395,19 +395,8 @@ impl Session {
         Ok((tables, number(first)?))
     }
 
-    /// `psql` running the script on its input in one transaction: the
-    /// process, its input, and the last lines of its errors when it ends.
-    #[allow(clippy::type_complexity)]
-    fn one_transaction(
-        &self,
-    ) -> Result<
-        (
-            tokio::process::Child,
-            tokio::process::ChildStdin,
-            Option<tokio::task::JoinHandle<String>>,
-        ),
-        String,
-    > {
+    /// `psql` running the script on its input in one transaction.
+    fn one_transaction(&self) -> Result<PsqlTransaction, String> {
         let mut psql = self
             .psql()
             .args(["-q", "--single-transaction", "-f", "-"])
@@ -418,7 +407,11 @@ impl Session {
             .map_err(|e| format!("cannot start psql: {e}"))?;
         let errors = psql.stderr.take().map(|s| tokio::spawn(tool::read_tail(s)));
         let script = psql.stdin.take().ok_or("psql has no input")?;
-        Ok((psql, script, errors))
+        Ok(PsqlTransaction {
+            psql,
+            script,
+            errors,
+        })
     }
 
     /// Streams the dump through `pg_restore` (custom) or straight (plain)
@@ -433,7 +426,11 @@ impl Session {
         options: Options,
         server_version_num: u32,
     ) -> Result<Verified, String> {
-        let (mut psql, mut script, mut psql_errors) = self.one_transaction()?;
+        let PsqlTransaction {
+            mut psql,
+            mut script,
+            errors: mut psql_errors,
+        } = self.one_transaction()?;
         let preamble = Preamble::new(server_version_num < 170_000);
         let stream = |mut into: Box<dyn AsyncWrite + Unpin + Send>| async move {
             let streamed = verify::stream(s3, bucket, key, recorded, &mut into).await;
@@ -622,7 +619,11 @@ impl Session {
         options: Options,
         server_version_num: u32,
     ) -> Result<(), String> {
-        let (mut psql, mut script, psql_errors) = self.one_transaction()?;
+        let PsqlTransaction {
+            mut psql,
+            mut script,
+            errors: psql_errors,
+        } = self.one_transaction()?;
         let mut child = script_of(tools, options)
             .arg(dir)
             .stdin(Stdio::null())
@@ -665,6 +666,15 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `psql` running a script from its input in one transaction.
+struct PsqlTransaction {
+    psql: tokio::process::Child,
+    /// The script's way in: closing it, with everything else done, commits.
+    script: tokio::process::ChildStdin,
+    /// The last lines of psql's errors, when it ends.
+    errors: Option<tokio::task::JoinHandle<String>>,
 }
 
 /// `pg_restore` writing the restore as a script to its output (`--file=-`),
