@@ -38,11 +38,11 @@
 //! not the S3 server.
 
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
-use lifeboat_tests::{Emulator, TempDir, cpu_seconds_of, free_port, repo_root, sdk_config_at};
+use lifeboat_tests::{Emulator, TempDir, cpu_seconds_of, repo_root, sdk_config_at, start_server};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Instant;
 
 const BUCKET: &str = "lifeboat-bench";
 
@@ -174,24 +174,18 @@ struct S3sFs {
 impl S3sFs {
     fn start(program: &Path) -> Self {
         let root = TempDir::new("s3s-fs");
-        let port = free_port();
-        let child = Command::new(program)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            // The credentials every client of the benchmark signs with.
-            .args(["--access-key", "testing", "--secret-key", "testing"])
-            .arg(&root.path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "s3s-fs did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = root.path.join("s3s-fs.log");
+        let buckets = root.path.join("buckets");
+        std::fs::create_dir(&buckets).expect("the buckets' folder");
+        let (child, port) = start_server(&program.display().to_string(), &log, |port| {
+            let mut command = Command::new(program);
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                // The credentials every client of the benchmark signs with.
+                .args(["--access-key", "testing", "--secret-key", "testing"])
+                .arg(&buckets);
+            command
+        });
         S3sFs {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -13,8 +13,8 @@ use lifeboat::{alert::SnsAlerts, metrics::CloudWatchMetrics};
 use recorded::Recorded;
 use serde_json::Value;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,37 +50,27 @@ impl Emulator {
         cpu_seconds_of(self.child.id())
     }
 
-    /// Starts a server and waits until it answers.
+    /// Starts a server and waits until it listens.
     pub fn start() -> Self {
         let dir = TempDir::new("moto");
         // An empty AMI catalogue: moto ignores `Owners=self`, so its default
         // public AMIs and their snapshots would look like the account's own.
         let amis = dir.path.join("amis.json");
         std::fs::write(&amis, "[]").expect("write AMI list");
-        let port = free_port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_AMIS_PATH", &amis)
-            // tests/moto/sitecustomize.py: AMI names unique, as on AWS.
-            .env("PYTHONPATH", repo_root().join("tests/moto"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server: run `make setup` first");
-        let emulator = Emulator {
+        let (child, port) = start_server("moto_server", &dir.path.join("moto.log"), |port| {
+            let mut command = Command::new(moto_server());
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_AMIS_PATH", &amis)
+                // tests/moto/sitecustomize.py: AMI names unique, as on AWS.
+                .env("PYTHONPATH", repo_root().join("tests/moto"));
+            command
+        });
+        Emulator {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             _dir: dir,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto_server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        emulator
     }
 
     /// SDK configuration for `region` of the emulator, with dummy credentials.
@@ -240,6 +230,89 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// Starts the server that `command` makes for a free loopback port, with its
+/// output in `log`, and waits until that server itself listens there; the
+/// server and its port.
+///
+/// Another test's server can take a port between [`free_port`] and this
+/// server's bind. This one then exits, and a plain connect would reach the
+/// other one: a test would run against another test's emulator, and fail
+/// when that one stops. So a server counts as started only when its own
+/// process holds the listening socket, and one that exits first is started
+/// again on another port.
+pub fn start_server(what: &str, log: &Path, command: impl Fn(u16) -> Command) -> (Child, u16) {
+    start_server_on(std::iter::repeat_with(free_port), what, log, command)
+}
+
+/// [`start_server`] on the first of `ports` that the server gets.
+fn start_server_on(
+    ports: impl IntoIterator<Item = u16>,
+    what: &str,
+    log: &Path,
+    command: impl Fn(u16) -> Command,
+) -> (Child, u16) {
+    const ATTEMPTS: usize = 5;
+    for port in ports.into_iter().take(ATTEMPTS) {
+        let output = std::fs::File::create(log).expect("create the server's log");
+        let mut child = command(port)
+            .stdout(output.try_clone().expect("the server's log"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e} (run `make setup` first)"));
+        let started = Instant::now();
+        loop {
+            if listens_on(child.id(), port) {
+                return (child, port);
+            }
+            if child.try_wait().expect("the server's status").is_some() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} did not listen on port {port} within 60 s:\n{}",
+                    tail(log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!(
+        "{what} exited before it listened, {ATTEMPTS} times on as many ports; the last time:\n{}",
+        tail(log)
+    )
+}
+
+/// Whether process `pid` holds a socket listening on loopback `port`
+/// (`/proc/net/tcp`: the socket's inode, among the process's descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&LISTEN))
+        .filter_map(|fields| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+        .collect();
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    descriptors.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+    })
+}
+
+/// The last lines of a log, for a failure message.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// A folder removed when dropped.
@@ -409,4 +482,72 @@ pub async fn metric(
         .expect("metric statistics")
         .datapoints
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real HTTP server on `port` (Python's), as a test's server would be.
+    fn http_server(port: u16) -> Command {
+        let mut command = Command::new("python3");
+        command.args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ]);
+        command
+    }
+
+    /// A port that another process took first is given up, and the server
+    /// that lost it is started again on the next port, where it listens
+    /// itself.
+    #[test]
+    fn a_server_that_loses_its_port_starts_again_on_another() {
+        let dir = TempDir::new("start-server");
+        let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let taken_port = taken.local_addr().expect("its address").port();
+        let free = free_port();
+        let (mut child, port) = start_server_on(
+            [taken_port, free],
+            "http.server",
+            &dir.path.join("log"),
+            http_server,
+        );
+        assert_eq!(port, free);
+        assert!(listens_on(child.id(), free));
+        // The port still answers, but not from the child: a connect alone
+        // would have taken the other listener for the server.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", taken_port)).is_ok());
+        assert!(!listens_on(child.id(), taken_port));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Every port lost: the failure names the server and shows its log.
+    #[test]
+    fn a_server_that_never_gets_a_port_fails_with_its_log() {
+        let dir = TempDir::new("start-server");
+        let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let taken_port = taken.local_addr().expect("its address").port();
+        let failed = std::panic::catch_unwind(|| {
+            start_server_on(
+                std::iter::repeat(taken_port),
+                "http.server",
+                &dir.path.join("log"),
+                http_server,
+            )
+        })
+        .expect_err("no port was free");
+        let message = failed
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(
+            message.contains("http.server exited before it listened, 5 times")
+                && message.contains("Address already in use"),
+            "{message}"
+        );
+    }
 }

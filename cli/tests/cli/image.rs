@@ -447,32 +447,24 @@ async fn a_task_killed_mid_dump_leaves_no_dump_and_the_next_run_tells_of_it() {
 async fn make_push_pushes_the_image_by_the_digest_terraform_is_given() {
     let dir = TempDir::new("push");
     let (image, archive) = build_image(&dir);
-    let port = lifeboat_tests::free_port();
     let config = dir.path.join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path.join("registry").display()
-        ),
-    )
-    .expect("registry config");
-    let mut registry = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("docker-registry (make setup installs it)");
-    let mut waited = Duration::ZERO;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            waited < Duration::from_secs(20),
-            "the registry did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        waited += Duration::from_millis(50);
-    }
+    let (mut registry, port) = lifeboat_tests::start_server(
+        "docker-registry (make setup installs it)",
+        &dir.path.join("registry.log"),
+        |port| {
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path.join("registry").display()
+                ),
+            )
+            .expect("registry config");
+            let mut command = Command::new("docker-registry");
+            command.arg("serve").arg(&config);
+            command
+        },
+    );
     let emulator = Emulator::start();
     let repository = format!("127.0.0.1:{port}/{IMAGE}");
     let push = || {
