@@ -18,6 +18,9 @@ pub mod manifest;
 pub mod task;
 pub mod upload;
 
+#[cfg(test)]
+mod claim_tests;
+
 use crate::manifest::Manifest;
 use crate::task::{Choice, Dispatched, History, TaskRecord, TaskSettings};
 use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
@@ -63,17 +66,41 @@ const TASK_SUFFIX: &str = ".task.json";
 const CLAIM_SUFFIX: &str = ".claim.json";
 /// How often a parallel dump writes its claim again.
 const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// How soon after a failed renewal it tries again.
+/// How soon after a failed renewal it tries again (at most).
 const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Claims a run tries (each a dead run's version removed, or a race lost).
 const CLAIM_ATTEMPTS: usize = 100;
 
-/// A parallel dump's claim of its slot: every version of it written.
-struct Claim(std::sync::Mutex<Vec<Option<String>>>);
+/// A parallel dump's claim of its slot: every version of it written, and
+/// the ETag of the first (each renewal goes only over this run's last).
+struct Claim {
+    versions: std::sync::Mutex<Vec<Option<String>>>,
+    e_tag: Option<String>,
+}
 
 impl Claim {
-    fn new(first: Option<String>) -> Self {
-        Claim(std::sync::Mutex::new(vec![first]))
+    fn new(version: Option<String>, e_tag: Option<String>) -> Self {
+        Claim {
+            versions: std::sync::Mutex::new(vec![version]),
+            e_tag,
+        }
+    }
+
+    fn add(&self, version: Option<String>) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(version);
+    }
+
+    /// Whether `version` is one this run wrote and knows of.
+    fn knows(&self, version: &Option<String>) -> bool {
+        version.is_some()
+            && self
+                .versions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(version)
     }
 }
 
@@ -476,9 +503,7 @@ impl PgDump {
         self.abort_stale_uploads(&target.bucket, &target.key, limits.stale)
             .await;
         let claim = if db.dump_format() == DumpFormat::Directory {
-            Some(Claim::new(
-                self.claim_parallel(&target, limits.stale).await?,
-            ))
+            Some(self.claim_parallel(&target, limits.stale).await?)
         } else {
             self.claim(&target, limits.stale).await?;
             None
@@ -510,9 +535,10 @@ impl PgDump {
         let outcome = match &claim {
             Some(claim) => {
                 // The claim is written again now and then, so that it is
-                // never stale while this run works, however long.
-                let every = CLAIM_EVERY;
-                let dumping = Box::pin(self.dump_parallel(
+                // never stale while this run works, however long; a run
+                // that took this one for dead ends it.
+                let lost = self.keep_claim(&target, claim, CLAIM_EVERY);
+                Box::pin(self.dump_parallel(
                     db,
                     tool,
                     &target,
@@ -520,18 +546,15 @@ impl PgDump {
                     limits.stop_at,
                     login,
                     security,
-                ));
-                tokio::select! {
-                    outcome = dumping => outcome,
-                    never = self.keep_claim(&target, claim, every) => match never {},
-                }
+                    lost,
+                ))
+                .await
             }
             None => {
                 self.dump_streamed(db, tool, &target, request, limits.stop_at, login, security)
                     .await
             }
         };
-        let parallel = claim.is_some();
         if let Some(claim) = claim {
             self.drop_claim(&target, claim).await;
         }
@@ -541,10 +564,6 @@ impl PgDump {
                 tracing::warn!(key = %live, %error, "the live mark could not be removed: the slot's uploads are left to the bucket's lifecycle rule");
             }
         }
-        // A parallel dump records its cut itself, before its clean-up.
-        if let (Err(DumpError::Deadline(bytes)), false) = (&outcome, parallel) {
-            self.record_cut(&target, *bytes).await;
-        }
         outcome
     }
 
@@ -552,7 +571,7 @@ impl PgDump {
     /// what sends the next run of an `auto` database to the task.
     async fn record_cut(&self, target: &Target, bytes: u64) {
         let cut = serde_json::json!({"run": target.run, "bytes": bytes, "at": Utc::now()});
-        if let Err(error) = self.put_record(target, CUT_SUFFIX, &cut).await {
+        if let Err(error) = self.put_record(target, CUT_SUFFIX, &cut, None).await {
             tracing::warn!(key = %target.key, %error, "the cut-off run could not be recorded: an `auto` database's next run stays in Lambda");
         }
     }
@@ -691,7 +710,7 @@ impl PgDump {
             }
         };
         record.stopped = Some(format!("its run failed, and said so: {error}"));
-        if let Err(why) = self.put_record(target, TASK_SUFFIX, &record).await {
+        if let Err(why) = self.put_record(target, TASK_SUFFIX, &record, None).await {
             tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
         }
     }
@@ -769,7 +788,7 @@ impl PgDump {
                 record.stopped = Some(why.clone());
                 let label = BackupLabel::new(&earlier.plan, &earlier.database, earlier.slot);
                 let target = self.target(bucket, dump, &label, lifeboat::runtime::run_token());
-                if let Err(error) = self.put_record(&target, TASK_SUFFIX, &record).await {
+                if let Err(error) = self.put_record(&target, TASK_SUFFIX, &record, None).await {
                     tracing::warn!(record = %record_key, %error, "told of a stopped task, but not recorded: a later run tells it again");
                 }
                 Some(Notice {
@@ -812,13 +831,16 @@ impl PgDump {
     }
 
     /// Writes a small record beside a dump (`<key><suffix>`), tagged as the
-    /// dump is and with `lifeboat:record`, replacing an earlier one.
+    /// dump is and with `lifeboat:record`, replacing an earlier one; with
+    /// `if_match`, only the one of that ETag (S3: 412 `PreconditionFailed`
+    /// for another, 404 `NoSuchKey` for none).
     async fn put_record(
         &self,
         target: &Target,
         suffix: &str,
         record: &impl serde::Serialize,
-    ) -> Result<Option<String>, String> {
+        if_match: Option<&str>,
+    ) -> Result<upload::Written, UploadError> {
         let key = format!("{}{suffix}", target.key);
         let kind = suffix.trim_start_matches('.').trim_end_matches(".json");
         let tagging = format!(
@@ -834,9 +856,12 @@ impl PgDump {
             .tagging(tagging)
             .metadata(upload::RUN_METADATA, &target.run)
             .content_type("application/json")
+            .set_if_match(if_match.map(str::to_owned))
             .body(
                 serde_json::to_vec_pretty(record)
-                    .map_err(|e| format!("the record of {key}: {e}"))?
+                    .map_err(|e| {
+                        UploadError::new("PutObject", format!("the record of {key}: {e}"))
+                    })?
                     .into(),
             );
         if let Some(kms) = &target.kms_key_id {
@@ -844,11 +869,19 @@ impl PgDump {
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
                 .ssekms_key_id(kms);
         }
-        request
-            .send()
-            .await
-            .map(|out| out.version_id)
-            .map_err(|e| format!("PutObject {key}: {}", lifeboat::aws::summarize(&e)))
+        match request.send().await {
+            Ok(out) => Ok(upload::Written {
+                version_id: out.version_id,
+                e_tag: out.e_tag,
+            }),
+            Err(e) => {
+                let error = UploadError::aws("PutObject", &e);
+                Err(UploadError {
+                    message: format!("{key}: {}", error.message),
+                    ..error
+                })
+            }
+        }
     }
 
     /// Hands the slot's dump of `db` to the task: starts it, unless one of
@@ -884,7 +917,7 @@ impl PgDump {
             .to_vec();
         let dispatched = tasks.dispatch(&name, command, last.as_ref(), now).await?;
         if let Dispatched::Started(record) = &dispatched
-            && let Err(error) = self.put_record(target, TASK_SUFFIX, record).await
+            && let Err(error) = self.put_record(target, TASK_SUFFIX, record, None).await
         {
             // The task runs all the same; a rerun replays its start by its token.
             tracing::warn!(key = %target.key, %error, "the slot's task record could not be written");
@@ -954,6 +987,10 @@ impl PgDump {
             Ok(done) => done,
             Err(e) => {
                 let _ = child.start_kill();
+                // The cut first: the clean-up may outlast the margin.
+                if let DumpError::Deadline(bytes) = &e {
+                    self.record_cut(&target, *bytes).await;
+                }
                 upload.abort().await;
                 if upload.completion_sent() && !matches!(e, DumpError::Taken(_)) {
                     // S3 may have made the object even though we saw no answer.
@@ -1017,19 +1054,19 @@ impl PgDump {
     /// versions are deleted, oldest first, until the key is free. Once the
     /// slot is this run's: a manifest written meanwhile (another run
     /// finished) makes it stand aside; otherwise whatever a dead run left
-    /// under the key is deleted. Returns the claim's version.
+    /// under the key is deleted.
     async fn claim_parallel(
         &self,
         target: &Target,
         stale: chrono::Duration,
-    ) -> Result<Option<String>, DumpError> {
+    ) -> Result<Claim, DumpError> {
         let claim = self.claim_target(target);
         let body = serde_json::json!({"run": target.run, "at": Utc::now()}).to_string();
-        let mut version = None;
+        let mut held = None;
         for _ in 0..CLAIM_ATTEMPTS {
             match upload::put_object(&self.s3, &claim, body.clone().into()).await {
                 Ok(written) => {
-                    version = Some(written.version_id);
+                    held = Some(Claim::new(written.version_id, written.e_tag));
                     break;
                 }
                 Err(e) if e.key_taken() => {}
@@ -1042,7 +1079,7 @@ impl PgDump {
             let Some(found) = found else { continue };
             if found.run == target.run {
                 // This run's own write, its answer lost and the retry refused.
-                version = Some(found.version_id);
+                held = Some(Claim::new(found.version_id, found.e_tag));
                 break;
             }
             if found.written > SystemTime::from(Utc::now() - stale) {
@@ -1059,7 +1096,7 @@ impl PgDump {
                 .map_err(DumpError::PgDump)?;
             tracing::info!(key = %target.key, run = %found.run, "removed a dead run's claim");
         }
-        let Some(version) = version else {
+        let Some(held) = held else {
             return Err(DumpError::Taken(
                 "other runs kept claiming this slot; this run stands aside".into(),
             ));
@@ -1069,7 +1106,7 @@ impl PgDump {
         match self.manifest_exists(&target.bucket, &manifest).await {
             Ok(false) => {}
             done => {
-                self.drop_claim(target, Claim::new(version)).await;
+                self.drop_claim(target, held).await;
                 return Err(match done {
                     Ok(_) => {
                         DumpError::Taken("another run finished this slot's dump moments ago".into())
@@ -1079,10 +1116,10 @@ impl PgDump {
             }
         }
         if let Err(e) = self.remove_leftovers(target).await {
-            self.drop_claim(target, Claim::new(version)).await;
+            self.drop_claim(target, held).await;
             return Err(e);
         }
-        Ok(version)
+        Ok(held)
     }
 
     /// Where the claim of a parallel dump's slot is written.
@@ -1098,29 +1135,64 @@ impl PgDump {
         }
     }
 
-    /// Writes the claim again every `every`, for as long as it is polled.
+    /// Writes the claim again every `every`, for as long as it is polled,
+    /// each time only over this run's last write (`If-Match` its ETag).
+    /// Returns only when the claim is another run's, or gone: a run that
+    /// took this one for dead (no renewal for as long as `stale`, while S3
+    /// could not be reached, say) deletes the claim and dumps the slot
+    /// itself, and this run must stop writing under the key.
     async fn keep_claim(
         &self,
         target: &Target,
         claim: &Claim,
         every: std::time::Duration,
-    ) -> std::convert::Infallible {
-        let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+    ) -> DumpError {
+        let key = format!("{}{CLAIM_SUFFIX}", target.key);
+        let mut e_tag = claim.e_tag.clone();
+        let retry = CLAIM_RETRY.min(every);
         let mut wait = every;
         loop {
             tokio::time::sleep(wait).await;
-            match self.put_record(target, CLAIM_SUFFIX, &body).await {
-                Ok(version) => {
-                    claim
-                        .0
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(version);
+            let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+            let error = match self
+                .put_record(target, CLAIM_SUFFIX, &body, e_tag.as_deref())
+                .await
+            {
+                Ok(written) => {
+                    claim.add(written.version_id);
+                    e_tag = written.e_tag;
+                    wait = every;
+                    continue;
+                }
+                Err(error) => error,
+            };
+            wait = retry;
+            if !matches!(
+                error.code.as_deref(),
+                Some("PreconditionFailed" | "NoSuchKey")
+            ) {
+                tracing::warn!(%key, %error, "the slot's claim could not be renewed: trying again shortly");
+                continue;
+            }
+            // Written over or deleted since this run's last write, unless
+            // that write was a renewal of this run's whose answer was lost:
+            // a version of this run's that it does not know yet. One it
+            // knows is an older renewal, current again because another run
+            // is deleting this run's claim.
+            match self.object(&target.bucket, &key).await {
+                Ok(Some(found)) if found.run == target.run && !claim.knows(&found.version_id) => {
+                    claim.add(found.version_id);
+                    e_tag = found.e_tag;
                     wait = every;
                 }
+                Ok(found) => {
+                    let by = found.map_or("deleted".to_owned(), |f| format!("now run {}'s", f.run));
+                    return DumpError::Taken(format!(
+                        "this run's claim of the slot is {by}: another run took this one for dead and dumps the slot; this run stops and removes its files"
+                    ));
+                }
                 Err(error) => {
-                    tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: trying again shortly");
-                    wait = CLAIM_RETRY;
+                    tracing::warn!(%key, %error, "the slot's claim could not be read after a refused renewal: trying again shortly");
                 }
             }
         }
@@ -1129,7 +1201,10 @@ impl PgDump {
     /// Deletes every version of this run's claim.
     async fn drop_claim(&self, target: &Target, claim: Claim) {
         let key = format!("{}{CLAIM_SUFFIX}", target.key);
-        let versions = claim.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        let versions = claim
+            .versions
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         // Oldest first: deleting the newest version of a key makes the one
         // before it current again, and an old claim looks like a dead run's.
         for version in versions {
@@ -1161,7 +1236,8 @@ impl PgDump {
 
     /// `pg_dump -Fd -j N` of `db` into local storage, each file uploaded
     /// under `target.key` as pg_dump closes it ([`directory`]), checked, then
-    /// the manifest listing every file.
+    /// the manifest listing every file. The slot's claim lost (`lost`)
+    /// ends it as the deadline does.
     #[allow(clippy::too_many_arguments)]
     async fn dump_parallel(
         &self,
@@ -1172,6 +1248,7 @@ impl PgDump {
         stop_at: Option<tokio::time::Instant>,
         login: secret::Credentials,
         security: Vec<(&'static str, std::ffi::OsString)>,
+        lost: impl std::future::Future<Output = DumpError>,
     ) -> Result<Manifest, DumpError> {
         let started = Utc::now();
         let clock = Instant::now();
@@ -1214,10 +1291,16 @@ impl PgDump {
                 }
                 Ok(())
             };
-            files
-                .run(&mut watch, dumping, Result::is_ok, &db.name)
-                .await??;
-            Ok(files.summary()?)
+            let uploading = async {
+                files
+                    .run(&mut watch, dumping, Result::is_ok, &db.name)
+                    .await??;
+                Ok(files.summary()?)
+            };
+            tokio::select! {
+                outcome = uploading => outcome,
+                lost = lost => Err(lost),
+            }
         };
         let outcome = match stop_at {
             Some(at) => tokio::time::timeout_at(at, work)

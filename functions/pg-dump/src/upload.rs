@@ -196,7 +196,7 @@ pub struct UploadError {
 }
 
 impl UploadError {
-    fn new(operation: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(operation: &'static str, message: impl Into<String>) -> Self {
         UploadError {
             operation,
             message: message.into(),
@@ -204,7 +204,7 @@ impl UploadError {
         }
     }
 
-    fn aws<E>(operation: &'static str, error: &E) -> Self
+    pub(crate) fn aws<E>(operation: &'static str, error: &E) -> Self
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {

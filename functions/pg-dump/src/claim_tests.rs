@@ -1,0 +1,166 @@
+//! A parallel dump's claim renewals, at the SDK level (aws-smithy-mocks):
+//! what the emulator cannot show on demand. Each renewal goes only over
+//! this run's last write; a renewal refused because the claim is another
+//! run's, or gone, or an older write of this run's made current again by
+//! another run deleting it, ends the dump; a transient failure, or a
+//! renewal of this run's that landed with its answer lost, does not.
+
+use super::*;
+use aws_sdk_s3::error::ErrorMetadata;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
+use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use lifeboat::alert::MemoryAlerts;
+use lifeboat::metrics::MemoryMetrics;
+use std::sync::Arc;
+
+const RUN: &str = "run-a";
+const KEY: &str = "pg/nightly/orders/20261207T0200Z.dump";
+
+fn pg_dump(s3: aws_sdk_s3::Client) -> PgDump {
+    PgDump {
+        s3,
+        secrets: mock_client!(aws_sdk_secretsmanager, []),
+        ecs: mock_client!(aws_sdk_ecs, []),
+        settings: Settings {
+            pg_dump: PathBuf::from("pg_dump"),
+            bucket: None,
+            kms_key_id: None,
+            parts: PartPlan {
+                part_size: 8 << 20,
+                parts_in_flight: 4,
+            },
+            task: None,
+        },
+        sinks: Sinks {
+            alerts: Arc::new(MemoryAlerts::default()),
+            metrics: Arc::new(MemoryMetrics::default()),
+        },
+    }
+}
+
+fn target() -> Target {
+    Target {
+        bucket: "dumps".into(),
+        key: KEY.into(),
+        tagging: "managed-by=lifeboat".into(),
+        kms_key_id: None,
+        run: RUN.into(),
+    }
+}
+
+/// A renewal of the claim, matched only over the write of ETag `over`.
+fn renewal(
+    over: &'static str,
+) -> aws_smithy_mocks::RuleBuilder<
+    aws_sdk_s3::operation::put_object::PutObjectInput,
+    PutObjectOutput,
+    PutObjectError,
+> {
+    mock!(aws_sdk_s3::Client::put_object).match_requests(move |r| {
+        r.key() == Some(format!("{KEY}{CLAIM_SUFFIX}").as_str()) && r.if_match() == Some(over)
+    })
+}
+
+fn renewed(over: &'static str, version: &'static str, e_tag: &'static str) -> Rule {
+    renewal(over).then_output(move || {
+        PutObjectOutput::builder()
+            .version_id(version)
+            .e_tag(e_tag)
+            .build()
+    })
+}
+
+fn refused(over: &'static str, code: &'static str) -> Rule {
+    renewal(over)
+        .then_error(move || PutObjectError::generic(ErrorMetadata::builder().code(code).build()))
+}
+
+/// The claim as HeadObject finds it: written by `run`, at `version`.
+fn found(run: &'static str, version: &'static str, e_tag: &'static str) -> Rule {
+    mock!(aws_sdk_s3::Client::head_object)
+        .match_requests(|r| r.key() == Some(format!("{KEY}{CLAIM_SUFFIX}").as_str()))
+        .then_output(move || {
+            HeadObjectOutput::builder()
+                .metadata(upload::RUN_METADATA, run)
+                .version_id(version)
+                .e_tag(e_tag)
+                .build()
+        })
+}
+
+fn versions(claim: &Claim) -> Vec<Option<String>> {
+    claim.versions.lock().expect("versions").clone()
+}
+
+#[tokio::test]
+async fn renewals_go_over_the_last_write_and_a_claim_made_current_again_ends_the_dump() {
+    let rules = [
+        renewed("\"e1\"", "v2", "\"e2\""),
+        // Any other refusal: tried again shortly, over the same write.
+        refused("\"e2\"", "AccessDenied"),
+        // A renewal whose answer was lost (the SDK's retry of it refused):
+        // the write of a version this run does not know yet is its own.
+        refused("\"e2\"", "PreconditionFailed"),
+        found(RUN, "v3", "\"e3\""),
+        renewed("\"e3\"", "v4", "\"e4\""),
+        // Another run, taking this one for dead, deletes its claim newest
+        // first: an older version of this run's is current again.
+        refused("\"e4\"", "PreconditionFailed"),
+        found(RUN, "v2", "\"e2\""),
+    ];
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
+    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+    let lost = pg_dump(s3)
+        .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
+        .await;
+    match lost {
+        DumpError::Taken(why) => assert!(
+            why.contains("another run took this one for dead") && why.contains("this run stops"),
+            "{why}"
+        ),
+        other => panic!("the dump must stand aside, not fail with: {other}"),
+    }
+    let calls: Vec<usize> = rules.iter().map(Rule::num_calls).collect();
+    assert_eq!(calls, [1; 7], "every step taken once");
+    // Every version this run wrote, for its clean-up to delete.
+    assert_eq!(
+        versions(&claim),
+        ["v1", "v2", "v3", "v4"]
+            .map(|v| Some(v.to_owned()))
+            .to_vec()
+    );
+}
+
+#[tokio::test]
+async fn a_claim_another_run_holds_or_deleted_ends_the_dump() {
+    let cases: [(&str, Rule, Rule, &str); 2] = [
+        (
+            "written over by another run",
+            refused("\"e1\"", "PreconditionFailed"),
+            found("run-b", "v9", "\"e9\""),
+            "is now run run-b's",
+        ),
+        (
+            "deleted by another run",
+            refused("\"e1\"", "NoSuchKey"),
+            mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+                HeadObjectError::NotFound(aws_sdk_s3::types::error::NotFound::builder().build())
+            }),
+            "is deleted",
+        ),
+    ];
+    for (case, put, head, says) in cases {
+        let rules = [put, head];
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
+        let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+        let lost = pg_dump(s3)
+            .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
+            .await;
+        match lost {
+            DumpError::Taken(why) => assert!(why.contains(says), "{case}: {why}"),
+            other => panic!("{case}: the dump must stand aside, not fail with: {other}"),
+        }
+        assert!(rules.iter().all(|r| r.num_calls() == 1), "{case}");
+    }
+}
