@@ -93,6 +93,20 @@ fn versions(claim: &Claim) -> Vec<Option<String>> {
     claim.versions.lock().expect("versions").clone()
 }
 
+/// Renews a claim first written as version `v1`, ETag `e1`, against `rules`
+/// in order, until it is lost: why, the claim, and each rule's calls.
+async fn renew_until_lost(rules: &[Rule]) -> (String, Claim, Vec<usize>) {
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, rules);
+    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+    let lost = pg_dump(s3)
+        .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
+        .await;
+    let DumpError::Taken(why) = lost else {
+        panic!("the dump must stand aside, not fail with: {lost}");
+    };
+    (why, claim, rules.iter().map(Rule::num_calls).collect())
+}
+
 #[tokio::test]
 async fn renewals_go_over_the_last_write_and_a_claim_made_current_again_ends_the_dump() {
     let rules = [
@@ -109,19 +123,11 @@ async fn renewals_go_over_the_last_write_and_a_claim_made_current_again_ends_the
         refused("\"e4\"", "PreconditionFailed"),
         found(RUN, "v2", "\"e2\""),
     ];
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
-    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
-    let lost = pg_dump(s3)
-        .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
-        .await;
-    match lost {
-        DumpError::Taken(why) => assert!(
-            why.contains("another run took this one for dead") && why.contains("this run stops"),
-            "{why}"
-        ),
-        other => panic!("the dump must stand aside, not fail with: {other}"),
-    }
-    let calls: Vec<usize> = rules.iter().map(Rule::num_calls).collect();
+    let (why, claim, calls) = renew_until_lost(&rules).await;
+    assert!(
+        why.contains("another run took this one for dead") && why.contains("this run stops"),
+        "{why}"
+    );
     assert_eq!(calls, [1; 7], "every step taken once");
     // Every version this run wrote, for its clean-up to delete.
     assert_eq!(
@@ -151,16 +157,8 @@ async fn a_claim_another_run_holds_or_deleted_ends_the_dump() {
         ),
     ];
     for (case, put, head, says) in cases {
-        let rules = [put, head];
-        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, &rules);
-        let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
-        let lost = pg_dump(s3)
-            .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
-            .await;
-        match lost {
-            DumpError::Taken(why) => assert!(why.contains(says), "{case}: {why}"),
-            other => panic!("{case}: the dump must stand aside, not fail with: {other}"),
-        }
-        assert!(rules.iter().all(|r| r.num_calls() == 1), "{case}");
+        let (why, _, calls) = renew_until_lost(&[put, head]).await;
+        assert!(why.contains(says), "{case}: {why}");
+        assert_eq!(calls, [1, 1], "{case}");
     }
 }
