@@ -162,3 +162,23 @@ async fn a_claim_another_run_holds_or_deleted_ends_the_dump() {
         assert_eq!(calls, [1, 1], "{case}");
     }
 }
+
+/// S3 answers a renewal without an ETag: the next goes over the last one
+/// known, never unconditionally (over whatever another run wrote).
+#[tokio::test]
+async fn a_renewal_answered_without_an_etag_keeps_the_last_one() {
+    let without_etag =
+        renewal("\"e1\"").then_output(|| PutObjectOutput::builder().version_id("v2").build());
+    let rules = [
+        without_etag,
+        refused("\"e1\"", "PreconditionFailed"),
+        found("run-b", "v9", "\"e9\""),
+    ];
+    let (why, claim, calls) = renew_until_lost(&rules).await;
+    assert!(why.contains("is now run run-b's"), "{why}");
+    assert_eq!(calls, [1, 1, 1]);
+    assert_eq!(
+        versions(&claim),
+        ["v1", "v2"].map(|v| Some(v.to_owned())).to_vec()
+    );
+}

@@ -72,25 +72,47 @@ const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 const CLAIM_ATTEMPTS: usize = 100;
 
 /// A parallel dump's claim of its slot: every version of it written, and
-/// the ETag of the first (each renewal goes only over this run's last).
+/// the ETag of the last (each renewal goes only over this run's last).
 struct Claim {
     versions: std::sync::Mutex<Vec<Option<String>>>,
-    e_tag: Option<String>,
+    e_tag: std::sync::Mutex<Option<String>>,
+}
+
+/// What one renewal of a claim found.
+enum Renewal {
+    /// Written over this run's last write.
+    Renewed,
+    /// A write of this run's that it did not know of (its answer lost) is
+    /// the claim: now known, and renewed over next.
+    Adopted,
+    /// Not written, for a reason that may pass: tried again.
+    Failed(String),
+    /// Another run's, or gone: the dump must stop.
+    Lost(DumpError),
 }
 
 impl Claim {
     fn new(version: Option<String>, e_tag: Option<String>) -> Self {
         Claim {
             versions: std::sync::Mutex::new(vec![version]),
-            e_tag,
+            e_tag: std::sync::Mutex::new(e_tag),
         }
     }
 
-    fn add(&self, version: Option<String>) {
+    /// Records a write of this run's: its version, and its ETag (kept as it
+    /// was if S3 gave none).
+    fn add(&self, version: Option<String>, e_tag: Option<String>) {
         self.versions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(version);
+        if e_tag.is_some() {
+            *self.e_tag.lock().unwrap_or_else(|e| e.into_inner()) = e_tag;
+        }
+    }
+
+    fn e_tag(&self) -> Option<String> {
+        self.e_tag.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether `version` is one this run wrote and knows of.
@@ -534,10 +556,6 @@ impl PgDump {
         }
         let outcome = match &claim {
             Some(claim) => {
-                // The claim is written again now and then, so that it is
-                // never stale while this run works, however long; a run
-                // that took this one for dead ends it.
-                let lost = self.keep_claim(&target, claim, CLAIM_EVERY);
                 Box::pin(self.dump_parallel(
                     db,
                     tool,
@@ -546,7 +564,7 @@ impl PgDump {
                     limits.stop_at,
                     login,
                     security,
-                    lost,
+                    claim,
                 ))
                 .await
             }
@@ -1135,66 +1153,72 @@ impl PgDump {
         }
     }
 
-    /// Writes the claim again every `every`, for as long as it is polled,
-    /// each time only over this run's last write (`If-Match` its ETag).
-    /// Returns only when the claim is another run's, or gone: a run that
-    /// took this one for dead (no renewal for as long as `stale`, while S3
-    /// could not be reached, say) deletes the claim and dumps the slot
-    /// itself, and this run must stop writing under the key.
+    /// Writes the claim again every `every`, for as long as it is polled;
+    /// returns only when the claim is lost ([`Self::renew_claim`]).
     async fn keep_claim(
         &self,
         target: &Target,
         claim: &Claim,
         every: std::time::Duration,
     ) -> DumpError {
-        let key = format!("{}{CLAIM_SUFFIX}", target.key);
-        let mut e_tag = claim.e_tag.clone();
         let retry = CLAIM_RETRY.min(every);
         let mut wait = every;
         loop {
             tokio::time::sleep(wait).await;
-            let body = serde_json::json!({"run": target.run, "at": Utc::now()});
-            let error = match self
-                .put_record(target, CLAIM_SUFFIX, &body, e_tag.as_deref())
-                .await
-            {
-                Ok(written) => {
-                    claim.add(written.version_id);
-                    e_tag = written.e_tag;
-                    wait = every;
-                    continue;
+            wait = match self.renew_claim(target, claim).await {
+                Renewal::Renewed => every,
+                // At once: its age is unknown here.
+                Renewal::Adopted => std::time::Duration::ZERO,
+                Renewal::Failed(error) => {
+                    tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: trying again shortly");
+                    retry
                 }
-                Err(error) => error,
+                Renewal::Lost(lost) => return lost,
             };
-            wait = retry;
-            if !matches!(
-                error.code.as_deref(),
-                Some("PreconditionFailed" | "NoSuchKey")
-            ) {
-                tracing::warn!(%key, %error, "the slot's claim could not be renewed: trying again shortly");
-                continue;
+        }
+    }
+
+    /// Writes the claim again, only over this run's last write (`If-Match`
+    /// its ETag). A claim written over or deleted since is lost, unless the
+    /// write was a renewal of this run's whose answer was lost: a version
+    /// of this run's that it does not know yet. One it knows is an older
+    /// renewal, current again because another run is deleting this run's
+    /// claim: a run that took this one for dead (no renewal for as long as
+    /// `stale`, while S3 could not be reached, say), and dumps the slot
+    /// itself.
+    async fn renew_claim(&self, target: &Target, claim: &Claim) -> Renewal {
+        let key = format!("{}{CLAIM_SUFFIX}", target.key);
+        let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+        let error = match self
+            .put_record(target, CLAIM_SUFFIX, &body, claim.e_tag().as_deref())
+            .await
+        {
+            Ok(written) => {
+                claim.add(written.version_id, written.e_tag);
+                return Renewal::Renewed;
             }
-            // Written over or deleted since this run's last write, unless
-            // that write was a renewal of this run's whose answer was lost:
-            // a version of this run's that it does not know yet. One it
-            // knows is an older renewal, current again because another run
-            // is deleting this run's claim.
-            match self.object(&target.bucket, &key).await {
-                Ok(Some(found)) if found.run == target.run && !claim.knows(&found.version_id) => {
-                    claim.add(found.version_id);
-                    e_tag = found.e_tag;
-                    wait = every;
-                }
-                Ok(found) => {
-                    let by = found.map_or("deleted".to_owned(), |f| format!("now run {}'s", f.run));
-                    return DumpError::Taken(format!(
-                        "this run's claim of the slot is {by}: another run took this one for dead and dumps the slot; this run stops and removes its files"
-                    ));
-                }
-                Err(error) => {
-                    tracing::warn!(%key, %error, "the slot's claim could not be read after a refused renewal: trying again shortly");
-                }
+            Err(error) => error,
+        };
+        if !matches!(
+            error.code.as_deref(),
+            Some("PreconditionFailed" | "NoSuchKey")
+        ) {
+            return Renewal::Failed(error.to_string());
+        }
+        match self.object(&target.bucket, &key).await {
+            Ok(Some(found)) if found.run == target.run && !claim.knows(&found.version_id) => {
+                claim.add(found.version_id, found.e_tag);
+                Renewal::Adopted
             }
+            Ok(found) => {
+                let by = found.map_or("deleted".to_owned(), |f| format!("now run {}'s", f.run));
+                Renewal::Lost(DumpError::Taken(format!(
+                    "this run's claim of the slot is {by}: another run took this one for dead and dumps the slot; this run stops and removes its files"
+                )))
+            }
+            Err(error) => Renewal::Failed(format!(
+                "the claim could not be read after a refused renewal: {error}"
+            )),
         }
     }
 
@@ -1236,8 +1260,10 @@ impl PgDump {
 
     /// `pg_dump -Fd -j N` of `db` into local storage, each file uploaded
     /// under `target.key` as pg_dump closes it ([`directory`]), checked, then
-    /// the manifest listing every file. The slot's claim lost (`lost`)
-    /// ends it as the deadline does.
+    /// the manifest listing every file. The slot's `claim` is written again
+    /// every minute, so that it is never stale while this run works, however
+    /// long, and once more before the manifest; found lost, it ends the
+    /// dump as the deadline does.
     #[allow(clippy::too_many_arguments)]
     async fn dump_parallel(
         &self,
@@ -1248,7 +1274,7 @@ impl PgDump {
         stop_at: Option<tokio::time::Instant>,
         login: secret::Credentials,
         security: Vec<(&'static str, std::ffi::OsString)>,
-        lost: impl std::future::Future<Output = DumpError>,
+        claim: &Claim,
     ) -> Result<Manifest, DumpError> {
         let started = Utc::now();
         let clock = Instant::now();
@@ -1299,7 +1325,7 @@ impl PgDump {
             };
             tokio::select! {
                 outcome = uploading => outcome,
-                lost = lost => Err(lost),
+                lost = self.keep_claim(target, claim, CLAIM_EVERY) => Err(lost),
             }
         };
         let outcome = match stop_at {
@@ -1358,6 +1384,17 @@ impl PgDump {
             finished_at: Utc::now(),
             duration_seconds: clock.elapsed().as_secs_f64(),
         };
+        // A run that lost the slot while its last files went up records nothing.
+        match self.renew_claim(target, claim).await {
+            Renewal::Renewed | Renewal::Adopted => {}
+            Renewal::Failed(error) => {
+                tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed before the manifest: the manifest is written only if none is there");
+            }
+            Renewal::Lost(lost) => {
+                files.remove().await;
+                return Err(lost);
+            }
+        }
         if let Err(e) = self.put_manifest(target, &manifest).await? {
             let manifest_key = naming::manifest_key(&target.key);
             match self.manifest_exists(&target.bucket, &manifest_key).await {
