@@ -286,8 +286,10 @@ fn start_server_on(
     )
 }
 
-/// Whether process `pid` holds a socket listening on loopback `port`
+/// Whether process `pid` holds a socket listening on `127.0.0.1:port`
 /// (`/proc/net/tcp`: the socket's inode, among the process's descriptors).
+/// IPv4 loopback only, where every server of the tests binds; a server
+/// started through a wrapper must `exec` it, so that it is `pid` itself.
 fn listens_on(pid: u32, port: u16) -> bool {
     const LISTEN: &str = "0A";
     let local = format!("0100007F:{port:04X}");
