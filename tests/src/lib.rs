@@ -511,15 +511,13 @@ mod tests {
         let dir = TempDir::new("start-server");
         let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
         let taken_port = taken.local_addr().expect("its address").port();
-        let free = free_port();
-        let (mut child, port) = start_server_on(
-            [taken_port, free],
-            "http.server",
-            &dir.path.join("log"),
-            http_server,
-        );
-        assert_eq!(port, free);
-        assert!(listens_on(child.id(), free));
+        // Then free ports, as `start_server` takes them: one picked here
+        // could itself be taken before the server binds it.
+        let ports = std::iter::once(taken_port).chain(std::iter::repeat_with(free_port));
+        let (mut child, port) =
+            start_server_on(ports, "http.server", &dir.path.join("log"), http_server);
+        assert_ne!(port, taken_port);
+        assert!(listens_on(child.id(), port));
         // The port still answers, but not from the child: a connect alone
         // would have taken the other listener for the server.
         assert!(std::net::TcpStream::connect(("127.0.0.1", taken_port)).is_ok());
