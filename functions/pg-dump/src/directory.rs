@@ -11,7 +11,7 @@
 //! A dump that fails leaves nothing: the files already uploaded are deleted,
 //! by their versions.
 
-use crate::upload::{PartPlan, StreamingUpload, Target, UploadError, Written};
+use crate::upload::{OpenUploads, PartPlan, StreamingUpload, Target, UploadError, Written};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use lifeboat::postgres::archive::{
@@ -130,6 +130,8 @@ pub struct Files {
     uploads: usize,
     /// Names taken (uploading or uploaded).
     taken: BTreeSet<String>,
+    /// The multipart uploads of files under way.
+    open: OpenUploads,
     /// Uploaded: the manifest's lines, and what each held.
     pub done: Vec<(DumpFile, Written)>,
     reads: Vec<(String, FileRead)>,
@@ -167,6 +169,7 @@ impl Files {
             dir,
             uploads,
             taken: BTreeSet::new(),
+            open: OpenUploads::default(),
             done: Vec::new(),
             reads: Vec::new(),
             bytes: 0,
@@ -293,13 +296,14 @@ impl Files {
         };
         let plan = self.plan;
         let path = self.dir.join(&name);
+        let open = self.open.clone();
         Box::pin(async move {
             let mut check = FileCheck::new(&name)?;
             let mut file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| FilesError::Local(format!("opening {}: {e}", path.display())))?;
             let (upload_s3, upload_target) = (s3.clone(), target.clone());
-            let mut upload = StreamingUpload::new(s3, target, plan);
+            let mut upload = StreamingUpload::new(s3, target, plan).known_in(open);
             let mut hasher = Sha256::new();
             let mut size = 0u64;
             let mut buffer = vec![0u8; 256 << 10];
@@ -362,12 +366,14 @@ impl Files {
     }
 
     /// Deletes every file this run uploaded (their versions): a failed
-    /// dump leaves nothing behind. The files it knows of, and any other
+    /// dump leaves nothing behind. First the multipart uploads that a stop
+    /// left open are aborted; then the files it knows of, and any other
     /// object under the key that this run wrote (an upload cut off by the
-    /// deadline may have reached S3 unseen), in batches. What cannot be
-    /// deleted is logged; without a manifest, it never counts as a backup,
-    /// and the slot's next run clears it.
+    /// deadline may have reached S3 unseen), are deleted in batches. What
+    /// cannot be deleted is logged; without a manifest, it never counts as
+    /// a backup, and the slot's next run clears it.
     pub async fn remove(&mut self) {
+        self.open.abort_all(&self.s3, &self.target.bucket).await;
         let mut written: Vec<(String, Option<String>)> = std::mem::take(&mut self.done)
             .into_iter()
             .map(|(file, written)| (file_key(&self.target.key, &file.name), written.version_id))

@@ -27,6 +27,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 
 /// `client`, with its `PutObject` and `UploadPart` bodies sent unsigned (the
@@ -224,6 +226,30 @@ impl UploadError {
     }
 }
 
+/// The multipart uploads that several writers have open, by key: a stop
+/// that drops the writers half-way (a deadline, a signal, a lost claim)
+/// aborts what they left with [`abort_all`](Self::abort_all).
+#[derive(Debug, Clone, Default)]
+pub struct OpenUploads(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl OpenUploads {
+    fn set(&self, key: &str, upload_id: Option<&str>) {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match upload_id {
+            Some(id) => open.insert(key.to_owned(), id.to_owned()),
+            None => open.remove(key),
+        };
+    }
+
+    /// Aborts every upload still open in `bucket`.
+    pub async fn abort_all(&self, client: &Client, bucket: &str) {
+        let open = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for (key, upload_id) in open {
+            abort_upload(client, bucket, &key, &upload_id).await;
+        }
+    }
+}
+
 /// An object being written. Call [`write`](Self::write) with the stream's
 /// bytes in order, then [`finish`](Self::finish), or [`abort`](Self::abort) on failure.
 pub struct StreamingUpload {
@@ -231,6 +257,8 @@ pub struct StreamingUpload {
     target: Target,
     plan: PartPlan,
     upload_id: Option<String>,
+    /// Where the open upload is known beyond this writer, if anywhere.
+    open: Option<OpenUploads>,
     filling: BytesMut,
     in_flight: JoinSet<Result<(CompletedPart, Bytes), UploadError>>,
     done: Vec<CompletedPart>,
@@ -248,12 +276,29 @@ impl StreamingUpload {
             target,
             plan,
             upload_id: None,
+            open: None,
             in_flight: JoinSet::new(),
             done: Vec::new(),
             spare: Vec::new(),
             next_part: 1,
             completion_sent: false,
         }
+    }
+
+    /// This upload, known in `open` while it is open.
+    pub fn known_in(self, open: OpenUploads) -> Self {
+        StreamingUpload {
+            open: Some(open),
+            ..self
+        }
+    }
+
+    /// Records whether the multipart upload is open, where it is known.
+    fn set_open(&mut self, upload_id: Option<String>) {
+        if let Some(open) = &self.open {
+            open.set(&self.target.key, upload_id.as_deref());
+        }
+        self.upload_id = upload_id;
     }
 
     /// Takes the next bytes of the object; waits while the parts in flight are at their limit.
@@ -365,7 +410,7 @@ impl StreamingUpload {
             .upload_id
             .ok_or_else(|| UploadError::new("CreateMultipartUpload", "S3 returned no upload id"))?;
         tracing::info!(key = %self.target.key, upload_id = %id, "multipart upload started");
-        self.upload_id = Some(id.clone());
+        self.set_open(Some(id.clone()));
         Ok(id)
     }
 
@@ -416,7 +461,7 @@ impl StreamingUpload {
             .await
             .map_err(|e| UploadError::aws("CompleteMultipartUpload", &e))?;
         // Completed: nothing is left to abort.
-        self.upload_id = None;
+        self.set_open(None);
         Ok((
             parts,
             Written {
@@ -432,26 +477,45 @@ impl StreamingUpload {
     pub async fn abort(&mut self) {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        let Some(upload_id) = self.upload_id.take() else {
+        let Some(upload_id) = self.upload_id.clone() else {
             return;
         };
-        match self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.target.bucket)
-            .key(&self.target.key)
-            .upload_id(&upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => tracing::info!(key = %self.target.key, "multipart upload aborted"),
-            Err(e) => tracing::error!(
-                key = %self.target.key,
-                upload_id,
-                error = %lifeboat::aws::summarize(&e),
-                "the multipart upload could not be aborted; the bucket's lifecycle rule removes it"
-            ),
+        self.set_open(None);
+        abort_upload(
+            &self.client,
+            &self.target.bucket,
+            &self.target.key,
+            &upload_id,
+        )
+        .await;
+    }
+}
+
+/// Aborts a multipart upload, so S3 keeps no part of it. Failures are
+/// logged: the bucket's lifecycle rule for incomplete uploads is the last
+/// line of defence. An upload that S3 no longer has is not a failure: it
+/// was aborted already, or completed by a request whose answer was lost,
+/// and then the object it made is this run's, which the run's clean-up
+/// deletes.
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    match client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        Ok(_) => tracing::info!(key, "multipart upload aborted"),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_upload()) => {
+            tracing::info!(key, "the multipart upload had ended already")
         }
+        Err(e) => tracing::error!(
+            key,
+            upload_id,
+            error = %lifeboat::aws::summarize(&e),
+            "the multipart upload could not be aborted; the bucket's lifecycle rule removes it"
+        ),
     }
 }
 

@@ -7,7 +7,7 @@
 //! in S3 is found and nothing is restored.
 
 use crate::pg_dump_common::{
-    BUCKET, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
+    BUCKET, PARTS, Setup, assert_nothing_left, conninfo, payload, pg_dump_of, restore_into,
 };
 use lifeboat::postgres::restore::Target;
 use lifeboat::runtime::{Invocation, handle};
@@ -435,4 +435,54 @@ async fn a_dead_runs_files_without_a_claim_are_cleared_and_the_slot_dumped() {
         verified.files.expect("files") + 1,
         "{stored:?}"
     );
+}
+
+/// A parallel dump that is stopped while a file uploads (the deadline, a
+/// signal or a lost claim drops the uploads under way) leaves no multipart
+/// upload open: the clean-up aborts what the dropped uploads had started,
+/// as it deletes the files they had finished.
+#[tokio::test]
+async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
+    use lifeboat_tests::faults::{FaultConfig, FaultProxy};
+    use pg_dump::directory::{Files, Watch};
+    let setup = Setup::new().await;
+    // The function's S3 goes through a proxy that counts its requests.
+    let proxy = FaultProxy::start(&setup.emulator.endpoint, FaultConfig::none(17)).await;
+    let s3 = lifeboat::aws::s3_client(&proxy.sdk_config("us-east-1").await);
+    let scratch = lifeboat_tests::TempDir::new("stopped-dump");
+    let dir = scratch.path.join("dump");
+    std::fs::create_dir(&dir).expect("dump dir");
+    let mut watch = Watch::new(&dir).expect("watch");
+    let target = pg_dump::upload::Target {
+        bucket: BUCKET.into(),
+        key: "pg-dump/nightly/orders/stopped".into(),
+        tagging: "lifeboat%3Aplan=nightly".into(),
+        kms_key_id: None,
+        run: "the-stopped-run".into(),
+    };
+    let mut files = Files::new(s3, target, PARTS, dir.clone(), 2);
+    // A table's data file of twelve parts, closed; then pg_dump goes on.
+    let dumping = async {
+        std::fs::write(dir.join("4242.dat"), vec![b'x'; 12 * PARTS.part_size]).expect("file");
+        std::future::pending::<Result<(), ()>>().await
+    };
+    // Stopped once a part is in S3: its upload was started, and is known.
+    tokio::select! {
+        outcome = files.run(&mut watch, dumping, Result::is_ok, "orders") => {
+            panic!("the dump never ends: {outcome:?}")
+        }
+        () = async {
+            while proxy.stats().operation("s3:PUT ?partNumber&uploadId").requests == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        } => {}
+    }
+    assert_eq!(
+        setup.open_uploads().await,
+        1,
+        "the dropped upload is left open in S3"
+    );
+    files.remove().await;
+    assert_eq!(setup.open_uploads().await, 0, "the clean-up aborts it");
+    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
 }
