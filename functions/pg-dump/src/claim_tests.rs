@@ -2,8 +2,9 @@
 //! what the emulator cannot show on demand. Each renewal goes only over
 //! this run's last write; a renewal refused because the claim is another
 //! run's, or gone, or an older write of this run's made current again by
-//! another run deleting it, ends the dump; a transient failure, or a
-//! renewal of this run's that landed with its answer lost, does not.
+//! another run deleting it, ends the dump; a transient failure, a renewal
+//! of this run's that landed with its answer lost, a conflict with a
+//! concurrent write, or a claim that cannot be read, does not.
 
 use super::*;
 use aws_sdk_s3::error::ErrorMetadata;
@@ -181,4 +182,25 @@ async fn a_renewal_answered_without_an_etag_keeps_the_last_one() {
         versions(&claim),
         ["v1", "v2"].map(|v| Some(v.to_owned())).to_vec()
     );
+}
+
+/// A renewal that meets a concurrent conditional write (409
+/// `ConditionalRequestConflict`), or a claim that cannot be read after a
+/// refusal, proves nothing: the renewal is tried again, over the same write,
+/// and the dump goes on until the claim is seen to be another run's.
+#[tokio::test]
+async fn a_conflict_or_an_unreadable_claim_is_tried_again_not_lost() {
+    let rules = [
+        refused("\"e1\"", "ConditionalRequestConflict"),
+        refused("\"e1\"", "PreconditionFailed"),
+        mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+            HeadObjectError::generic(ErrorMetadata::builder().code("AccessDenied").build())
+        }),
+        refused("\"e1\"", "PreconditionFailed"),
+        found("run-b", "v9", "\"e9\""),
+    ];
+    let (why, claim, calls) = renew_until_lost(&rules).await;
+    assert!(why.contains("is now run run-b's"), "{why}");
+    assert_eq!(calls, [1; 5], "every step taken once");
+    assert_eq!(versions(&claim), [Some("v1".to_owned())]);
 }
