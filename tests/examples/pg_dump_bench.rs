@@ -21,7 +21,8 @@
 //! comparison size's database (its tables dumped side by side): `pg_dump -Fd
 //! -j N --compress=zstd -f DIR` to local disk (the raw directory dump),
 //! Lifeboat's single stream (the default, zstd) and Lifeboat with `jobs: N`,
-//! in the same rounds; the per-size runs are skipped. Its database is of
+//! in the same rounds (and `--baseline`'s with `jobs: N`, when given); the
+//! per-size runs are skipped. Its database is of
 //! several large tables: the generated one at a quarter of the size, with
 //! three copies of its orders table.
 //! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
@@ -230,15 +231,16 @@ impl Bench {
         )
     }
 
-    /// The same run of the default settings by another `lifeboat` binary.
+    /// The same run of the default settings (and `jobs`) by another `lifeboat` binary.
     fn lifeboat_of(
         &self,
         program: &Path,
         dbname: &str,
         plan: &str,
+        jobs: Option<u16>,
         s3_endpoint: Option<&str>,
     ) -> Run {
-        let event = self.event(dbname, plan, None, None);
+        let event = self.event(dbname, plan, None, jobs);
         timed(self.command(program, &event, s3_endpoint), &self.meter)
     }
 
@@ -494,7 +496,7 @@ async fn main() {
             (&emulator, s3s.as_ref()),
             &server,
             &dbname,
-            jobs,
+            (jobs, baseline.as_deref()),
             runs,
         );
         return;
@@ -544,7 +546,7 @@ async fn main() {
             zstd_baseline.measure(&emulator, s3s, || {
                 let plan = format!("zstd-baseline-{round}");
                 let endpoint = s3s.map(|s| s.endpoint.as_str());
-                bench.lifeboat_of(program, &dbname, &plan, endpoint)
+                bench.lifeboat_of(program, &dbname, &plan, None, endpoint)
             });
         }
     }
@@ -623,14 +625,14 @@ async fn main() {
 }
 
 /// Parallel dumps of `dbname` with `jobs` jobs against the single stream and
-/// the raw directory dump, in rounds, Lifeboat's S3 on s3s-fs when given;
-/// prints the rows and the ratios.
+/// the raw directory dump, and against `baseline`'s `jobs` when given, in
+/// rounds, Lifeboat's S3 on s3s-fs when given; prints the rows and the ratios.
 fn compare_jobs(
     bench: &Bench,
     (emulator, s3s): (&Emulator, Option<&S3sFs>),
     server: &PgServer,
     dbname: &str,
-    jobs: u16,
+    (jobs, baseline): (u16, Option<&Path>),
     runs: usize,
 ) {
     let sizes = server.sql(
@@ -644,6 +646,7 @@ fn compare_jobs(
     let mut raw = Row::new("pg_dump -Fd -j N --compress=zstd -f DIR");
     let mut single = Row::new("lifeboat pg-dump, one stream (zstd)");
     let mut parallel = Row::new("lifeboat pg-dump, jobs N");
+    let mut parallel_baseline = Row::new("--baseline's lifeboat, jobs N");
     let s3 = s3s.map(|s| s.endpoint.as_str());
     for round in 0..runs {
         raw.measure(emulator, s3s, || {
@@ -661,6 +664,12 @@ fn compare_jobs(
         parallel.measure(emulator, s3s, || {
             bench.lifeboat(dbname, &format!("jobs-{round}"), None, Some(jobs), s3)
         });
+        if let Some(program) = baseline {
+            parallel_baseline.measure(emulator, s3s, || {
+                let plan = format!("jobs-baseline-{round}");
+                bench.lifeboat_of(program, dbname, &plan, Some(jobs), s3)
+            });
+        }
     }
     println!();
     println!(
@@ -671,7 +680,10 @@ fn compare_jobs(
         "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs"
     );
-    for row in [&raw, &single, &parallel] {
+    for row in [&raw, &single, &parallel, &parallel_baseline] {
+        if row.runs.is_empty() {
+            continue;
+        }
         let s = summarize(&row.runs);
         let n = row.runs.len().max(1) as f64;
         println!(
@@ -691,6 +703,15 @@ fn compare_jobs(
         single.wall / parallel.wall,
         raw.wall / parallel.wall
     );
+    if !parallel_baseline.runs.is_empty() {
+        let before = summarize(&parallel_baseline.runs);
+        println!(
+            "  --baseline's jobs {jobs}: {:.2}x the single stream's speed, {:.2}x the raw directory dump's; this build {:.2}x its speed",
+            single.wall / before.wall,
+            raw.wall / before.wall,
+            before.wall / parallel.wall
+        );
+    }
 }
 
 async fn aws_sdk_secretsmanager_arn(aws: &aws_config::SdkConfig, password: &str) -> String {

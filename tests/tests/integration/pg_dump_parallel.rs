@@ -485,4 +485,16 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
     files.remove().await;
     assert_eq!(setup.open_uploads().await, 0, "the clean-up aborts it");
     assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+    // Stopped half-way: never completed, aborted once.
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.operation("s3:POST ?uploadId").requests,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.operation("s3:DELETE ?uploadId").requests,
+        1,
+        "{stats:?}"
+    );
 }
