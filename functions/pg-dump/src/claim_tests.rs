@@ -4,7 +4,8 @@
 //! run's, or gone, or an older write of this run's made current again by
 //! another run deleting it, ends the dump; a transient failure, a renewal
 //! of this run's that landed with its answer lost, a conflict with a
-//! concurrent write, or a claim that cannot be read, does not.
+//! concurrent write, or a claim that cannot be read, does not, unless the
+//! claim then goes unrenewed for as long as the lapse.
 
 use super::*;
 use aws_sdk_s3::error::ErrorMetadata;
@@ -16,6 +17,10 @@ use lifeboat::metrics::MemoryMetrics;
 use std::sync::Arc;
 
 const RUN: &str = "run-a";
+/// Renewals in the tests: every few milliseconds.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+/// A lapse no test reaches.
+const NEVER: std::time::Duration = std::time::Duration::from_secs(3600);
 const KEY: &str = "pg/nightly/orders/20261207T0200Z.dump";
 
 fn pg_dump(s3: aws_sdk_s3::Client) -> PgDump {
@@ -100,7 +105,7 @@ async fn renew_until_lost(rules: &[Rule]) -> (String, Claim, Vec<usize>) {
     let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, rules);
     let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
     let lost = pg_dump(s3)
-        .keep_claim(&target(), &claim, std::time::Duration::from_millis(5))
+        .keep_claim(&target(), &claim, (RENEW_EVERY, NEVER))
         .await;
     let DumpError::Taken(why) = lost else {
         panic!("the dump must stand aside, not fail with: {lost}");
@@ -202,5 +207,32 @@ async fn a_conflict_or_an_unreadable_claim_is_tried_again_not_lost() {
     let (why, claim, calls) = renew_until_lost(&rules).await;
     assert!(why.contains("is now run run-b's"), "{why}");
     assert_eq!(calls, [1; 5], "every step taken once");
+    assert_eq!(versions(&claim), [Some("v1".to_owned())]);
+}
+
+/// A claim that cannot be renewed for as long as the lapse (a renewal
+/// refused every time: a policy that denies it, say) stops the dump, as a
+/// failure that names the last error: another run could soon take the slot.
+#[tokio::test]
+async fn a_claim_not_renewed_for_the_lapse_stops_the_dump() {
+    let denied = refused("\"e1\"", "AccessDenied");
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
+    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+    let lapse = std::time::Duration::from_millis(100);
+    let started = tokio::time::Instant::now();
+    let (function, target) = (pg_dump(s3), target());
+    let keep = function.keep_claim(&target, &claim, (RENEW_EVERY, lapse));
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), keep)
+        .await
+        .expect("the lapse stops the renewals");
+    assert!(started.elapsed() >= lapse, "{:?}", started.elapsed());
+    let DumpError::PgDump(why) = stopped else {
+        panic!("a failure, not: {stopped}");
+    };
+    assert!(
+        why.contains("could not be renewed") && why.contains("AccessDenied"),
+        "{why}"
+    );
+    assert!(denied.num_calls() >= 2, "{}", denied.num_calls());
     assert_eq!(versions(&claim), [Some("v1".to_owned())]);
 }

@@ -68,14 +68,21 @@ const CLAIM_SUFFIX: &str = ".claim.json";
 const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How soon after a failed renewal it tries again (at most).
 const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a parallel dump goes on while its claim cannot be renewed:
+/// less than any run waits before it takes a claim for a dead run's (a
+/// Lambda run's timeout and [`STALE_MARGIN`], 5 minutes), so that two runs
+/// never dump one slot at once.
+const CLAIM_LAPSE: std::time::Duration = std::time::Duration::from_secs(4 * 60);
 /// Claims a run tries (each a dead run's version removed, or a race lost).
 const CLAIM_ATTEMPTS: usize = 100;
 
 /// A parallel dump's claim of its slot: every version of it written, and
-/// the ETag of the last (each renewal goes only over this run's last).
+/// the ETag of the last (each renewal goes only over this run's last), and
+/// when it was last written.
 struct Claim {
     versions: std::sync::Mutex<Vec<Option<String>>>,
     e_tag: std::sync::Mutex<Option<String>>,
+    written: std::sync::Mutex<tokio::time::Instant>,
 }
 
 /// What one renewal of a claim found.
@@ -96,6 +103,7 @@ impl Claim {
         Claim {
             versions: std::sync::Mutex::new(vec![version]),
             e_tag: std::sync::Mutex::new(e_tag),
+            written: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 
@@ -109,6 +117,15 @@ impl Claim {
         if e_tag.is_some() {
             *self.e_tag.lock().unwrap_or_else(|e| e.into_inner()) = e_tag;
         }
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// How long since the claim was last written.
+    fn age(&self) -> std::time::Duration {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 
     fn e_tag(&self) -> Option<String> {
@@ -1154,12 +1171,14 @@ impl PgDump {
     }
 
     /// Writes the claim again every `every`, for as long as it is polled;
-    /// returns only when the claim is lost ([`Self::renew_claim`]).
+    /// returns only when the claim is lost ([`Self::renew_claim`]), or could
+    /// not be renewed for `lapse`: another run may then take it for a dead
+    /// run's at any moment.
     async fn keep_claim(
         &self,
         target: &Target,
         claim: &Claim,
-        every: std::time::Duration,
+        (every, lapse): (std::time::Duration, std::time::Duration),
     ) -> DumpError {
         let retry = CLAIM_RETRY.min(every);
         let mut wait = every;
@@ -1169,6 +1188,13 @@ impl PgDump {
                 Renewal::Renewed => every,
                 // At once: its age is unknown here.
                 Renewal::Adopted => std::time::Duration::ZERO,
+                Renewal::Failed(error) if claim.age() >= lapse => {
+                    return DumpError::PgDump(format!(
+                        "the slot's claim ({}{CLAIM_SUFFIX}) could not be renewed for {} s ({error}): another run could soon take this one for dead and dump the slot too, so this run stops and removes its files",
+                        target.key,
+                        claim.age().as_secs()
+                    ));
+                }
                 Renewal::Failed(error) => {
                     tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: trying again shortly");
                     retry
@@ -1325,7 +1351,7 @@ impl PgDump {
             };
             tokio::select! {
                 outcome = uploading => outcome,
-                lost = self.keep_claim(target, claim, CLAIM_EVERY) => Err(lost),
+                lost = self.keep_claim(target, claim, (CLAIM_EVERY, CLAIM_LAPSE)) => Err(lost),
             }
         };
         let outcome = match stop_at {
