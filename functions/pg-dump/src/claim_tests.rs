@@ -103,7 +103,11 @@ fn versions(claim: &Claim) -> Vec<Option<String>> {
 /// in order, until it is lost: why, the claim, and each rule's calls.
 async fn renew_until_lost(rules: &[Rule]) -> (String, Claim, Vec<usize>) {
     let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, rules);
-    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+    let claim = Claim::new(
+        Some("v1".into()),
+        Some("\"e1\"".into()),
+        tokio::time::Instant::now(),
+    );
     let lost = pg_dump(s3)
         .keep_claim(&target(), &claim, (RENEW_EVERY, NEVER))
         .await;
@@ -217,7 +221,11 @@ async fn a_conflict_or_an_unreadable_claim_is_tried_again_not_lost() {
 async fn a_claim_not_renewed_for_the_lapse_stops_the_dump() {
     let denied = refused("\"e1\"", "AccessDenied");
     let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
-    let claim = Claim::new(Some("v1".into()), Some("\"e1\"".into()));
+    let claim = Claim::new(
+        Some("v1".into()),
+        Some("\"e1\"".into()),
+        tokio::time::Instant::now(),
+    );
     let lapse = std::time::Duration::from_millis(100);
     let started = tokio::time::Instant::now();
     let (function, target) = (pg_dump(s3), target());
@@ -235,4 +243,58 @@ async fn a_claim_not_renewed_for_the_lapse_stops_the_dump() {
     );
     assert!(denied.num_calls() >= 2, "{}", denied.num_calls());
     assert_eq!(versions(&claim), [Some("v1".to_owned())]);
+}
+
+/// Each renewal starts the lapse again: a claim renewed after failures is
+/// lost only a whole lapse after that renewal was sent.
+#[tokio::test]
+async fn a_renewal_starts_the_lapse_again() {
+    let denied = || PutObjectError::generic(ErrorMetadata::builder().code("AccessDenied").build());
+    let renewed_at = Arc::new(std::sync::Mutex::new(None));
+    let at = renewed_at.clone();
+    let renewals = mock!(aws_sdk_s3::Client::put_object)
+        .sequence()
+        .error(denied)
+        .times(10)
+        .output(move || {
+            *at.lock().expect("renewed at") = Some(tokio::time::Instant::now());
+            PutObjectOutput::builder()
+                .version_id("v2")
+                .e_tag("\"e2\"")
+                .build()
+        })
+        .error(denied)
+        .repeatedly()
+        .build();
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&renewals]);
+    let claim = Claim::new(
+        Some("v1".into()),
+        Some("\"e1\"".into()),
+        tokio::time::Instant::now(),
+    );
+    let lapse = std::time::Duration::from_secs(1);
+    let (function, target) = (pg_dump(s3), target());
+    let keep = function.keep_claim(&target, &claim, (RENEW_EVERY, lapse));
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), keep)
+        .await
+        .expect("the lapse stops the renewals");
+    let renewed_at = renewed_at
+        .lock()
+        .expect("renewed at")
+        .expect("renewed once");
+    // Ten failures, at least 5 ms apart, came before the renewal; the lapse
+    // counted from the claim's first write would have ended 50 ms sooner.
+    let after = renewed_at.elapsed();
+    assert!(
+        after >= lapse - std::time::Duration::from_millis(25),
+        "lost {after:?} after the renewal"
+    );
+    let DumpError::PgDump(why) = stopped else {
+        panic!("a failure, not: {stopped}");
+    };
+    assert!(why.contains("could not be renewed"), "{why}");
+    assert_eq!(
+        versions(&claim),
+        ["v1", "v2"].map(|v| Some(v.to_owned())).to_vec()
+    );
 }

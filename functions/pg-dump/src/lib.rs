@@ -68,17 +68,20 @@ const CLAIM_SUFFIX: &str = ".claim.json";
 const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// How soon after a failed renewal it tries again (at most).
 const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a parallel dump goes on while its claim cannot be renewed:
-/// less than any run waits before it takes a claim for a dead run's (a
-/// Lambda run's timeout and [`STALE_MARGIN`], 5 minutes), so that two runs
-/// never dump one slot at once.
+/// How long a parallel dump goes on while its claim cannot be renewed,
+/// from the moment its last write was sent: a minute less than the least
+/// any run waits before it takes a claim for a dead run's (a Lambda run,
+/// its timeout and [`STALE_MARGIN`], 5 minutes; a run without a deadline,
+/// [`STALE_UPLOAD`], 20), so that two runs never dump one slot at once.
 const CLAIM_LAPSE: std::time::Duration = std::time::Duration::from_secs(4 * 60);
+const _: () = assert!(CLAIM_LAPSE.as_secs() as i64 + 60 <= STALE_MARGIN.num_seconds());
 /// Claims a run tries (each a dead run's version removed, or a race lost).
 const CLAIM_ATTEMPTS: usize = 100;
 
-/// A parallel dump's claim of its slot: every version of it written, and
-/// the ETag of the last (each renewal goes only over this run's last), and
-/// when it was last written.
+/// A parallel dump's claim of its slot: every version of it written, the
+/// ETag of the last (each renewal goes only over this run's last), and
+/// when the last was written (sent, for this run's own writes: S3's time
+/// of it is later).
 struct Claim {
     versions: std::sync::Mutex<Vec<Option<String>>>,
     e_tag: std::sync::Mutex<Option<String>>,
@@ -99,17 +102,17 @@ enum Renewal {
 }
 
 impl Claim {
-    fn new(version: Option<String>, e_tag: Option<String>) -> Self {
+    fn new(version: Option<String>, e_tag: Option<String>, written: tokio::time::Instant) -> Self {
         Claim {
             versions: std::sync::Mutex::new(vec![version]),
             e_tag: std::sync::Mutex::new(e_tag),
-            written: std::sync::Mutex::new(tokio::time::Instant::now()),
+            written: std::sync::Mutex::new(written),
         }
     }
 
-    /// Records a write of this run's: its version, and its ETag (kept as it
-    /// was if S3 gave none).
-    fn add(&self, version: Option<String>, e_tag: Option<String>) {
+    /// Records a write of this run's: its version, its ETag (kept as it
+    /// was if S3 gave none) and when it was written.
+    fn add(&self, version: Option<String>, e_tag: Option<String>, written: tokio::time::Instant) {
         self.versions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -117,15 +120,17 @@ impl Claim {
         if e_tag.is_some() {
             *self.e_tag.lock().unwrap_or_else(|e| e.into_inner()) = e_tag;
         }
-        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written;
+    }
+
+    /// When the claim was last written.
+    fn written(&self) -> tokio::time::Instant {
+        *self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long since the claim was last written.
     fn age(&self) -> std::time::Duration {
-        self.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
+        self.written().elapsed()
     }
 
     fn e_tag(&self) -> Option<String> {
@@ -346,21 +351,14 @@ impl PgDump {
                 return;
             }
         }
+        tracing::info!(
+            key,
+            uploads = stale.len(),
+            "aborting uploads left by earlier runs"
+        );
         for upload in stale {
-            let aborted = self
-                .s3
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload.upload_id.unwrap_or_default())
-                .send()
-                .await;
-            match aborted {
-                Ok(_) => tracing::info!(key, "aborted an upload left by an earlier run"),
-                Err(e) => {
-                    tracing::warn!(key, error = %lifeboat::aws::summarize(&e), "cannot abort an earlier upload")
-                }
-            }
+            let id = upload.upload_id.unwrap_or_default();
+            upload::abort_upload(&self.s3, bucket, key, &id).await;
         }
     }
 
@@ -1099,9 +1097,10 @@ impl PgDump {
         let body = serde_json::json!({"run": target.run, "at": Utc::now()}).to_string();
         let mut held = None;
         for _ in 0..CLAIM_ATTEMPTS {
+            let sent = tokio::time::Instant::now();
             match upload::put_object(&self.s3, &claim, body.clone().into()).await {
                 Ok(written) => {
-                    held = Some(Claim::new(written.version_id, written.e_tag));
+                    held = Some(Claim::new(written.version_id, written.e_tag, sent));
                     break;
                 }
                 Err(e) if e.key_taken() => {}
@@ -1114,7 +1113,11 @@ impl PgDump {
             let Some(found) = found else { continue };
             if found.run == target.run {
                 // This run's own write, its answer lost and the retry refused.
-                held = Some(Claim::new(found.version_id, found.e_tag));
+                held = Some(Claim::new(
+                    found.version_id,
+                    found.e_tag,
+                    instant_of(found.written),
+                ));
                 break;
             }
             if found.written > SystemTime::from(Utc::now() - stale) {
@@ -1180,27 +1183,46 @@ impl PgDump {
         claim: &Claim,
         (every, lapse): (std::time::Duration, std::time::Duration),
     ) -> DumpError {
-        let retry = CLAIM_RETRY.min(every);
-        let mut wait = every;
+        let mut wait = every.saturating_sub(claim.age());
         loop {
             tokio::time::sleep(wait).await;
-            wait = match self.renew_claim(target, claim).await {
+            wait = match self.renew_before_lapse(target, claim, lapse).await {
                 Renewal::Renewed => every,
-                // At once: its age is unknown here.
+                // At once: it may be old.
                 Renewal::Adopted => std::time::Duration::ZERO,
-                Renewal::Failed(error) if claim.age() >= lapse => {
-                    return DumpError::PgDump(format!(
-                        "the slot's claim ({}{CLAIM_SUFFIX}) could not be renewed for {} s ({error}): another run could soon take this one for dead and dump the slot too, so this run stops and removes its files",
-                        target.key,
-                        claim.age().as_secs()
-                    ));
-                }
                 Renewal::Failed(error) => {
                     tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed: trying again shortly");
-                    retry
+                    CLAIM_RETRY
+                        .min(every)
+                        .min(lapse.saturating_sub(claim.age()))
                 }
                 Renewal::Lost(lost) => return lost,
             };
+        }
+    }
+
+    /// [`Self::renew_claim`], cut off when the claim has gone unrenewed for
+    /// `lapse`: then the claim is lost, as another run could soon take it
+    /// for a dead run's.
+    async fn renew_before_lapse(
+        &self,
+        target: &Target,
+        claim: &Claim,
+        lapse: std::time::Duration,
+    ) -> Renewal {
+        let renewal =
+            tokio::time::timeout_at(claim.written() + lapse, self.renew_claim(target, claim))
+                .await
+                .unwrap_or_else(|_| Renewal::Failed("S3 did not answer in time".into()));
+        match renewal {
+            Renewal::Failed(error) if claim.age() >= lapse => {
+                Renewal::Lost(DumpError::PgDump(format!(
+                    "the slot's claim ({}{CLAIM_SUFFIX}) could not be renewed for {} s (last: {error}): another run could soon take this one for dead and dump the slot too, so this run stops and removes its files",
+                    target.key,
+                    claim.age().as_secs()
+                )))
+            }
+            renewal => renewal,
         }
     }
 
@@ -1215,12 +1237,13 @@ impl PgDump {
     async fn renew_claim(&self, target: &Target, claim: &Claim) -> Renewal {
         let key = format!("{}{CLAIM_SUFFIX}", target.key);
         let body = serde_json::json!({"run": target.run, "at": Utc::now()});
+        let sent = tokio::time::Instant::now();
         let error = match self
             .put_record(target, CLAIM_SUFFIX, &body, claim.e_tag().as_deref())
             .await
         {
             Ok(written) => {
-                claim.add(written.version_id, written.e_tag);
+                claim.add(written.version_id, written.e_tag, sent);
                 return Renewal::Renewed;
             }
             Err(error) => error,
@@ -1233,7 +1256,7 @@ impl PgDump {
         }
         match self.object(&target.bucket, &key).await {
             Ok(Some(found)) if found.run == target.run && !claim.knows(&found.version_id) => {
-                claim.add(found.version_id, found.e_tag);
+                claim.add(found.version_id, found.e_tag, instant_of(found.written));
                 Renewal::Adopted
             }
             Ok(found) => {
@@ -1411,7 +1434,7 @@ impl PgDump {
             duration_seconds: clock.elapsed().as_secs_f64(),
         };
         // A run that lost the slot while its last files went up records nothing.
-        match self.renew_claim(target, claim).await {
+        match self.renew_before_lapse(target, claim, CLAIM_LAPSE).await {
             Renewal::Renewed | Renewal::Adopted => {}
             Renewal::Failed(error) => {
                 tracing::warn!(key = %target.key, %error, "the slot's claim could not be renewed before the manifest: the manifest is written only if none is there");
@@ -1540,6 +1563,14 @@ impl Streamed {
             }
         }
     }
+}
+
+/// The moment `time` (a wall-clock time in the past), on the clock that
+/// measures durations here.
+fn instant_of(time: SystemTime) -> tokio::time::Instant {
+    let ago = SystemTime::now().duration_since(time).unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    now.checked_sub(ago).unwrap_or(now)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -497,7 +497,7 @@ impl StreamingUpload {
 /// was aborted already, or completed by a request whose answer was lost,
 /// and then the object it made is this run's, which the run's clean-up
 /// deletes.
-async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+pub(crate) async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     match client
         .abort_multipart_upload()
         .bucket(bucket)

@@ -469,7 +469,7 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
     // Stopped once a part is in S3: its upload was started, and is known.
     tokio::select! {
         outcome = files.run(&mut watch, dumping, Result::is_ok, "orders") => {
-            panic!("the dump never ends: {outcome:?}")
+            panic!("the dump ended: {outcome:?}")
         }
         () = async {
             while proxy.stats().operation("s3:PUT ?partNumber&uploadId").requests == 0 {
