@@ -9,14 +9,21 @@
 //! it (`x-amz-meta-lifeboat-run`): of two runs of one slot, one writes, the
 //! other learns it lost, and each can tell its own object from the other's.
 //!
+//! A multipart upload is created with the CRC32 algorithm
+//! (`x-amz-checksum-algorithm`), each part is sent with its CRC32, and the
+//! completion lists each part's as S3 answered it: the way S3 documents for
+//! checksums of parts (an upload created without an algorithm takes no part
+//! that names one), whatever the client's default checksum setting.
+//!
 //! Bodies go up unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) when they
 //! carry the SDK's checksum (CRC32, which S3 checks before it stores the
 //! object) and travel over TLS (or stay on the machine, to a local stand-in):
 //! AWS's Go and Python SDKs likewise send S3 uploads unsigned with a checksum
 //! over HTTPS (as a trailer). A signed payload would be a second SHA-256 of
 //! every byte of the dump, in the function's own CPU, beside the one the
-//! manifest records. Without a checksum (`request_checksum_calculation =
-//! when_required`) or over plain HTTP to another host, the SDK signs as before.
+//! manifest records. Without a checksum (a `PutObject` with
+//! `request_checksum_calculation = when_required`) or over plain HTTP to
+//! another host, the SDK signs as before.
 
 use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
@@ -24,7 +31,9 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -354,6 +363,9 @@ impl StreamingUpload {
             .key(&self.target.key)
             .upload_id(upload_id)
             .part_number(number)
+            // The algorithm the upload was created with, whatever the
+            // client's default (`AWS_REQUEST_CHECKSUM_CALCULATION`).
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .body(ByteStream::from(body.clone()));
         self.in_flight.spawn(async move {
             let out = request
@@ -363,6 +375,7 @@ impl StreamingUpload {
             let part = CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
+                .set_checksum_crc32(out.checksum_crc32)
                 .build();
             Ok((part, body))
         });
@@ -396,6 +409,9 @@ impl StreamingUpload {
             .key(&self.target.key)
             .tagging(&self.target.tagging)
             .metadata(RUN_METADATA, &self.target.run)
+            // Each part carries its CRC32, which S3 checks; an upload created
+            // without the algorithm takes no part that names one.
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .content_type("application/octet-stream");
         if let Some(key) = &self.target.kms_key_id {
             request = request

@@ -76,10 +76,29 @@ async fn dump_and_restore(server_bin: PathBuf, compression: Option<&str>) {
     let parts = sent.iter().filter(|(op, ..)| op == "UploadPart").count() as i64;
     assert_eq!(Some(parts), manifest["parts"].as_i64(), "{sent:?}");
     assert!(sent.iter().any(|(op, ..)| op == "PutObject"), "{sent:?}");
-    for (op, payload_hash, checksum) in &sent {
+    for (op, payload_hash, checksum) in sent
+        .iter()
+        .filter(|(op, ..)| op == "UploadPart" || op == "PutObject")
+    {
         assert_eq!(payload_hash, "UNSIGNED-PAYLOAD", "{op}: {sent:?}");
         assert!(checksum.is_some(), "{op} without a checksum: {sent:?}");
     }
+    // The upload was created for CRC32 parts, and its completion lists each part's.
+    let carried = |name: &str| {
+        sent.iter()
+            .find(|(op, ..)| op == name)
+            .and_then(|(.., checksum)| checksum.clone())
+    };
+    assert_eq!(
+        carried("CreateMultipartUpload").as_deref(),
+        Some("CRC32"),
+        "{sent:?}"
+    );
+    assert_eq!(
+        carried("CompleteMultipartUpload"),
+        Some(parts.to_string()),
+        "{sent:?}"
+    );
     let method = compression.unwrap_or("zstd").split(':').next();
     assert_eq!(manifest["archive"]["compression"].as_str(), method);
     // The fingerprint: every table's rows, counted in the decompressed data, as the database has them.
@@ -183,7 +202,8 @@ async fn a_database_of_the_newest_major_restores_exactly() {
 
 /// What each `UploadPart` and `PutObject` carried on the wire: the operation,
 /// the object's path, its `x-amz-content-sha256`, and its CRC32 checksum
-/// (header or trailer).
+/// (header or trailer); for `CreateMultipartUpload`, its checksum algorithm,
+/// and for `CompleteMultipartUpload`, how many parts it lists a CRC32 for.
 type Sent = (String, String, String, Option<String>);
 
 #[derive(Debug, Clone, Default)]
@@ -204,22 +224,30 @@ impl Intercept for WireHeaders {
             .load::<Metadata>()
             .map(Metadata::name)
             .unwrap_or_default();
-        if op == "UploadPart" || op == "PutObject" {
-            let headers = context.request().headers();
-            let checksum = headers
+        let headers = context.request().headers();
+        let checksum = match op {
+            "UploadPart" | "PutObject" => headers
                 .get("x-amz-checksum-crc32")
                 .or_else(|| headers.get("x-amz-trailer"))
-                .map(str::to_owned);
-            let payload_hash = headers.get("x-amz-content-sha256").unwrap_or_default();
-            let uri = context.request().uri();
-            let path = uri.split('?').next().unwrap_or(uri).to_owned();
-            self.0.lock().map_err(|_| "wire lock")?.push((
-                op.to_owned(),
-                path,
-                payload_hash.to_owned(),
-                checksum,
-            ));
-        }
+                .map(str::to_owned),
+            "CreateMultipartUpload" => headers.get("x-amz-checksum-algorithm").map(str::to_owned),
+            "CompleteMultipartUpload" => context.request().body().bytes().map(|body| {
+                String::from_utf8_lossy(body)
+                    .matches("<ChecksumCRC32>")
+                    .count()
+                    .to_string()
+            }),
+            _ => return Ok(()),
+        };
+        let payload_hash = headers.get("x-amz-content-sha256").unwrap_or_default();
+        let uri = context.request().uri();
+        let path = uri.split('?').next().unwrap_or(uri).to_owned();
+        self.0.lock().map_err(|_| "wire lock")?.push((
+            op.to_owned(),
+            path,
+            payload_hash.to_owned(),
+            checksum,
+        ));
         Ok(())
     }
 }
