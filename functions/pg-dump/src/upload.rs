@@ -11,7 +11,8 @@
 //!
 //! A multipart upload is created with the CRC32 algorithm
 //! (`x-amz-checksum-algorithm`), each part is sent with its CRC32, and the
-//! completion lists each part's as S3 answered it: the way S3 documents for
+//! completion lists each part's as S3 answered it (or as it was sent, if the
+//! answer did not carry it): the way S3 documents for
 //! checksums of parts (an upload created without an algorithm takes no part
 //! that names one), whatever the client's default checksum setting.
 //!
@@ -372,10 +373,13 @@ impl StreamingUpload {
                 .send()
                 .await
                 .map_err(|e| UploadError::aws("UploadPart", &e))?;
+            // S3 answers with the part's CRC32; one that did not is listed
+            // with the CRC32 it was sent with, which the completion needs.
+            let crc32 = out.checksum_crc32.unwrap_or_else(|| crc32_of(&body));
             let part = CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
-                .set_checksum_crc32(out.checksum_crc32)
+                .checksum_crc32(crc32)
                 .build();
             Ok((part, body))
         });
@@ -507,6 +511,11 @@ impl StreamingUpload {
     }
 }
 
+/// `bytes`' CRC32 as S3 writes it: base64 of its four bytes, big-endian.
+fn crc32_of(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(crc32fast::hash(bytes).to_be_bytes())
+}
+
 /// Aborts a multipart upload, so S3 keeps no part of it. Failures are
 /// logged: the bucket's lifecycle rule for incomplete uploads is the last
 /// line of defence. An upload that S3 no longer has is not a failure: it
@@ -595,6 +604,13 @@ mod tests {
     use super::*;
 
     const MIB: usize = 1 << 20;
+
+    #[test]
+    fn a_part_crc32_is_written_as_s3_writes_it() {
+        // Python: base64.b64encode(zlib.crc32(b"hello").to_bytes(4, "big")).
+        assert_eq!(crc32_of(b"hello"), "NhCmhg==");
+        assert_eq!(crc32_of(b""), "AAAAAA==");
+    }
 
     #[test]
     fn payloads_go_unsigned_only_over_tls_or_to_this_machine() {
