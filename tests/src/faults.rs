@@ -41,6 +41,10 @@ pub struct FaultConfig {
     pub latency: f64,
     /// The longest added delay; each delay is drawn evenly up to it.
     pub max_latency: Duration,
+    /// If set, the faults fall on this one request alone: the operation, as
+    /// [`Stats`] names it (`s3:POST ?uploads`), and which of its requests
+    /// (1 for the first).
+    pub only: Option<(&'static str, u64)>,
 }
 
 impl FaultConfig {
@@ -54,6 +58,7 @@ impl FaultConfig {
             after_share: 0.5,
             latency: 0.0,
             max_latency: Duration::ZERO,
+            only: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl FaultConfig {
             after_share: 0.5,
             latency: rate,
             max_latency: Duration::from_millis(50),
+            only: None,
         }
     }
 
@@ -343,8 +349,8 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .header("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let (service, operation) = identify(&request);
-        let decision = decide(shared, &operation);
         let name = format!("{service}:{operation}");
+        let decision = decide(shared, &operation, &name);
         if let Some(delay) = decision.delay {
             tokio::time::sleep(delay).await;
         }
@@ -430,7 +436,7 @@ fn identify(request: &Message) -> (String, String) {
 }
 
 /// The decision for the next request of `operation`.
-fn decide(shared: &Shared, operation: &str) -> Decision {
+fn decide(shared: &Shared, operation: &str, name: &str) -> Decision {
     let config = *lock(&shared.config);
     let n = {
         let mut seen = lock(&shared.occurrences);
@@ -438,6 +444,12 @@ fn decide(shared: &Shared, operation: &str) -> Decision {
         *n += 1;
         *n
     };
+    if config.only.is_some_and(|only| only != (name, n)) {
+        return Decision {
+            fault: None,
+            delay: None,
+        };
+    }
     let mut state =
         config.seed ^ fnv1a(operation.as_bytes()) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut next = || unit(splitmix64(&mut state));
@@ -764,7 +776,28 @@ mod tests {
 
     fn draws(config: FaultConfig, n: usize) -> Vec<Option<(Fault, Phase)>> {
         let s = shared(config);
-        (0..n).map(|_| decide(&s, "CreateSnapshot").fault).collect()
+        (0..n)
+            .map(|_| decide(&s, "CreateSnapshot", "ec2:CreateSnapshot").fault)
+            .collect()
+    }
+
+    #[test]
+    fn a_fault_set_on_one_request_falls_on_it_alone() {
+        let config = FaultConfig {
+            reset: 1.0,
+            after_share: 1.0,
+            only: Some(("ec2:CreateSnapshot", 2)),
+            ..FaultConfig::none(7)
+        };
+        assert_eq!(
+            draws(config, 4),
+            vec![None, Some((Fault::Reset, Phase::After)), None, None]
+        );
+        let other = FaultConfig {
+            only: Some(("s3:POST ?uploads", 1)),
+            ..config
+        };
+        assert_eq!(draws(other, 2), vec![None, None], "another operation's");
     }
 
     #[test]

@@ -302,17 +302,10 @@ impl PgDump {
     /// Aborts the slot's multipart uploads left by runs that died: older than
     /// `stale`, and no run without a deadline marks the slot as live.
     async fn abort_stale_uploads(&self, bucket: &str, key: &str, stale: chrono::Duration) {
-        let listed = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(key)
-            .send()
-            .await;
-        let uploads = match listed {
-            Ok(out) => out.uploads.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(key, error = %lifeboat::aws::summarize(&e), "cannot list earlier uploads");
+        let uploads = match upload::uploads_under(&self.s3, bucket, key).await {
+            Ok(uploads) => uploads,
+            Err(error) => {
+                tracing::warn!(key, %error, "cannot list earlier uploads");
                 return;
             }
         };
@@ -520,7 +513,8 @@ impl PgDump {
     }
 
     /// Dumps one database into `target`, then writes its manifest; with no
-    /// deadline, marks the slot as live while it works.
+    /// deadline, marks the slot as live while it works. A parallel dump ends,
+    /// while its claim holds, by aborting what is open under its key.
     async fn dump(
         &self,
         db: &Database,
@@ -589,6 +583,13 @@ impl PgDump {
             }
         };
         if let Some(claim) = claim {
+            if !matches!(outcome, Err(DumpError::Taken(_))) && claim.age() < CLAIM_LAPSE {
+                // The slot is still this run's: any upload open under the key
+                // is an orphan, this run's (begun, its answer lost) or a dead
+                // run's.
+                let files = format!("{}/", target.key);
+                upload::abort_all_under(&self.s3, &target.bucket, &files).await;
+            }
             self.drop_claim(&target, claim).await;
         }
         if let Some(version) = mark {

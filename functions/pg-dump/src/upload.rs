@@ -33,7 +33,8 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MultipartUpload,
+    ServerSideEncryption,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use bytes::{Bytes, BytesMut};
@@ -514,6 +515,58 @@ impl StreamingUpload {
 /// `bytes`' CRC32 as S3 writes it: base64 of its four bytes, big-endian.
 fn crc32_of(bytes: &[u8]) -> String {
     aws_smithy_types::base64::encode(crc32fast::hash(bytes).to_be_bytes())
+}
+
+/// The multipart uploads open under `prefix`, every page of them.
+pub(crate) async fn uploads_under(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<MultipartUpload>, String> {
+    let mut uploads = Vec::new();
+    let mut markers: (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(markers.0)
+            .set_upload_id_marker(markers.1)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "ListMultipartUploads {prefix}: {}",
+                    lifeboat::aws::summarize(&e)
+                )
+            })?;
+        uploads.extend(page.uploads.unwrap_or_default());
+        if page.is_truncated != Some(true) {
+            return Ok(uploads);
+        }
+        markers = (page.next_key_marker, page.next_upload_id_marker);
+    }
+}
+
+/// Aborts every multipart upload open under `prefix`, whichever run began
+/// it: only for a prefix that no other run writes under (a parallel dump's
+/// files while this run holds the slot's claim). This catches what
+/// [`OpenUploads`] cannot know: an upload S3 began but whose answer was lost
+/// (to a dropped connection, the SDK's retry then began another) or cut off
+/// by a stop. Failures are logged, as [`abort_upload`]'s are.
+pub(crate) async fn abort_all_under(client: &Client, bucket: &str, prefix: &str) {
+    match uploads_under(client, bucket, prefix).await {
+        Ok(uploads) => {
+            for upload in uploads {
+                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                    abort_upload(client, bucket, key, id).await;
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(prefix, %error, "the uploads left open could not be listed; the bucket's lifecycle rule removes them")
+        }
+    }
 }
 
 /// Aborts a multipart upload, so S3 keeps no part of it. Failures are

@@ -498,3 +498,46 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
         "{stats:?}"
     );
 }
+
+/// A multipart upload that S3 began but whose answer was lost (the
+/// connection dropped after S3 had done the work, and the SDK began
+/// another) is known to no one; once the parallel dump ends, with the
+/// slot still its own, every upload open under the key is aborted.
+#[tokio::test]
+async fn an_upload_begun_but_never_answered_is_aborted_when_the_parallel_dump_ends() {
+    use lifeboat_tests::faults::{FaultConfig, FaultProxy};
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    // sales.orders' file is larger than a part: a multipart upload.
+    generate(&server, "shop", 16);
+    let event = parallel_payload(&setup, &server).await;
+    let lost_answer = FaultConfig {
+        reset: 1.0,
+        after_share: 1.0,
+        only: Some(("s3:POST ?uploads", 1)),
+        ..FaultConfig::none(23)
+    };
+    let proxy = FaultProxy::start(&setup.emulator.endpoint, lost_answer).await;
+    let s3 = lifeboat::aws::s3_client(&proxy.sdk_config("us-east-1").await);
+    let function = setup.function(&pg_dump_of(&bin), s3);
+    let report = handle(&function, event, Invocation::now())
+        .await
+        .expect("dumped");
+    assert_eq!(report.created.len(), 1, "{report:?}");
+    let creates = proxy.stats().operation("s3:POST ?uploads");
+    assert_eq!(
+        (creates.reached, creates.faulted),
+        (2, 1),
+        "one upload begun twice, the first answer lost: {creates:?}"
+    );
+    assert_eq!(
+        setup.open_uploads().await,
+        0,
+        "the unseen upload is aborted"
+    );
+    let verified = lifeboat::postgres::verify::verify(&setup.s3, BUCKET, KEY)
+        .await
+        .expect("verified");
+    assert_eq!(verified.mismatches, Vec::<String>::new());
+}
