@@ -5,12 +5,15 @@
 //! another run deleting it, ends the dump; a transient failure, a renewal
 //! of this run's that landed with its answer lost, a conflict with a
 //! concurrent write, or a claim that cannot be read, does not, unless the
-//! claim then goes unrenewed for as long as the lapse.
+//! claim then goes unrenewed for as long as the lapse. A claim dropped at
+//! the end takes with it a renewal of this run's that landed unseen.
 
 use super::*;
 use aws_sdk_s3::error::ErrorMetadata;
+use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+use aws_sdk_s3::types::error::NotFound;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use lifeboat::alert::MemoryAlerts;
 use lifeboat::metrics::MemoryMetrics;
@@ -295,4 +298,51 @@ async fn a_renewal_starts_the_lapse_again() {
         versions(&claim),
         ["v1", "v2"].map(|v| Some(v.to_owned())).to_vec()
     );
+}
+
+/// The deletion of one version of the claim.
+fn deleted(version: &'static str) -> Rule {
+    mock!(aws_sdk_s3::Client::delete_object)
+        .match_requests(move |r| {
+            r.key() == Some(format!("{KEY}{CLAIM_SUFFIX}").as_str())
+                && r.version_id() == Some(version)
+        })
+        .then_output(|| DeleteObjectOutput::builder().build())
+}
+
+/// The claim's key with no version left.
+fn gone() -> Rule {
+    mock!(aws_sdk_s3::Client::head_object)
+        .then_error(|| HeadObjectError::NotFound(NotFound::builder().build()))
+}
+
+/// Drops a claim whose known versions are `v1` and `v2` against `rules` in
+/// order; each rule's calls.
+async fn drop_claim_of_v1_and_v2(rules: &[Rule]) -> Vec<usize> {
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, rules);
+    let claim = first_claim();
+    claim.add(
+        Some("v2".into()),
+        Some("\"e2\"".into()),
+        tokio::time::Instant::now(),
+    );
+    pg_dump(s3).drop_claim(&target(), claim).await;
+    rules.iter().map(Rule::num_calls).collect()
+}
+
+#[tokio::test]
+async fn a_renewal_that_landed_unseen_is_removed_with_the_claim_and_another_runs_is_not() {
+    // The known versions, oldest first; then the newest, this run's but
+    // unknown to it (a renewal cut off at the lapse that landed).
+    let rules = [
+        deleted("v1"),
+        deleted("v2"),
+        found(RUN, "v3", "\"e3\""),
+        deleted("v3"),
+        gone(),
+    ];
+    assert_eq!(drop_claim_of_v1_and_v2(&rules).await, [1, 1, 1, 1, 1]);
+    // Another run's claim is current: it stays.
+    let rules = [deleted("v1"), deleted("v2"), found("run-b", "v7", "\"e7\"")];
+    assert_eq!(drop_claim_of_v1_and_v2(&rules).await, [1, 1, 1]);
 }

@@ -1272,16 +1272,34 @@ impl PgDump {
         }
     }
 
-    /// Deletes every version of this run's claim.
+    /// Deletes every version of this run's claim: those it knows, then
+    /// newer ones of its own that it does not (a renewal cut off at the
+    /// lapse, or whose answer was lost, may still have landed).
     async fn drop_claim(&self, target: &Target, claim: Claim) {
         let key = format!("{}{CLAIM_SUFFIX}", target.key);
-        let versions = claim
+        let known = claim
             .versions
             .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(Some);
         // Oldest first: deleting the newest version of a key makes the one
         // before it current again, and an old claim looks like a dead run's.
-        for version in versions {
+        // Then the newest, while it is this run's by its metadata: only the
+        // newest can be unseen (a renewal after an unseen one is refused,
+        // and adopts it); looked at twice, for a deletion that failed once.
+        for version in known.chain([None, None]) {
+            let version = match version {
+                Some(known) => known,
+                None => match self.object(&target.bucket, &key).await {
+                    Ok(Some(found)) if found.run == target.run => found.version_id,
+                    Ok(_) => return,
+                    Err(error) => {
+                        tracing::warn!(%key, %error, "the claim could not be read after its removal: a renewal of this run's that landed unseen is left to the bucket's lifecycle rule");
+                        return;
+                    }
+                },
+            };
             if let Err(error) = self.delete_version(&target.bucket, &key, version).await {
                 tracing::warn!(%key, %error, "the slot's claim could not be removed: the bucket's lifecycle rule expires it");
             }
