@@ -223,6 +223,14 @@ impl PgTool {
                 "{failure}. Another session asked for an exclusive lock on a table while this parallel dump (`jobs`) ran: pg_dump's workers take their locks with NOWAIT, so the dump stopped rather than wait. Keep migrations, VACUUM FULL, REINDEX, CLUSTER, TRUNCATE and ALTER TABLE out of the dump's hours (pg_stat_activity shows who asked), or dump this database with `jobs` 1, whose single stream waits for the lock"
             );
         }
+        if stderr.contains("could not write to file: No space left on device") {
+            // pg_dump's own words for a local file it writes, which only a
+            // dump in the directory format does (a server's own full disk is
+            // told with the file's name after "file").
+            return format!(
+                "{failure}. The local storage of the dump (TMPDIR) is full: a dump in the directory format (`jobs`) keeps each file there until it is uploaded, up to the largest tables' compressed data at once. Give the task more ephemeral storage (Terraform `pg_dump.task.ephemeral_storage_gib`, up to 200) or the Lambda run more /tmp (`pg_dump.ephemeral_storage_mb`, up to 10240), or dump this database with `jobs` 1 in the custom format, whose single stream keeps nothing locally"
+            );
+        }
         failure
     }
 
@@ -452,6 +460,34 @@ mod tests {
             "pg_dump: error: connection failed\n",
         );
         assert!(!other.contains("NOWAIT"), "{other}");
+    }
+
+    #[test]
+    fn a_full_local_storage_says_so_and_what_to_do() {
+        // What pg_dump 18.6 said, dumping with `-Fd -j 2` into a 1 MiB tmpfs.
+        let stderr = "pg_dump: error: could not write to file: No space left on device\n\
+            pg_dump: error: could not write to file: No space left on device\n\
+            pg_dump: error: a worker process died unexpectedly\n";
+        let message = tool().explain(ExitStatus::from_raw(1 << 8), stderr);
+        assert!(
+            message.starts_with("pg_dump exited with status 1: ")
+                && message.contains("No space left on device"),
+            "{message}"
+        );
+        assert!(
+            message.contains("local storage of the dump (TMPDIR) is full")
+                && message.contains("pg_dump.task.ephemeral_storage_gib")
+                && message.contains("pg_dump.ephemeral_storage_mb")
+                && message.contains("`jobs` 1"),
+            "{message}"
+        );
+        assert!(!message.contains("NOWAIT"), "{message}");
+        // The server's own disk full is not the dump's local storage.
+        let server = tool().explain(
+            ExitStatus::from_raw(1 << 8),
+            "pg_dump: error: query failed: ERROR:  could not write to file \"base/pgsql_tmp/pgsql_tmp42.0\": No space left on device\n",
+        );
+        assert!(!server.contains("TMPDIR"), "{server}");
     }
 
     #[test]
