@@ -26,7 +26,7 @@ const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 const NEVER: std::time::Duration = std::time::Duration::from_secs(3600);
 const KEY: &str = "pg/nightly/orders/20261207T0200Z.dump";
 
-fn pg_dump(s3: aws_sdk_s3::Client) -> PgDump {
+pub(super) fn pg_dump(s3: aws_sdk_s3::Client) -> PgDump {
     PgDump {
         s3,
         secrets: mock_client!(aws_sdk_secretsmanager, []),

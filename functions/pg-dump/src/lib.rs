@@ -20,6 +20,8 @@ pub mod upload;
 
 #[cfg(test)]
 mod claim_tests;
+#[cfg(test)]
+mod record_tests;
 
 use crate::manifest::Manifest;
 use crate::task::{Choice, Dispatched, History, TaskRecord, TaskSettings};
@@ -735,8 +737,9 @@ impl PgDump {
     /// task's stop rule, on its exit 3), so later runs' look back need not.
     async fn record_told_failure(&self, target: &Target, error: &str) {
         let key = format!("{}{TASK_SUFFIX}", target.key);
-        let mut record = match self.read_json::<TaskRecord>(&target.bucket, &key).await {
-            Ok(Some(record)) if record.stopped.is_none() => record,
+        let read = self.read_json_tagged::<TaskRecord>(&target.bucket, &key);
+        let (mut record, e_tag) = match read.await {
+            Ok(Some((record, e_tag))) if record.stopped.is_none() => (record, e_tag),
             Ok(_) => return,
             Err(why) => {
                 tracing::warn!(record = %key, %why, "the slot's task record could not be read: a later run may tell of this failure again");
@@ -744,8 +747,18 @@ impl PgDump {
             }
         };
         record.stopped = Some(format!("its run failed, and said so: {error}"));
-        if let Err(why) = self.put_record(target, TASK_SUFFIX, &record, None).await {
-            tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
+        // Only over the record as read: a later run's look may have told of it first.
+        match self
+            .put_record(target, TASK_SUFFIX, &record, e_tag.as_deref())
+            .await
+        {
+            Ok(_) => {}
+            Err(why) if why.key_taken() => {
+                tracing::info!(record = %key, "a later run recorded the task's end first, and told of it");
+            }
+            Err(why) => {
+                tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
+            }
         }
     }
 
@@ -778,20 +791,20 @@ impl PgDump {
     ) -> Option<Notice> {
         let record_key = format!("{dump}{TASK_SUFFIX}");
         let looked = async {
-            let record: TaskRecord = self
-                .read_json(bucket, &record_key)
+            let (record, read): (TaskRecord, _) = self
+                .read_json_tagged(bucket, &record_key)
                 .await?
                 .ok_or("it is gone")?;
             if record.stopped.is_some() {
-                return Ok((record, Vec::new()));
+                return Ok((record, read, Vec::new()));
             }
             let seen = tasks
                 .describe(vec![record.task_arn.clone()])
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((record, seen))
+            Ok::<_, String>((record, read, seen))
         };
-        let (mut record, seen) = match looked.await {
+        let (mut record, read, seen) = match looked.await {
             Ok(found) => found,
             Err(why) => {
                 tracing::warn!(record = %record_key, %why, "the earlier slot's task could not be looked at");
@@ -822,8 +835,19 @@ impl PgDump {
                 record.stopped = Some(why.clone());
                 let label = BackupLabel::new(&earlier.plan, &earlier.database, earlier.slot);
                 let target = self.target(bucket, dump, &label, lifeboat::runtime::run_token());
-                if let Err(error) = self.put_record(&target, TASK_SUFFIX, &record, None).await {
-                    tracing::warn!(record = %record_key, %error, "told of a stopped task, but not recorded: a later run tells it again");
+                // Only over the record as read: one run tells of the stop.
+                match self
+                    .put_record(&target, TASK_SUFFIX, &record, read.as_deref())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(error) if error.key_taken() => {
+                        tracing::info!(record = %record_key, "another run recorded the task's end since this run read it (the task's own run its failure, or a duplicate of this run its look): that run tells of it");
+                        return None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(record = %record_key, %error, "told of a stopped task, but not recorded: a later run tells it again");
+                    }
                 }
                 Some(Notice {
                     subject: format!(
@@ -848,6 +872,19 @@ impl PgDump {
         bucket: &str,
         key: &str,
     ) -> Result<Option<T>, String> {
+        Ok(self
+            .read_json_tagged(bucket, key)
+            .await?
+            .map(|(value, _)| value))
+    }
+
+    /// [`Self::read_json`], with the object's ETag: to write it again only
+    /// over what was read (`If-Match`).
+    async fn read_json_tagged<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(T, Option<String>)>, String> {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
@@ -860,7 +897,7 @@ impl PgDump {
             .map_err(|e| format!("GetObject {key}: {e}"))?
             .into_bytes();
         serde_json::from_slice(&body)
-            .map(Some)
+            .map(|value| Some((value, out.e_tag)))
             .map_err(|e| format!("{key} is not the record pg-dump writes: {e}"))
     }
 
