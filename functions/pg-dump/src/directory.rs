@@ -150,7 +150,8 @@ type Upload = std::pin::Pin<
 
 impl Files {
     /// Files of `dir` to go under `target.key`, `uploads` at once, sharing
-    /// a single stream's part buffers ([`share`]).
+    /// a single stream's part buffers: each file fills one and has the rest
+    /// of its share in flight, at least one.
     pub fn new(
         s3: aws_sdk_s3::Client,
         target: Target,
