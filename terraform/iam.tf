@@ -283,8 +283,8 @@ data "aws_iam_policy_document" "pg_dump" {
   # PutObject covers the multipart calls (create, upload part, complete),
   # PutObjectTagging the tags sent with them, GetObject the HeadObject that
   # tells a finished dump (its manifest exists) from a torn one and its own
-  # object from another run's, and the If-Match of a claim's renewal (S3
-  # asks for GetObject beside PutObject with it). DeleteObjectVersion, not DeleteObject: a run
+  # object from another run's, and the If-Match of a claim's renewal and of a
+  # task record's update (S3 asks for GetObject beside PutObject with it). DeleteObjectVersion, not DeleteObject: a run
   # deletes only an exact version (its own torn dump or live mark, or a dead
   # run's dump), never whatever is newest at a key (S3 has no tag condition
   # for deletions).

@@ -8,6 +8,7 @@
 //! claim then goes unrenewed for as long as the lapse. A claim dropped at
 //! the end takes with it a renewal of this run's that landed unseen.
 
+use super::test_support::pg_dump;
 use super::*;
 use aws_sdk_s3::error::ErrorMetadata;
 use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
@@ -15,8 +16,6 @@ use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
 use aws_sdk_s3::types::error::NotFound;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use lifeboat::alert::MemoryAlerts;
-use lifeboat::metrics::MemoryMetrics;
 use std::sync::Arc;
 
 const RUN: &str = "run-a";
@@ -25,28 +24,6 @@ const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 /// A lapse no test reaches.
 const NEVER: std::time::Duration = std::time::Duration::from_secs(3600);
 const KEY: &str = "pg/nightly/orders/20261207T0200Z.dump";
-
-pub(super) fn pg_dump(s3: aws_sdk_s3::Client) -> PgDump {
-    PgDump {
-        s3,
-        secrets: mock_client!(aws_sdk_secretsmanager, []),
-        ecs: mock_client!(aws_sdk_ecs, []),
-        settings: Settings {
-            pg_dump: PathBuf::from("pg_dump"),
-            bucket: None,
-            kms_key_id: None,
-            parts: PartPlan {
-                part_size: 8 << 20,
-                parts_in_flight: 4,
-            },
-            task: None,
-        },
-        sinks: Sinks {
-            alerts: Arc::new(MemoryAlerts::default()),
-            metrics: Arc::new(MemoryMetrics::default()),
-        },
-    }
-}
 
 fn target() -> Target {
     Target {
@@ -345,4 +322,22 @@ async fn a_renewal_that_landed_unseen_is_removed_with_the_claim_and_another_runs
     // Another run's claim is current: it stays.
     let rules = [deleted("v1"), deleted("v2"), found("run-b", "v7", "\"e7\"")];
     assert_eq!(drop_claim_of_v1_and_v2(&rules).await, [1, 1, 1]);
+}
+
+#[tokio::test]
+async fn a_run_holds_the_slot_at_its_end_unless_its_claim_was_taken_or_lapsed() {
+    let failed = || Err::<Manifest, _>(DumpError::PgDump("pg_dump exited with status 1".into()));
+    let fresh = first_claim();
+    let until = fresh.held_after(&failed()).expect("held");
+    assert!(until > tokio::time::Instant::now() + CLAIM_LAPSE - std::time::Duration::from_secs(5));
+    let taken = Err(DumpError::Taken(
+        "this run's claim of the slot is now run b's".into(),
+    ));
+    assert_eq!(fresh.held_after(&taken), None, "taken by another run");
+    let lapsed = Claim::new(
+        Some("v1".into()),
+        Some("\"e1\"".into()),
+        tokio::time::Instant::now() - CLAIM_LAPSE,
+    );
+    assert_eq!(lapsed.held_after(&failed()), None, "lapsed");
 }

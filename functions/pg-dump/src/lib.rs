@@ -22,6 +22,8 @@ pub mod upload;
 mod claim_tests;
 #[cfg(test)]
 mod record_tests;
+#[cfg(test)]
+mod test_support;
 
 use crate::manifest::Manifest;
 use crate::task::{Choice, Dispatched, History, TaskRecord, TaskSettings};
@@ -133,6 +135,15 @@ impl Claim {
     /// How long since the claim was last written.
     fn age(&self) -> std::time::Duration {
         self.written().elapsed()
+    }
+
+    /// Whether the run that ended with `outcome` still holds the slot: no
+    /// other run took the claim, and it has not gone unrenewed for the
+    /// lapse, after which another run may soon take it. Until when, if so.
+    fn held_after(&self, outcome: &Result<Manifest, DumpError>) -> Option<tokio::time::Instant> {
+        let until = self.written() + CLAIM_LAPSE;
+        let taken = matches!(outcome, Err(DumpError::Taken(_)));
+        (!taken && tokio::time::Instant::now() < until).then_some(until)
     }
 
     fn e_tag(&self) -> Option<String> {
@@ -585,12 +596,15 @@ impl PgDump {
             }
         };
         if let Some(claim) = claim {
-            if !matches!(outcome, Err(DumpError::Taken(_))) && claim.age() < CLAIM_LAPSE {
+            if let Some(until) = claim.held_after(&outcome) {
                 // The slot is still this run's: any upload open under the key
                 // is an orphan, this run's (begun, its answer lost) or a dead
                 // run's.
                 let files = format!("{}/", target.key);
-                upload::abort_all_under(&self.s3, &target.bucket, &files).await;
+                let sweep = upload::abort_all_under(&self.s3, &target.bucket, &files);
+                if tokio::time::timeout_at(until, sweep).await.is_err() {
+                    tracing::warn!(key = %target.key, "the uploads left open under the key were not all aborted while the slot was this run's: the bucket's lifecycle rule removes them");
+                }
             }
             self.drop_claim(&target, claim).await;
         }
@@ -738,7 +752,7 @@ impl PgDump {
     async fn record_told_failure(&self, target: &Target, error: &str) {
         let key = format!("{}{TASK_SUFFIX}", target.key);
         let read = self.read_json_tagged::<TaskRecord>(&target.bucket, &key);
-        let (mut record, e_tag) = match read.await {
+        let (record, e_tag) = match read.await {
             Ok(Some((record, e_tag))) if record.stopped.is_none() => (record, e_tag),
             Ok(_) => return,
             Err(why) => {
@@ -746,20 +760,53 @@ impl PgDump {
                 return;
             }
         };
-        record.stopped = Some(format!("its run failed, and said so: {error}"));
-        // Only over the record as read: a later run's look may have told of it first.
-        match self
-            .put_record(target, TASK_SUFFIX, &record, e_tag.as_deref())
-            .await
-        {
-            Ok(_) => {}
-            Err(why) if why.key_taken() => {
+        let why = format!("its run failed, and said so: {error}");
+        match self.record_stop(target, record, e_tag, why).await {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::info!(record = %key, "a later run recorded the task's end first, and told of it");
             }
             Err(why) => {
                 tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
             }
         }
+    }
+
+    /// Records on a slot's task record, as read (`e_tag`), that its task
+    /// stopped (`why`), so that one run tells of it: written only over that
+    /// read (`If-Match`), and once more over a newer read that still names
+    /// the task as running (a write that S3 refused as conflicting, 409).
+    /// Whether this run recorded it; not when another run did first, or the
+    /// slot was handed to a task again.
+    async fn record_stop(
+        &self,
+        target: &Target,
+        mut record: TaskRecord,
+        mut e_tag: Option<String>,
+        why: String,
+    ) -> Result<bool, String> {
+        let key = format!("{}{TASK_SUFFIX}", target.key);
+        for _ in 0..2 {
+            record.stopped = Some(why.clone());
+            match self
+                .put_record(target, TASK_SUFFIX, &record, e_tag.as_deref())
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(error) if error.key_taken() => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            match self
+                .read_json_tagged::<TaskRecord>(&target.bucket, &key)
+                .await?
+            {
+                Some((now, tag)) if now.stopped.is_none() && now.task_arn == record.task_arn => {
+                    (record, e_tag) = (now, tag);
+                }
+                _ => return Ok(false),
+            }
+        }
+        Err("the record changed under each write".into())
     }
 
     /// Where `run` writes the dump of `label` at `key` (and its records):
@@ -777,7 +824,7 @@ impl PgDump {
     /// Looks back at an earlier slot's task that has no dump (`dump`, the
     /// key it was to write): a notice if it still runs, or, once, if it
     /// stopped without its dump (recorded on its task record, so that later
-    /// runs tell it no more; two runs at once may both tell it). The
+    /// runs tell it no more, nor a run at once: [`Self::record_stop`]). The
     /// EventBridge rule on the task's stop tells of the stop when it happens;
     /// this tells that the slot has no dump, and catches what the rule could
     /// not deliver. A look that fails is logged: it is no failure of this
@@ -804,7 +851,7 @@ impl PgDump {
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((record, read, seen))
         };
-        let (mut record, read, seen) = match looked.await {
+        let (record, read, seen) = match looked.await {
             Ok(found) => found,
             Err(why) => {
                 tracing::warn!(record = %record_key, %why, "the earlier slot's task could not be looked at");
@@ -832,17 +879,12 @@ impl PgDump {
                 attributes: Vec::new(),
             }),
             task::Previous::Stopped(why) => {
-                record.stopped = Some(why.clone());
                 let label = BackupLabel::new(&earlier.plan, &earlier.database, earlier.slot);
                 let target = self.target(bucket, dump, &label, lifeboat::runtime::run_token());
-                // Only over the record as read: one run tells of the stop.
-                match self
-                    .put_record(&target, TASK_SUFFIX, &record, read.as_deref())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(error) if error.key_taken() => {
-                        tracing::info!(record = %record_key, "another run recorded the task's end since this run read it (the task's own run its failure, or a duplicate of this run its look): that run tells of it");
+                match self.record_stop(&target, record, read, why.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(record = %record_key, "another run recorded the task's end since this run read it (the task's own run its failure, or a duplicate of this run its look), or handed the slot to a task again: this run does not tell of it");
                         return None;
                     }
                     Err(error) => {

@@ -517,12 +517,15 @@ fn crc32_of(bytes: &[u8]) -> String {
     aws_smithy_types::base64::encode(crc32fast::hash(bytes).to_be_bytes())
 }
 
-/// The multipart uploads open under `prefix`, every page of them.
+/// The multipart uploads open under `prefix`, every page of them. By hand:
+/// the SDK has no paginator for `ListMultipartUploads`, whose place in the
+/// listing is two markers (key and upload id).
 pub(crate) async fn uploads_under(
     client: &Client,
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<MultipartUpload>, String> {
+    let failed = |why: String| format!("ListMultipartUploads {prefix}: {why}");
     let mut uploads = Vec::new();
     let mut markers: (Option<String>, Option<String>) = (None, None);
     loop {
@@ -530,21 +533,20 @@ pub(crate) async fn uploads_under(
             .list_multipart_uploads()
             .bucket(bucket)
             .prefix(prefix)
-            .set_key_marker(markers.0)
-            .set_upload_id_marker(markers.1)
+            .set_key_marker(markers.0.clone())
+            .set_upload_id_marker(markers.1.clone())
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "ListMultipartUploads {prefix}: {}",
-                    lifeboat::aws::summarize(&e)
-                )
-            })?;
+            .map_err(|e| failed(lifeboat::aws::summarize(&e)))?;
         uploads.extend(page.uploads.unwrap_or_default());
         if page.is_truncated != Some(true) {
             return Ok(uploads);
         }
-        markers = (page.next_key_marker, page.next_upload_id_marker);
+        let next = (page.next_key_marker, page.next_upload_id_marker);
+        if next.0.is_none() || next == markers {
+            return Err(failed("a page said more follow, but not where".into()));
+        }
+        markers = next;
     }
 }
 
@@ -753,5 +755,51 @@ mod tests {
             tagging(&tags),
             "managed-by=lifeboat&lifeboat%3Ascheduled-time=2026-11-20T02%3A00%3A00Z"
         );
+    }
+
+    #[tokio::test]
+    async fn uploads_are_listed_over_every_page_and_a_page_that_says_not_where_next_is_an_error() {
+        use aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let upload = |key: &str| MultipartUpload::builder().key(key).upload_id("u").build();
+        let first = mock!(Client::list_multipart_uploads)
+            .match_requests(|r| r.key_marker().is_none() && r.upload_id_marker().is_none())
+            .then_output(move || {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(upload("k/1.dat"))
+                    .is_truncated(true)
+                    .next_key_marker("k/1.dat")
+                    .next_upload_id_marker("u")
+                    .build()
+            });
+        let second = mock!(Client::list_multipart_uploads)
+            .match_requests(|r| {
+                r.prefix() == Some("k/")
+                    && r.key_marker() == Some("k/1.dat")
+                    && r.upload_id_marker() == Some("u")
+            })
+            .then_output(move || {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(upload("k/2.dat"))
+                    .is_truncated(false)
+                    .build()
+            });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&first, &second]);
+        let listed = uploads_under(&s3, "dumps", "k/").await.expect("listed");
+        let keys: Vec<_> = listed.iter().filter_map(|u| u.key()).collect();
+        assert_eq!(keys, ["k/1.dat", "k/2.dat"]);
+        // A truncated page without a marker would be listed again forever.
+        let endless = mock!(Client::list_multipart_uploads).then_output(move || {
+            ListMultipartUploadsOutput::builder()
+                .uploads(upload("k/1.dat"))
+                .is_truncated(true)
+                .build()
+        });
+        let s3 = mock_client!(aws_sdk_s3, [&endless]);
+        let error = uploads_under(&s3, "dumps", "k/")
+            .await
+            .expect_err("no marker");
+        assert!(error.contains("said more follow, but not where"), "{error}");
+        assert_eq!(endless.num_calls(), 1);
     }
 }

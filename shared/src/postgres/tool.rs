@@ -223,10 +223,7 @@ impl PgTool {
                 "{failure}. Another session asked for an exclusive lock on a table while this parallel dump (`jobs`) ran: pg_dump's workers take their locks with NOWAIT, so the dump stopped rather than wait. Keep migrations, VACUUM FULL, REINDEX, CLUSTER, TRUNCATE and ALTER TABLE out of the dump's hours (pg_stat_activity shows who asked), or dump this database with `jobs` 1, whose single stream waits for the lock"
             );
         }
-        if stderr.contains("could not write to file: No space left on device") {
-            // pg_dump's own words for a local file it writes, which only a
-            // dump in the directory format does (a server's own full disk is
-            // told with the file's name after "file").
+        if local_storage_full(stderr) {
             return format!(
                 "{failure}. The local storage of the dump (TMPDIR) is full: a dump in the directory format (`jobs`) keeps each file there until it is uploaded, up to the largest tables' compressed data at once. Give the task more ephemeral storage (Terraform `pg_dump.task.ephemeral_storage_gib`, up to 200) or the Lambda run more /tmp (`pg_dump.ephemeral_storage_mb`, up to 10240), or dump this database with `jobs` 1 in the custom format, whose single stream keeps nothing locally"
             );
@@ -260,6 +257,19 @@ impl PgTool {
             None => said,
         }
     }
+}
+
+/// Whether pg_dump says that a local file it writes, which only a dump in
+/// the directory format does, found no space: its own error (pg_dump 15:
+/// "could not write to output file: …"; 18: "could not write to file: …",
+/// with lz4 "error during writing: …"), not a server's error it passes on
+/// ("query failed: ERROR: …").
+fn local_storage_full(stderr: &str) -> bool {
+    stderr.lines().any(|line| {
+        line.starts_with("pg_dump: error: ")
+            && line.ends_with(": No space left on device")
+            && !line.contains("ERROR:")
+    })
 }
 
 /// libpq's environment for a connection to `db` as `login`: host, port,
@@ -464,7 +474,8 @@ mod tests {
 
     #[test]
     fn a_full_local_storage_says_so_and_what_to_do() {
-        // What pg_dump 18.6 said, dumping with `-Fd -j 2` into a 1 MiB tmpfs.
+        // What pg_dump 18.6 said, dumping with `-Fd -j 2` into a 1 MiB tmpfs
+        // (zstd, gzip or none).
         let stderr = "pg_dump: error: could not write to file: No space left on device\n\
             pg_dump: error: could not write to file: No space left on device\n\
             pg_dump: error: a worker process died unexpectedly\n";
@@ -482,6 +493,14 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("NOWAIT"), "{message}");
+        // pg_dump 18 with lz4, and pg_dump 15, into the same full tmpfs.
+        for said in [
+            "pg_dump: error: error during writing: No space left on device\n",
+            "pg_dump: error: could not write to output file: No space left on device\n",
+        ] {
+            let message = tool().explain(ExitStatus::from_raw(1 << 8), said);
+            assert!(message.contains("(TMPDIR) is full"), "{message}");
+        }
         // The server's own disk full is not the dump's local storage.
         let server = tool().explain(
             ExitStatus::from_raw(1 << 8),
