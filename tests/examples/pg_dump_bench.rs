@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo build --release -p lifeboat-cli
-//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS] [--s3s-fs PATH] [--baseline PATH]
+//! cargo run -p lifeboat-tests --example pg_dump_bench -- [SIZES_MIB] [COMPARE_MIB] [RUNS] [--s3s-fs PATH] [--baseline PATH] [--jobs N [--s3-latency MS]]
 //! ```
 //!
 //! `--baseline PATH` runs another build of `lifeboat` (an earlier commit's,
@@ -22,7 +22,10 @@
 //! -j N --compress=zstd -f DIR` to local disk (the raw directory dump),
 //! Lifeboat's single stream (the default, zstd) and Lifeboat with `jobs: N`,
 //! in the same rounds (and `--baseline`'s with `jobs: N`, when given); the
-//! per-size runs are skipped. Its database is of
+//! per-size runs are skipped. `--s3-latency MS` (with `--s3s-fs`) puts a
+//! proxy before s3s-fs for Lifeboat's runs there that holds each request
+//! for up to MS milliseconds (evenly drawn), as a far S3 answers later than
+//! one on this machine. Its database is of
 //! several large tables: the generated one at a quarter of the size, with
 //! three copies of its orders table.
 //! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
@@ -38,6 +41,7 @@
 //! wrapper's GNU time (about a millisecond); not pg_dump, not PostgreSQL,
 //! not the S3 server.
 
+use lifeboat_tests::faults::{FaultConfig, FaultProxy};
 use lifeboat_tests::postgres::{PgServer, generate, newest_bin};
 use lifeboat_tests::{Emulator, TempDir, cpu_seconds_of, repo_root, sdk_config_at, start_server};
 use serde_json::json;
@@ -360,6 +364,14 @@ async fn main() {
         args.drain(i..=i + 1);
         n
     });
+    let latency = args.iter().position(|a| a == "--s3-latency").map(|i| {
+        let ms: u64 = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--s3-latency MS");
+        args.drain(i..=i + 1);
+        std::time::Duration::from_millis(ms)
+    });
     let sizes: Vec<u32> = args
         .first()
         .map_or("100,1024,4096", String::as_str)
@@ -491,9 +503,25 @@ async fn main() {
         return;
     };
     if let Some(jobs) = jobs {
+        let far = match (latency, &s3s) {
+            (Some(max_latency), Some(s3s)) => {
+                let held = FaultConfig {
+                    latency: 1.0,
+                    max_latency,
+                    ..FaultConfig::none(1)
+                };
+                Some(FaultProxy::start(&s3s.endpoint, held).await)
+            }
+            (Some(_), None) => panic!("--s3-latency holds requests to s3s-fs: give --s3s-fs"),
+            (None, _) => None,
+        };
         compare_jobs(
             &bench,
-            (&emulator, s3s.as_ref()),
+            (
+                &emulator,
+                s3s.as_ref(),
+                far.as_ref().map(|p| p.endpoint.as_str()),
+            ),
             &server,
             &dbname,
             (jobs, baseline.as_deref()),
@@ -629,7 +657,7 @@ async fn main() {
 /// rounds, Lifeboat's S3 on s3s-fs when given; prints the rows and the ratios.
 fn compare_jobs(
     bench: &Bench,
-    (emulator, s3s): (&Emulator, Option<&S3sFs>),
+    (emulator, s3s, far): (&Emulator, Option<&S3sFs>, Option<&str>),
     server: &PgServer,
     dbname: &str,
     (jobs, baseline): (u16, Option<&Path>),
@@ -647,7 +675,7 @@ fn compare_jobs(
     let mut single = Row::new("lifeboat pg-dump, one stream (zstd)");
     let mut parallel = Row::new("lifeboat pg-dump, jobs N");
     let mut parallel_baseline = Row::new("--baseline's lifeboat, jobs N");
-    let s3 = s3s.map(|s| s.endpoint.as_str());
+    let s3 = far.or(s3s.map(|s| s.endpoint.as_str()));
     for round in 0..runs {
         raw.measure(emulator, s3s, || {
             let _ = std::fs::remove_dir_all(&local);
@@ -673,8 +701,13 @@ fn compare_jobs(
     }
     println!();
     println!(
-        "at {dbname}, jobs {jobs}, S3 on {}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run:",
-        if s3s.is_some() { "s3s-fs" } else { "moto" }
+        "at {dbname}, jobs {jobs}, S3 on {}{}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run:",
+        if s3s.is_some() { "s3s-fs" } else { "moto" },
+        if far.is_some() {
+            " behind a proxy that holds each request"
+        } else {
+            ""
+        }
     );
     println!(
         "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",

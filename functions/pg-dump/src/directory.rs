@@ -149,9 +149,7 @@ type Upload = std::pin::Pin<
 >;
 
 impl Files {
-    /// Files of `dir` to go under `target.key`, `uploads` at once, sharing
-    /// a single stream's part buffers: each file fills one and has the rest
-    /// of its share in flight, at least one.
+    /// Files of `dir` to go under `target.key`, `uploads` at once.
     pub fn new(
         s3: aws_sdk_s3::Client,
         target: Target,
@@ -160,7 +158,10 @@ impl Files {
         uploads: usize,
     ) -> Self {
         let uploads = uploads.max(1);
-        let plan = share(plan, uploads);
+        let plan = PartPlan {
+            parts_in_flight: (plan.parts_in_flight / uploads).max(1),
+            ..plan
+        };
         Files {
             s3,
             target,
@@ -401,18 +402,6 @@ impl Files {
     }
 }
 
-/// Each of `uploads` files' part plan: the buffers of a single stream
-/// (`plan`'s parts in flight and the one filling) shared between them, each
-/// file filling one and with the rest of its share in flight, at least one.
-fn share(plan: PartPlan, uploads: usize) -> PartPlan {
-    PartPlan {
-        parts_in_flight: ((plan.parts_in_flight + 1) / uploads)
-            .saturating_sub(1)
-            .max(1),
-        ..plan
-    }
-}
-
 /// The object at `target.key` if this run wrote it (its run metadata).
 async fn own(s3: &aws_sdk_s3::Client, target: &Target) -> Option<Written> {
     let head = s3
@@ -565,38 +554,3 @@ pub async fn stop(child: &mut tokio::process::Child) {
 
 /// How long pg_dump has to end its workers after SIGTERM.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_share_a_single_streams_part_buffers() {
-        let buffers = |plan: PartPlan| plan.parts_in_flight + 1;
-        for in_flight in 1..=16 {
-            let single = PartPlan {
-                part_size: 8 << 20,
-                parts_in_flight: in_flight,
-            };
-            assert_eq!(share(single, 1), single);
-            for uploads in 2..=32 {
-                let each = share(single, uploads);
-                assert!(each.parts_in_flight >= 1);
-                assert_eq!(each.part_size, single.part_size);
-                // Within the single stream's buffers while each file can
-                // have one filling and one in flight; two each beyond.
-                let total = uploads * buffers(each);
-                assert!(
-                    total <= buffers(single).max(2 * uploads),
-                    "{uploads} files of {in_flight} in flight: {total} buffers"
-                );
-            }
-        }
-        // The defaults, `jobs: 2`: two files of two buffers, not three.
-        let defaults = PartPlan {
-            part_size: 8 << 20,
-            parts_in_flight: 4,
-        };
-        assert_eq!(share(defaults, 2).parts_in_flight, 1);
-    }
-}

@@ -155,7 +155,7 @@ pub struct Written {
 }
 
 /// How the object is cut into parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct PartPlan {
     /// Bytes per part, to begin with.
     pub part_size: usize,
