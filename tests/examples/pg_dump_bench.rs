@@ -499,6 +499,10 @@ async fn main() {
         }
     }
 
+    assert!(
+        latency.is_none() || jobs.is_some(),
+        "--s3-latency is for the comparison of --jobs N"
+    );
     let Some((dbname, zstd_bytes)) = comparison else {
         return;
     };
@@ -520,7 +524,8 @@ async fn main() {
             (
                 &emulator,
                 s3s.as_ref(),
-                far.as_ref().map(|p| p.endpoint.as_str()),
+                far.as_ref()
+                    .map(|p| (p.endpoint.as_str(), latency.unwrap_or_default())),
             ),
             &server,
             &dbname,
@@ -657,7 +662,11 @@ async fn main() {
 /// rounds, Lifeboat's S3 on s3s-fs when given; prints the rows and the ratios.
 fn compare_jobs(
     bench: &Bench,
-    (emulator, s3s, far): (&Emulator, Option<&S3sFs>, Option<&str>),
+    (emulator, s3s, far): (
+        &Emulator,
+        Option<&S3sFs>,
+        Option<(&str, std::time::Duration)>,
+    ),
     server: &PgServer,
     dbname: &str,
     (jobs, baseline): (u16, Option<&Path>),
@@ -675,7 +684,9 @@ fn compare_jobs(
     let mut single = Row::new("lifeboat pg-dump, one stream (zstd)");
     let mut parallel = Row::new("lifeboat pg-dump, jobs N");
     let mut parallel_baseline = Row::new("--baseline's lifeboat, jobs N");
-    let s3 = far.or(s3s.map(|s| s.endpoint.as_str()));
+    let s3 = far
+        .map(|(endpoint, _)| endpoint)
+        .or(s3s.map(|s| s.endpoint.as_str()));
     for round in 0..runs {
         raw.measure(emulator, s3s, || {
             let _ = std::fs::remove_dir_all(&local);
@@ -703,11 +714,10 @@ fn compare_jobs(
     println!(
         "at {dbname}, jobs {jobs}, S3 on {}{}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run:",
         if s3s.is_some() { "s3s-fs" } else { "moto" },
-        if far.is_some() {
-            " behind a proxy that holds each request"
-        } else {
-            ""
-        }
+        far.map_or(String::new(), |(_, max)| format!(
+            " behind a proxy that holds each request up to {} ms (its CPU, in this process, counted in no column)",
+            max.as_millis()
+        ))
     );
     println!(
         "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",

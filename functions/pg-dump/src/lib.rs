@@ -600,10 +600,14 @@ impl PgDump {
                 // The slot is still this run's: any upload open under the key
                 // is an orphan, this run's (begun, its answer lost) or a dead
                 // run's.
+                // Within half the margin a Lambda run keeps for its clean-up.
+                let until = limits
+                    .stop_at
+                    .map_or(until, |at| until.min(at + DEADLINE_MARGIN / 2));
                 let files = format!("{}/", target.key);
                 let sweep = upload::abort_all_under(&self.s3, &target.bucket, &files);
                 if tokio::time::timeout_at(until, sweep).await.is_err() {
-                    tracing::warn!(key = %target.key, "the uploads left open under the key were not all aborted while the slot was this run's: the bucket's lifecycle rule removes them");
+                    tracing::warn!(key = %target.key, "the uploads left open under the key were not all aborted in time: the bucket's lifecycle rule removes them");
                 }
             }
             self.drop_claim(&target, claim).await;
@@ -764,7 +768,7 @@ impl PgDump {
         match self.record_stop(target, record, e_tag, why).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(record = %key, "a later run recorded the task's end first, and told of it");
+                tracing::info!(record = %key, "a later run recorded the task's end first and told of it, or the record changed hands or is gone");
             }
             Err(why) => {
                 tracing::warn!(record = %key, %why, "the failure could not be recorded: a later run may tell of it again");
@@ -776,8 +780,10 @@ impl PgDump {
     /// stopped (`why`), so that one run tells of it: written only over that
     /// read (`If-Match`), and once more over a newer read that still names
     /// the task as running (a write that S3 refused as conflicting, 409).
-    /// Whether this run recorded it; not when another run did first, or the
-    /// slot was handed to a task again.
+    /// Whether this run recorded it; not when another run did first, the
+    /// slot was handed to a task again, or the record is gone. An error
+    /// (the record unreadable after a refusal, or refused twice) leaves the
+    /// telling to the caller: told twice rather than by no one.
     async fn record_stop(
         &self,
         target: &Target,
@@ -884,7 +890,7 @@ impl PgDump {
                 match self.record_stop(&target, record, read, why.clone()).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::info!(record = %record_key, "another run recorded the task's end since this run read it (the task's own run its failure, or a duplicate of this run its look), or handed the slot to a task again: this run does not tell of it");
+                        tracing::info!(record = %record_key, "since this run read the record, another run recorded the task's end (the task's own run its failure, or a duplicate of this run its look), handed the slot to a task again, or removed the record: this run does not tell of it");
                         return None;
                     }
                     Err(error) => {

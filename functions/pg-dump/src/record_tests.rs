@@ -44,11 +44,16 @@ fn read(arn: &'static str, e_tag: &'static str, stopped: Option<&str>) -> Rule {
         })
 }
 
-/// The record written over the one of ETag `over` and nothing else:
-/// answered as written, or refused with `code`.
+/// The record, told of its task's stop, written over the one of ETag
+/// `over` and nothing else: answered as written, or refused with `code`.
 fn write(over: &'static str, refused: Option<&'static str>) -> Rule {
     let rule = mock!(aws_sdk_s3::Client::put_object).match_requests(move |r| {
-        r.key() == Some(record_key().as_str()) && r.if_match() == Some(over)
+        let told = r
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<TaskRecord>(b).ok())
+            .is_some_and(|record| record.task_arn == TASK_ARN && record.stopped.is_some());
+        r.key() == Some(record_key().as_str()) && r.if_match() == Some(over) && told
     });
     match refused {
         None => rule.then_output(|| PutObjectOutput::builder().e_tag("\"written\"").build()),

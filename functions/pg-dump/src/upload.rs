@@ -801,5 +801,25 @@ mod tests {
             .expect_err("no marker");
         assert!(error.contains("said more follow, but not where"), "{error}");
         assert_eq!(endless.num_calls(), 1);
+        // Nor a page whose markers point back at itself.
+        let again = mock!(Client::list_multipart_uploads)
+            .sequence()
+            .output(move || {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(upload("k/1.dat"))
+                    .is_truncated(true)
+                    .next_key_marker("k/1.dat")
+                    .next_upload_id_marker("u")
+                    .build()
+            })
+            // Run out at the third call rather than answer forever.
+            .times(2)
+            .build();
+        let s3 = mock_client!(aws_sdk_s3, [&again]);
+        let error = uploads_under(&s3, "dumps", "k/")
+            .await
+            .expect_err("the same markers");
+        assert!(error.contains("said more follow, but not where"), "{error}");
+        assert_eq!(again.num_calls(), 2);
     }
 }

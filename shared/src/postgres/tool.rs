@@ -263,12 +263,14 @@ impl PgTool {
 /// the directory format does, found no space: its own error (pg_dump 15:
 /// "could not write to output file: …"; 18: "could not write to file: …",
 /// with lz4 "error during writing: …"), not a server's error it passes on
-/// ("query failed: ERROR: …").
+/// ("query failed: ERROR: …", or a FATAL or PANIC).
 fn local_storage_full(stderr: &str) -> bool {
     stderr.lines().any(|line| {
         line.starts_with("pg_dump: error: ")
             && line.ends_with(": No space left on device")
-            && !line.contains("ERROR:")
+            && !["ERROR:", "FATAL:", "PANIC:"]
+                .iter()
+                .any(|server| line.contains(server))
     })
 }
 
@@ -507,6 +509,11 @@ mod tests {
             "pg_dump: error: query failed: ERROR:  could not write to file \"base/pgsql_tmp/pgsql_tmp42.0\": No space left on device\n",
         );
         assert!(!server.contains("TMPDIR"), "{server}");
+        let panicked = tool().explain(
+            ExitStatus::from_raw(1 << 8),
+            "pg_dump: error: query failed: server closed the connection unexpectedly\npg_dump: error: connection to server failed: FATAL:  could not write to file \"pg_wal/xlogtemp.42\": No space left on device\n",
+        );
+        assert!(!panicked.contains("TMPDIR"), "{panicked}");
     }
 
     #[test]
