@@ -599,8 +599,8 @@ impl PgDump {
             if let Some(until) = claim.held_after(&outcome) {
                 // The slot is still this run's: any upload open under the key
                 // is an orphan, this run's (begun, its answer lost) or a dead
-                // run's.
-                // Within half the margin a Lambda run keeps for its clean-up.
+                // run's. Aborted while the claim holds, and in a Lambda run
+                // within half the margin it keeps for its clean-up.
                 let until = limits
                     .stop_at
                     .map_or(until, |at| until.min(at + DEADLINE_MARGIN / 2));

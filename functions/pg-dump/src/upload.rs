@@ -761,26 +761,39 @@ mod tests {
     async fn uploads_are_listed_over_every_page_and_a_page_that_says_not_where_next_is_an_error() {
         use aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
         use aws_smithy_mocks::{RuleMode, mock, mock_client};
-        let upload = |key: &str| MultipartUpload::builder().key(key).upload_id("u").build();
+        // A page of the upload of `k/1.dat`, more to follow, and its markers if any.
+        let truncated = |markers: bool| {
+            let page = ListMultipartUploadsOutput::builder()
+                .uploads(
+                    MultipartUpload::builder()
+                        .key("k/1.dat")
+                        .upload_id("u")
+                        .build(),
+                )
+                .is_truncated(true);
+            match markers {
+                true => page.next_key_marker("k/1.dat").next_upload_id_marker("u"),
+                false => page,
+            }
+            .build()
+        };
         let first = mock!(Client::list_multipart_uploads)
             .match_requests(|r| r.key_marker().is_none() && r.upload_id_marker().is_none())
-            .then_output(move || {
-                ListMultipartUploadsOutput::builder()
-                    .uploads(upload("k/1.dat"))
-                    .is_truncated(true)
-                    .next_key_marker("k/1.dat")
-                    .next_upload_id_marker("u")
-                    .build()
-            });
+            .then_output(move || truncated(true));
         let second = mock!(Client::list_multipart_uploads)
             .match_requests(|r| {
                 r.prefix() == Some("k/")
                     && r.key_marker() == Some("k/1.dat")
                     && r.upload_id_marker() == Some("u")
             })
-            .then_output(move || {
+            .then_output(|| {
                 ListMultipartUploadsOutput::builder()
-                    .uploads(upload("k/2.dat"))
+                    .uploads(
+                        MultipartUpload::builder()
+                            .key("k/2.dat")
+                            .upload_id("u")
+                            .build(),
+                    )
                     .is_truncated(false)
                     .build()
             });
@@ -788,38 +801,22 @@ mod tests {
         let listed = uploads_under(&s3, "dumps", "k/").await.expect("listed");
         let keys: Vec<_> = listed.iter().filter_map(|u| u.key()).collect();
         assert_eq!(keys, ["k/1.dat", "k/2.dat"]);
-        // A truncated page without a marker would be listed again forever.
-        let endless = mock!(Client::list_multipart_uploads).then_output(move || {
-            ListMultipartUploadsOutput::builder()
-                .uploads(upload("k/1.dat"))
-                .is_truncated(true)
-                .build()
-        });
-        let s3 = mock_client!(aws_sdk_s3, [&endless]);
-        let error = uploads_under(&s3, "dumps", "k/")
-            .await
-            .expect_err("no marker");
-        assert!(error.contains("said more follow, but not where"), "{error}");
-        assert_eq!(endless.num_calls(), 1);
-        // Nor a page whose markers point back at itself.
+        // A truncated page without a marker would be listed again forever,
+        // and so would one whose markers point back at itself (run out at
+        // the third call rather than answer forever).
+        let endless = mock!(Client::list_multipart_uploads).then_output(move || truncated(false));
         let again = mock!(Client::list_multipart_uploads)
             .sequence()
-            .output(move || {
-                ListMultipartUploadsOutput::builder()
-                    .uploads(upload("k/1.dat"))
-                    .is_truncated(true)
-                    .next_key_marker("k/1.dat")
-                    .next_upload_id_marker("u")
-                    .build()
-            })
-            // Run out at the third call rather than answer forever.
+            .output(move || truncated(true))
             .times(2)
             .build();
-        let s3 = mock_client!(aws_sdk_s3, [&again]);
-        let error = uploads_under(&s3, "dumps", "k/")
-            .await
-            .expect_err("the same markers");
-        assert!(error.contains("said more follow, but not where"), "{error}");
-        assert_eq!(again.num_calls(), 2);
+        for (rule, calls) in [(&endless, 1), (&again, 2)] {
+            let s3 = mock_client!(aws_sdk_s3, [rule]);
+            let error = uploads_under(&s3, "dumps", "k/")
+                .await
+                .expect_err("no way on");
+            assert!(error.contains("said more follow, but not where"), "{error}");
+            assert_eq!(rule.num_calls(), calls);
+        }
     }
 }
