@@ -43,7 +43,8 @@ pub struct FaultConfig {
     pub max_latency: Duration,
     /// If set, the faults fall on this one request alone: the operation, as
     /// [`Stats`] names it (`s3:POST ?uploads`), and which of its requests
-    /// (1 for the first).
+    /// (1 for the first; counted as the draws are, by the operation without
+    /// its service, which is the same for S3's).
     pub only: Option<(&'static str, u64)>,
 }
 

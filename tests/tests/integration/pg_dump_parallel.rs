@@ -240,6 +240,17 @@ async fn parallel_payload(setup: &Setup, server: &PgServer) -> Value {
     event
 }
 
+/// A newest-PostgreSQL server with the generated `shop` of about `mib` MiB,
+/// and the sample payload for it with `jobs: 2`.
+async fn shop_of(mib: u32) -> (Setup, std::path::PathBuf, PgServer, Value) {
+    let setup = Setup::new().await;
+    let bin = newest_bin();
+    let server = PgServer::start(&bin);
+    generate(&server, "shop", mib);
+    let event = parallel_payload(&setup, &server).await;
+    (setup, bin, server, event)
+}
+
 /// Waits until `sql` (a count) gives more than zero in `dbname`.
 fn until_some(server: &PgServer, dbname: &str, sql: &str, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -325,11 +336,7 @@ async fn a_lock_asked_for_during_a_parallel_dump_fails_it_with_the_advice_and_le
 
 #[tokio::test]
 async fn two_parallel_runs_of_one_slot_make_one_dump() {
-    let setup = Setup::new().await;
-    let bin = newest_bin();
-    let server = PgServer::start(&bin);
-    generate(&server, "shop", 2);
-    let event = parallel_payload(&setup, &server).await;
+    let (setup, bin, _server, event) = shop_of(2).await;
     let (one, two) = (
         setup.function(&pg_dump_of(&bin), setup.s3.clone()),
         setup.function(&pg_dump_of(&bin), setup.s3.clone()),
@@ -368,11 +375,7 @@ async fn two_parallel_runs_of_one_slot_make_one_dump() {
 
 #[tokio::test]
 async fn a_parallel_dump_stands_aside_while_another_run_claims_its_slot() {
-    let setup = Setup::new().await;
-    let bin = newest_bin();
-    let server = PgServer::start(&bin);
-    generate(&server, "shop", 1);
-    let event = parallel_payload(&setup, &server).await;
+    let (setup, bin, _server, event) = shop_of(1).await;
     let key = KEY;
     // Another run's claim, written moments ago (as that run renews it while it works).
     setup
@@ -406,11 +409,7 @@ async fn a_parallel_dump_stands_aside_while_another_run_claims_its_slot() {
 
 #[tokio::test]
 async fn a_dead_runs_files_without_a_claim_are_cleared_and_the_slot_dumped() {
-    let setup = Setup::new().await;
-    let bin = newest_bin();
-    let server = PgServer::start(&bin);
-    generate(&server, "shop", 1);
-    let event = parallel_payload(&setup, &server).await;
+    let (setup, bin, _server, event) = shop_of(1).await;
     let key = KEY;
     // What a killed run left: files, its claim gone with the lifecycle rule.
     for name in ["toc.dat", "9999.dat.zst"] {
@@ -506,12 +505,8 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
 #[tokio::test]
 async fn an_upload_begun_but_never_answered_is_aborted_when_the_parallel_dump_ends() {
     use lifeboat_tests::faults::{FaultConfig, FaultProxy};
-    let setup = Setup::new().await;
-    let bin = newest_bin();
-    let server = PgServer::start(&bin);
     // sales.orders' file is larger than a part: a multipart upload.
-    generate(&server, "shop", 16);
-    let event = parallel_payload(&setup, &server).await;
+    let (setup, bin, _server, event) = shop_of(16).await;
     let lost_answer = FaultConfig {
         reset: 1.0,
         after_share: 1.0,
