@@ -27,7 +27,9 @@
 //! for up to MS milliseconds (evenly drawn), as a far S3 answers later than
 //! one on this machine. Its database is of
 //! several large tables: the generated one at a quarter of the size, with
-//! three copies of its orders table.
+//! three copies of its orders table; with `--as-generated`, the generated
+//! one as it is (one table of four fifths of it: what parallel jobs cannot
+//! split).
 //! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
 //! with `--s3s-fs`, that S3 server (`cargo install s3s-fs --features binary`),
 //! which takes far less CPU than moto: at the comparison size Lifeboat's
@@ -364,6 +366,17 @@ async fn main() {
         args.drain(i..=i + 1);
         n
     });
+    let as_generated = match args.iter().position(|a| a == "--as-generated") {
+        Some(i) => {
+            args.remove(i);
+            assert!(
+                jobs.is_some(),
+                "--as-generated is for the comparison of --jobs N"
+            );
+            true
+        }
+        None => false,
+    };
     let latency = args.iter().position(|a| a == "--s3-latency").map(|i| {
         let ms: u64 = args
             .get(i + 1)
@@ -450,7 +463,7 @@ async fn main() {
     for (i, size) in sizes.iter().enumerate() {
         let dbname = format!("bench_{size}");
         let started = Instant::now();
-        if jobs.is_some() {
+        if jobs.is_some() && !as_generated {
             // Several large tables, as parallel jobs want them: the generated
             // orders table at a quarter of the size, and three copies of it.
             generate(&server, &dbname, *size / 4);

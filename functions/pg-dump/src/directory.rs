@@ -1,8 +1,12 @@
 //! A parallel dump (`jobs` of 2 or more): `pg_dump -Fd -j N` into a local
-//! directory, each file uploaded to `<key>/<file>` as soon as pg_dump has
-//! closed it (inotify's close-after-write), so that the upload overlaps the
-//! dump and local storage holds only what is not yet uploaded: each file is
-//! removed once it is in S3. Each file is hashed and read as it uploads (the
+//! directory, each file uploaded to `<key>/<file>` as pg_dump writes it,
+//! from when pg_dump makes it (inotify's create) to when pg_dump has closed
+//! it (close-after-write) and it is read to its end, so that the upload
+//! overlaps the dump, even of the largest table; local storage holds only
+//! what is not yet uploaded: each file is removed once it is in S3. pg_dump
+//! writes each file of a directory dump once, from start to end, and never
+//! goes back into it (a file that ends shorter than was read fails the
+//! dump). Each file is hashed and read as it uploads (the
 //! table of contents parsed, every table's data decompressed and its rows
 //! counted), so the manifest lists every file with its size and SHA-256 and
 //! holds the same fingerprint as a single-stream dump.
@@ -21,8 +25,13 @@ use lifeboat::postgres::directory::{DumpFile, file_key, hex};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::io::AsyncReadExt;
+
+/// How long a file that pg_dump is still writing is left before it is read
+/// again, once all it held so far is read.
+const GROWING_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often a long dump logs its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -74,7 +83,48 @@ impl Drop for Scratch {
     }
 }
 
-/// Watches a directory for files closed after writing.
+/// What the watch saw of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Made: pg_dump is writing it.
+    Created(String),
+    /// Closed after writing: it holds all it will.
+    Closed(String),
+}
+
+/// The files pg_dump has closed, shared with the uploads reading them.
+#[derive(Debug, Clone, Default)]
+struct Closed(Arc<Mutex<ClosedFiles>>);
+
+#[derive(Debug, Default)]
+struct ClosedFiles {
+    names: BTreeSet<String>,
+    /// pg_dump has ended: every file is closed.
+    all: bool,
+}
+
+impl Closed {
+    fn close(&self, name: &str) {
+        self.lock().names.insert(name.to_owned());
+    }
+
+    fn close_all(&self) {
+        self.lock().all = true;
+    }
+
+    fn is_closed(&self, name: &str) -> bool {
+        let closed = self.lock();
+        closed.all || closed.names.contains(name)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClosedFiles> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Watches a directory for files made and files closed after writing.
 pub struct Watch {
     events: inotify::EventStream<Vec<u8>>,
 }
@@ -86,7 +136,10 @@ impl Watch {
             inotify::Inotify::init().map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
         inotify
             .watches()
-            .add(dir, inotify::WatchMask::CLOSE_WRITE)
+            .add(
+                dir,
+                inotify::WatchMask::CREATE | inotify::WatchMask::CLOSE_WRITE,
+            )
             .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
         let events = inotify
             .into_event_stream(vec![0; 64 << 10])
@@ -94,10 +147,10 @@ impl Watch {
         Ok(Watch { events })
     }
 
-    /// The next file closed after writing: its name; `None` when the watch
+    /// The next file made or closed after writing; `None` when the watch
     /// can tell no more (its queue overflowed: what is left is found by the
     /// listing after pg_dump ends).
-    async fn next(&mut self) -> Option<String> {
+    async fn next(&mut self) -> Option<Seen> {
         loop {
             match self.events.next().await? {
                 Ok(event) if event.mask.contains(inotify::EventMask::Q_OVERFLOW) => {
@@ -108,7 +161,11 @@ impl Watch {
                 }
                 Ok(event) => {
                     if let Some(name) = event.name.and_then(|n| n.to_str().map(str::to_owned)) {
-                        return Some(name);
+                        return Some(if event.mask.contains(inotify::EventMask::CREATE) {
+                            Seen::Created(name)
+                        } else {
+                            Seen::Closed(name)
+                        });
                     }
                 }
                 Err(e) => {
@@ -132,6 +189,8 @@ pub struct Files {
     taken: BTreeSet<String>,
     /// The multipart uploads of files under way.
     open: OpenUploads,
+    /// The files pg_dump has closed.
+    closed: Closed,
     /// Uploaded: the manifest's lines, and what each held.
     pub done: Vec<(DumpFile, Written)>,
     reads: Vec<(String, FileRead)>,
@@ -170,6 +229,7 @@ impl Files {
             uploads,
             taken: BTreeSet::new(),
             open: OpenUploads::default(),
+            closed: Closed::default(),
             done: Vec::new(),
             reads: Vec::new(),
             bytes: 0,
@@ -183,9 +243,11 @@ impl Files {
         self.bytes
     }
 
-    /// Uploads files as pg_dump closes them until `dumping` ends, then every
+    /// Uploads files as pg_dump writes them until `dumping` ends, then every
     /// file left in the directory; returns what `dumping` gave.
-    /// A `dumping` that ends not `ok` ends the uploads at once.
+    /// A `dumping` that ends not `ok` ends the uploads as soon as each has
+    /// read what pg_dump left of its file (a file cut short fails its check
+    /// and is not completed).
     pub async fn run<T>(
         &mut self,
         watch: &mut Watch,
@@ -205,12 +267,16 @@ impl Files {
             }
             tokio::select! {
                 ended = &mut dumping => break ended,
-                name = watch.next(), if watching => match name {
-                    Some(name) if !self.taken.contains(&name) => {
-                        self.taken.insert(name.clone());
-                        waiting.insert(0, name);
+                seen = watch.next(), if watching => match seen {
+                    Some(seen) => {
+                        let (Seen::Created(name) | Seen::Closed(name)) = &seen;
+                        if matches!(seen, Seen::Closed(_)) {
+                            self.closed.close(name);
+                        }
+                        if self.taken.insert(name.clone()) {
+                            waiting.insert(0, name.clone());
+                        }
                     }
-                    Some(_) => {}
                     None => watching = false,
                 },
                 Some(done) = running.next() => match done {
@@ -222,6 +288,8 @@ impl Files {
                 },
             }
         };
+        // pg_dump and its workers have ended: no file grows any more.
+        self.closed.close_all();
         if !ok(&ended) {
             self.settle(&mut running, database).await;
             return Ok(ended);
@@ -297,6 +365,7 @@ impl Files {
         let plan = self.plan;
         let path = self.dir.join(&name);
         let open = self.open.clone();
+        let closed = self.closed.clone();
         Box::pin(async move {
             let mut check = FileCheck::new(&name)?;
             let mut file = tokio::fs::File::open(&path)
@@ -308,39 +377,58 @@ impl Files {
             let mut size = 0u64;
             let mut buffer = vec![0u8; 256 << 10];
             let result = async {
+                // Read to the end once the file is closed: all of it.
+                let mut to_the_end = false;
                 loop {
                     let n = file.read(&mut buffer).await.map_err(|e| {
                         FilesError::Local(format!("reading {}: {e}", path.display()))
                     })?;
-                    if n == 0 {
+                    if n > 0 {
+                        hasher.update(&buffer[..n]);
+                        check.feed(&buffer[..n])?;
+                        upload.write(&buffer[..n]).await?;
+                        size += n as u64;
+                    } else if to_the_end {
                         break;
+                    } else if closed.is_closed(&name) {
+                        to_the_end = true;
+                    } else {
+                        tokio::time::sleep(GROWING_POLL).await;
                     }
-                    hasher.update(&buffer[..n]);
-                    check.feed(&buffer[..n])?;
-                    upload.write(&buffer[..n]).await?;
-                    size += n as u64;
                 }
+                let on_disk = file
+                    .metadata()
+                    .await
+                    .map_err(|e| FilesError::Local(format!("reading {}: {e}", path.display())))?;
+                if on_disk.len() != size {
+                    return Err(FilesError::Local(format!(
+                        "{} changed while it was read: {} bytes read, {} on disk",
+                        path.display(),
+                        size,
+                        on_disk.len()
+                    )));
+                }
+                let read = check.finish()?;
                 match upload.finish().await {
-                    Ok((_, written)) => Ok::<_, FilesError>(written),
+                    Ok((_, written)) => Ok::<_, FilesError>((written, read)),
                     // A retried write whose first attempt S3 had done is this
                     // run's; anything else at the key is not (the slot is
                     // claimed, and was cleared): a failure, never a skip.
                     Err(e) if e.key_taken() => match own(&upload_s3, &upload_target).await {
-                        Some(written) => Ok(written),
+                        Some(written) => Ok((written, read)),
                         None => Err(e.into()),
                     },
                     Err(e) => Err(e.into()),
                 }
             }
             .await;
-            let written = match result {
-                Ok(written) => written,
+            let (written, read) = match result {
+                Ok(done) => done,
                 Err(e) => {
                     upload.abort().await;
                     return Err(e);
                 }
             };
-            let read = check.finish()?;
             if let Err(e) = tokio::fs::remove_file(&path).await {
                 tracing::warn!(path = %path.display(), error = %e, "an uploaded file could not be removed from local storage");
             }

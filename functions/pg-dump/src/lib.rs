@@ -1412,7 +1412,7 @@ impl PgDump {
     }
 
     /// `pg_dump -Fd -j N` of `db` into local storage, each file uploaded
-    /// under `target.key` as pg_dump closes it ([`directory`]), checked, then
+    /// under `target.key` as pg_dump writes it ([`directory`]), checked, then
     /// the manifest listing every file. The slot's `claim` is written again
     /// every minute, so that it is never stale while this run works, however
     /// long, and once more before the manifest; found lost, it ends the

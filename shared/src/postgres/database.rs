@@ -40,7 +40,7 @@ pub struct Database {
     pub runner: Runner,
     /// pg_dump's parallel jobs (default 1: one stream). More than one dumps
     /// in the directory format (`pg_dump -Fd -j N`) into local storage,
-    /// each file uploaded as soon as pg_dump has closed it.
+    /// each file uploaded as pg_dump writes it.
     #[serde(default = "one_job", skip_serializing_if = "is_one_job")]
     pub jobs: u16,
 }

@@ -1,5 +1,5 @@
 //! pg-dump's parallel `jobs` (`pg_dump -Fd -j N`, each file uploaded as
-//! pg_dump closes it) against real PostgreSQL 15 and 18 and the emulator's
+//! pg_dump writes it) against real PostgreSQL 15 and 18 and the emulator's
 //! S3: the dump is a prefix of objects plus a manifest that lists every file
 //! with its size and SHA-256 and holds the same fingerprint as a single
 //! stream's; `lifeboat verify` reads it whole and `lifeboat restore`
@@ -436,30 +436,174 @@ async fn a_dead_runs_files_without_a_claim_are_cleared_and_the_slot_dumped() {
     );
 }
 
+/// A parallel dump's uploads without pg_dump: the test writes the files
+/// into `dir`, as pg_dump would, and `files` uploads them to the emulator
+/// through `proxy`, which counts the requests.
+struct Uploading {
+    setup: Setup,
+    proxy: lifeboat_tests::faults::FaultProxy,
+    _scratch: lifeboat_tests::TempDir,
+    dir: std::path::PathBuf,
+    watch: pg_dump::directory::Watch,
+    files: pg_dump::directory::Files,
+}
+
+impl Uploading {
+    /// Two files at once, under the key `pg-dump/nightly/orders/<name>`.
+    async fn new(name: &str) -> Self {
+        use lifeboat_tests::faults::{FaultConfig, FaultProxy};
+        let setup = Setup::new().await;
+        let proxy = FaultProxy::start(&setup.emulator.endpoint, FaultConfig::none(17)).await;
+        let s3 = lifeboat::aws::s3_client(&proxy.sdk_config("us-east-1").await);
+        let scratch = lifeboat_tests::TempDir::new(name);
+        let dir = scratch.path.join("dump");
+        std::fs::create_dir(&dir).expect("dump dir");
+        let watch = pg_dump::directory::Watch::new(&dir).expect("watch");
+        let target = pg_dump::upload::Target {
+            bucket: BUCKET.into(),
+            key: format!("pg-dump/nightly/orders/{name}"),
+            tagging: "lifeboat%3Aplan=nightly".into(),
+            kms_key_id: None,
+            run: format!("the-{name}-run"),
+        };
+        let files = pg_dump::directory::Files::new(s3, target, PARTS, dir.clone(), 2);
+        Uploading {
+            setup,
+            proxy,
+            _scratch: scratch,
+            dir,
+            watch,
+            files,
+        }
+    }
+}
+
+/// Waits until `proxy` has seen `n` parts sent (`UploadPart`).
+async fn until_parts(proxy: &lifeboat_tests::faults::FaultProxy, n: usize) {
+    while proxy
+        .stats()
+        .operation("s3:PUT ?partNumber&uploadId")
+        .requests
+        < n
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A table's file is uploaded as pg_dump writes it, not only once pg_dump
+/// has closed it: the largest table's upload overlaps its dump. A file
+/// pg_dump cut short (it failed half-way) or that ends shorter than was
+/// read is never completed in S3, and nothing of it is left.
+#[tokio::test]
+async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
+    use std::io::Write;
+    let rows = |parts: usize| b"a row of the table\n".repeat(parts * PARTS.part_size / 19);
+    let copy_end = b"\\.\n";
+    let Uploading {
+        setup,
+        proxy,
+        dir,
+        mut watch,
+        mut files,
+        _scratch,
+    } = Uploading::new("growing").await;
+    let dumping = async {
+        let mut table = std::fs::File::create(dir.join("4242.dat")).expect("a table's file");
+        table.write_all(&rows(3)).expect("rows");
+        // Still open: its first parts go up while pg_dump writes on.
+        tokio::time::timeout(std::time::Duration::from_secs(60), until_parts(&proxy, 2))
+            .await
+            .expect("parts of the file sent while it is written");
+        table.write_all(&rows(2)).expect("rows");
+        table.write_all(copy_end).expect("the end of COPY");
+        Ok::<_, ()>(())
+    };
+    files
+        .run(&mut watch, dumping, Result::is_ok, "orders")
+        .await
+        .expect("the file uploads")
+        .expect("the dump ends");
+    let [(file, _)] = &files.done[..] else {
+        panic!("one file uploaded: {:?}", files.done);
+    };
+    let whole = [rows(3), rows(2), copy_end.to_vec()].concat();
+    assert_eq!(file.size_bytes, whole.len() as u64);
+    assert_eq!(
+        setup.get("pg-dump/nightly/orders/growing/4242.dat").await,
+        whole,
+        "the object is the file as pg_dump closed it"
+    );
+
+    // pg_dump fails half-way through a file: the file is cut short.
+    let Uploading {
+        setup,
+        proxy,
+        dir,
+        mut watch,
+        mut files,
+        _scratch,
+    } = Uploading::new("cut-short").await;
+    let dumping = async {
+        std::fs::write(dir.join("4243.dat"), rows(3)).expect("rows");
+        until_parts(&proxy, 1).await;
+        Err::<(), _>("pg_dump failed")
+    };
+    let ended = files
+        .run(&mut watch, dumping, Result::is_ok, "orders")
+        .await
+        .expect("the uploads end");
+    assert_eq!(ended, Err("pg_dump failed"));
+    assert!(files.done.is_empty(), "{:?}", files.done);
+    files.remove().await;
+    assert_eq!(setup.open_uploads().await, 0);
+    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+
+    // A file that ends shorter than was read fails the dump.
+    let Uploading {
+        setup,
+        proxy,
+        dir,
+        mut watch,
+        mut files,
+        _scratch,
+    } = Uploading::new("shrunk").await;
+    let dumping = async {
+        let mut table = std::fs::File::create(dir.join("4244.dat")).expect("a table's file");
+        table.write_all(&rows(3)).expect("rows");
+        table.write_all(copy_end).expect("the end of COPY");
+        // Read to its end by now, most likely: what was read would check.
+        until_parts(&proxy, 2).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        table.set_len(10).expect("cut");
+        Ok::<_, ()>(())
+    };
+    let error = files
+        .run(&mut watch, dumping, Result::is_ok, "orders")
+        .await
+        .expect_err("a file changed while read");
+    assert!(
+        error.to_string().contains("changed while it was read"),
+        "{error}"
+    );
+    files.remove().await;
+    assert_eq!(setup.open_uploads().await, 0);
+    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+}
+
 /// A parallel dump that is stopped while a file uploads (the deadline, a
 /// signal or a lost claim drops the uploads under way) leaves no multipart
 /// upload open: the clean-up aborts what the dropped uploads had started,
 /// as it deletes the files they had finished.
 #[tokio::test]
 async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
-    use lifeboat_tests::faults::{FaultConfig, FaultProxy};
-    use pg_dump::directory::{Files, Watch};
-    let setup = Setup::new().await;
-    // The function's S3 goes through a proxy that counts its requests.
-    let proxy = FaultProxy::start(&setup.emulator.endpoint, FaultConfig::none(17)).await;
-    let s3 = lifeboat::aws::s3_client(&proxy.sdk_config("us-east-1").await);
-    let scratch = lifeboat_tests::TempDir::new("stopped-dump");
-    let dir = scratch.path.join("dump");
-    std::fs::create_dir(&dir).expect("dump dir");
-    let mut watch = Watch::new(&dir).expect("watch");
-    let target = pg_dump::upload::Target {
-        bucket: BUCKET.into(),
-        key: "pg-dump/nightly/orders/stopped".into(),
-        tagging: "lifeboat%3Aplan=nightly".into(),
-        kms_key_id: None,
-        run: "the-stopped-run".into(),
-    };
-    let mut files = Files::new(s3, target, PARTS, dir.clone(), 2);
+    let Uploading {
+        setup,
+        proxy,
+        dir,
+        mut watch,
+        mut files,
+        _scratch,
+    } = Uploading::new("stopped").await;
     // A table's data file of twelve parts, closed; then pg_dump goes on.
     let dumping = async {
         std::fs::write(dir.join("4242.dat"), vec![b'x'; 12 * PARTS.part_size]).expect("file");
@@ -470,11 +614,7 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
         outcome = files.run(&mut watch, dumping, Result::is_ok, "orders") => {
             panic!("the dump ended: {outcome:?}")
         }
-        () = async {
-            while proxy.stats().operation("s3:PUT ?partNumber&uploadId").requests == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        } => {}
+        () = until_parts(&proxy, 1) => {}
     }
     assert_eq!(
         setup.open_uploads().await,
