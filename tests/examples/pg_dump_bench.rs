@@ -29,7 +29,8 @@
 //! several large tables: the generated one at a quarter of the size, with
 //! three copies of its orders table; with `--as-generated`, the generated
 //! one as it is (one table of four fifths of it: what parallel jobs cannot
-//! split).
+//! split). The parallel rows also give the most local storage the dump's
+//! files took at once (their allocated blocks, sampled every 20 ms).
 //! Everything runs on 127.0.0.1: a moto server, a PostgreSQL 18 cluster and,
 //! with `--s3s-fs`, that S3 server (`cargo install s3s-fs --features binary`),
 //! which takes far less CPU than moto: at the comparison size Lifeboat's
@@ -63,6 +64,8 @@ struct Run {
     cpu: f64,
     /// User and system seconds of the `pg_dump` runs among those children.
     pg_dump_cpu: f64,
+    /// The most local storage its files took at once, in KiB, where sampled.
+    local_kib: u64,
 }
 
 impl Run {
@@ -155,7 +158,42 @@ fn timed(command: Command, meter: &PgDumpMeter) -> Run {
         rss_kib: rss_kib as u64,
         cpu: user + system,
         pg_dump_cpu: meter.take(),
+        local_kib: 0,
     }
+}
+
+/// `run`, with the most local storage (allocated blocks, holes not
+/// counted) that the files under `dir` took at once, sampled every 20 ms.
+fn sampled(dir: &Path, run: impl FnOnce() -> Run) -> Run {
+    fn allocated_under(dir: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| match entry.metadata() {
+                Ok(m) if m.is_dir() => allocated_under(&entry.path()),
+                Ok(m) => m.blocks() * 512,
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(allocated_under(dir));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            peak
+        });
+        let mut measured = run();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        measured.local_kib = sampler.join().expect("the sampler") >> 10;
+        measured
+    })
 }
 
 /// `bash -c script` with `$PG_DUMP` (the newest pg_dump, metered) and the server's login in its environment.
@@ -212,6 +250,8 @@ impl Drop for S3sFs {
 struct Bench {
     lifeboat: PathBuf,
     dir: PathBuf,
+    /// The `lifeboat` runs' `TMPDIR`: a parallel dump's local storage.
+    tmp: PathBuf,
     endpoint: String,
     topic: String,
     secret: String,
@@ -287,6 +327,7 @@ impl Bench {
             .env("LIFEBOAT_SNS_TOPIC_ARN", &self.topic)
             .env("LIFEBOAT_BUCKET", BUCKET)
             .env("PG_DUMP_PATH", &self.meter.program)
+            .env("TMPDIR", &self.tmp)
             .env("RUST_LOG", "warn");
         // The SDK's service-specific endpoint: S3 there, the rest on moto.
         match s3_endpoint {
@@ -303,6 +344,7 @@ struct Summary {
     rss_kib: u64,
     own_cpu: f64,
     pg_dump_cpu: f64,
+    local_kib: u64,
 }
 
 fn summarize(all: &[Run]) -> Summary {
@@ -312,6 +354,7 @@ fn summarize(all: &[Run]) -> Summary {
         rss_kib: all.iter().map(|r| r.rss_kib).max().unwrap_or(0),
         own_cpu: all.iter().map(Run::own_cpu).sum::<f64>() / n,
         pg_dump_cpu: all.iter().map(|r| r.pg_dump_cpu).sum::<f64>() / n,
+        local_kib: all.iter().map(|r| r.local_kib).max().unwrap_or(0),
     }
 }
 
@@ -428,9 +471,12 @@ async fn main() {
     let server = PgServer::start(&newest_bin());
     let secret = aws_sdk_secretsmanager_arn(&aws, &server.password).await;
     let dir = TempDir::new("bench");
+    let tmp = dir.path.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("the runs' TMPDIR");
     let bench = Bench {
         lifeboat,
         dir: dir.path.clone(),
+        tmp,
         endpoint: emulator.endpoint.clone(),
         topic,
         secret,
@@ -608,8 +654,8 @@ async fn main() {
         "at {dbname}, wall seconds (best of {runs}, in rounds); CPU seconds, mean per run: of the command less its pg_dump, of pg_dump, of each S3 server:"
     );
     println!(
-        "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs"
+        "  {:<46} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "", "wall", "RSS MiB", "own CPU", "pg_dump", "moto", "s3s-fs", "local MiB"
     );
     let rows = [
         &limit,
@@ -707,25 +753,31 @@ fn compare_jobs(
                 "\"$PG_DUMP\" -Fd -j {jobs} --compress=zstd -d {dbname} -f {}",
                 local.display()
             );
-            timed(shell(&script, server, &bench.meter), &bench.meter)
+            sampled(&local, || {
+                timed(shell(&script, server, &bench.meter), &bench.meter)
+            })
         });
         let _ = std::fs::remove_dir_all(&local);
         single.measure(emulator, s3s, || {
             bench.lifeboat(dbname, &format!("single-{round}"), None, None, s3)
         });
         parallel.measure(emulator, s3s, || {
-            bench.lifeboat(dbname, &format!("jobs-{round}"), None, Some(jobs), s3)
+            sampled(&bench.tmp, || {
+                bench.lifeboat(dbname, &format!("jobs-{round}"), None, Some(jobs), s3)
+            })
         });
         if let Some(program) = baseline {
             parallel_baseline.measure(emulator, s3s, || {
                 let plan = format!("jobs-baseline-{round}");
-                bench.lifeboat_of(program, dbname, &plan, Some(jobs), s3)
+                sampled(&bench.tmp, || {
+                    bench.lifeboat_of(program, dbname, &plan, Some(jobs), s3)
+                })
             });
         }
     }
     println!();
     println!(
-        "at {dbname}, jobs {jobs}, S3 on {}{}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run:",
+        "at {dbname}, jobs {jobs}, S3 on {}{}: wall seconds (best of {runs}, in rounds); CPU seconds, mean per run; local MiB: the most local storage the dump's files took at once (sampled every 20 ms; the single stream keeps none):",
         if s3s.is_some() { "s3s-fs" } else { "moto" },
         far.map_or(String::new(), |(_, max)| format!(
             " behind a proxy that holds each request up to {} ms (its CPU, in this process, counted in no column)",
@@ -743,7 +795,7 @@ fn compare_jobs(
         let s = summarize(&row.runs);
         let n = row.runs.len().max(1) as f64;
         println!(
-            "  {:<46} {:>8.2} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            "  {:<46} {:>8.2} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.1}",
             row.what.replace(" N", &format!(" {jobs}")),
             s.wall,
             s.rss_kib as f64 / 1024.0,
@@ -751,6 +803,7 @@ fn compare_jobs(
             s.pg_dump_cpu,
             row.moto_cpu / n,
             row.s3s_cpu / n,
+            s.local_kib as f64 / 1024.0,
         );
     }
     let [raw, single, parallel] = [&raw, &single, &parallel].map(|r| summarize(&r.runs));

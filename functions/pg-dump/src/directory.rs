@@ -6,7 +6,9 @@
 //! what is not yet uploaded: each file is removed once it is in S3. pg_dump
 //! writes each file of a directory dump once, from start to end, and never
 //! goes back into it (a file that ends shorter than was read fails the
-//! dump). Each file is hashed and read as it uploads (the
+//! dump). What is read of a file goes back to local storage as a hole at
+//! once, so a file takes local storage only for what the upload has not yet
+//! read. Each file is hashed and read as it uploads (the
 //! table of contents parsed, every table's data decompressed and its rows
 //! counted), so the manifest lists every file with its size and SHA-256 and
 //! holds the same fingerprint as a single-stream dump.
@@ -32,6 +34,9 @@ use tokio::io::AsyncReadExt;
 /// How long a file that pg_dump is still writing is left before it is read
 /// again, once all it held so far is read.
 const GROWING_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How much of a file is read before its blocks go back to local storage.
+const GIVE_BACK_EVERY: u64 = 4 << 20;
 
 /// How often a long dump logs its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -101,6 +106,19 @@ struct ClosedFiles {
     names: BTreeSet<String>,
     /// pg_dump has ended: every file is closed.
     all: bool,
+    /// The dump failed: a file not closed will never be whole.
+    failed: bool,
+}
+
+/// Where a file being read stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// pg_dump may write more of it.
+    Open,
+    /// It holds all it will.
+    Closed,
+    /// The dump failed before pg_dump closed it: it will never be whole.
+    Abandoned,
 }
 
 impl Closed {
@@ -112,9 +130,21 @@ impl Closed {
         self.lock().all = true;
     }
 
-    fn is_closed(&self, name: &str) -> bool {
+    /// The dump failed (pg_dump did, or an upload): files not closed are
+    /// left as they are, not read on.
+    fn fail(&self) {
+        self.lock().failed = true;
+    }
+
+    fn of(&self, name: &str) -> Writing {
         let closed = self.lock();
-        closed.all || closed.names.contains(name)
+        if closed.all || closed.names.contains(name) {
+            Writing::Closed
+        } else if closed.failed {
+            Writing::Abandoned
+        } else {
+            Writing::Open
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ClosedFiles> {
@@ -122,6 +152,14 @@ impl Closed {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Whether a file is uploaded from when pg_dump makes it. A large
+/// objects' table of contents (`blobs.toc`, `blobs_<id>.toc`) is not: pg_dump
+/// keeps it open, a line at a time, through a whole batch of large objects,
+/// and it would hold one of the upload slots idle all that while.
+fn uploaded_as_written(name: &str) -> bool {
+    !(name.starts_with("blobs") && name.ends_with(".toc"))
 }
 
 /// Watches a directory for files made and files closed after writing.
@@ -270,10 +308,11 @@ impl Files {
                 seen = watch.next(), if watching => match seen {
                     Some(seen) => {
                         let (Seen::Created(name) | Seen::Closed(name)) = &seen;
-                        if matches!(seen, Seen::Closed(_)) {
+                        let closed = matches!(seen, Seen::Closed(_));
+                        if closed {
                             self.closed.close(name);
                         }
-                        if self.taken.insert(name.clone()) {
+                        if (closed || uploaded_as_written(name)) && self.taken.insert(name.clone()) {
                             waiting.insert(0, name.clone());
                         }
                     }
@@ -282,18 +321,20 @@ impl Files {
                 Some(done) = running.next() => match done {
                     Ok(done) => self.record(done, database),
                     Err(e) => {
+                        self.closed.fail();
                         self.settle(&mut running, database).await;
                         return Err(e);
                     }
                 },
             }
         };
-        // pg_dump and its workers have ended: no file grows any more.
-        self.closed.close_all();
         if !ok(&ended) {
+            self.closed.fail();
             self.settle(&mut running, database).await;
             return Ok(ended);
         }
+        // pg_dump and its workers have ended: no file grows any more.
+        self.closed.close_all();
         // pg_dump has ended: whatever it left is closed.
         let mut left: Vec<String> = std::fs::read_dir(&self.dir)
             .map_err(|e| FilesError::Local(format!("listing {}: {e}", self.dir.display())))?
@@ -354,8 +395,8 @@ impl Files {
         }
     }
 
-    /// Reads one closed file into its object, hashing and checking it, and
-    /// removes it from local storage once it is in S3.
+    /// Reads one file into its object as pg_dump writes it, hashing and
+    /// checking it, and removes it from local storage once it is in S3.
     fn upload(&self, name: String) -> Upload {
         let s3 = self.s3.clone();
         let target = Target {
@@ -368,7 +409,11 @@ impl Files {
         let closed = self.closed.clone();
         Box::pin(async move {
             let mut check = FileCheck::new(&name)?;
-            let mut file = tokio::fs::File::open(&path)
+            // Open for writing too, as making holes in it takes.
+            let mut file = tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
                 .await
                 .map_err(|e| FilesError::Local(format!("opening {}: {e}", path.display())))?;
             let (upload_s3, upload_target) = (s3.clone(), target.clone());
@@ -379,6 +424,7 @@ impl Files {
             let result = async {
                 // Read to the end once the file is closed: all of it.
                 let mut to_the_end = false;
+                let mut given_back = Some(0);
                 loop {
                     let n = file.read(&mut buffer).await.map_err(|e| {
                         FilesError::Local(format!("reading {}: {e}", path.display()))
@@ -388,12 +434,21 @@ impl Files {
                         check.feed(&buffer[..n])?;
                         upload.write(&buffer[..n]).await?;
                         size += n as u64;
+                        given_back =
+                            given_back.and_then(|from| give_back(&file, &path, from, size));
                     } else if to_the_end {
                         break;
-                    } else if closed.is_closed(&name) {
-                        to_the_end = true;
                     } else {
-                        tokio::time::sleep(GROWING_POLL).await;
+                        match closed.of(&name) {
+                            Writing::Closed => to_the_end = true,
+                            Writing::Open => tokio::time::sleep(GROWING_POLL).await,
+                            Writing::Abandoned => {
+                                return Err(FilesError::Local(format!(
+                                    "{} was left unfinished: the dump failed",
+                                    path.display()
+                                )));
+                            }
+                        }
                     }
                 }
                 let on_disk = file
@@ -486,6 +541,28 @@ impl Files {
                 tracing::warn!(key = %self.target.key, error = %e, "the failed dump's files could not be listed: any this run did not see land are left, and never count");
                 Vec::new()
             }
+        }
+    }
+}
+
+/// Gives the whole blocks of `file` from `from` to `read` back to local
+/// storage (a hole, the file's length kept): what is read is in memory on
+/// its way to S3 and never read again, so local storage holds only what
+/// pg_dump has written and the upload not yet read, however large the file.
+/// Returns where the blocks given back end, or `None` once the filesystem
+/// cannot make holes (the file then stays whole until it is uploaded).
+fn give_back(file: &tokio::fs::File, path: &Path, from: u64, read: u64) -> Option<u64> {
+    const BLOCK: u64 = 4096;
+    let to = read & !(BLOCK - 1);
+    if to < from + GIVE_BACK_EVERY {
+        return Some(from);
+    }
+    let hole = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+    match rustix::fs::fallocate(file, hole, from, to - from) {
+        Ok(()) => Some(to),
+        Err(e) => {
+            tracing::info!(path = %path.display(), error = %e, "local storage keeps this file whole until it is uploaded: its filesystem makes no holes");
+            None
         }
     }
 }

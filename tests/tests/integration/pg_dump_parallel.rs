@@ -478,27 +478,37 @@ impl Uploading {
     }
 }
 
-/// Waits until `proxy` has seen `n` parts sent (`UploadPart`).
+/// Waits until `proxy` has seen `n` parts sent (`UploadPart`), up to a minute.
 async fn until_parts(proxy: &lifeboat_tests::faults::FaultProxy, n: usize) {
-    while proxy
-        .stats()
-        .operation("s3:PUT ?partNumber&uploadId")
-        .requests
-        < n
-    {
+    let since = std::time::Instant::now();
+    while proxy.stats().operation(UPLOAD_PART).requests < n {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(60),
+            "waited a minute for {n} parts: {:?}",
+            proxy.stats()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
+const UPLOAD_PART: &str = "s3:PUT ?partNumber&uploadId";
+const COMPLETE: &str = "s3:POST ?uploadId";
+
+/// A table's data, `parts` parts of it in rows (a few bytes short).
+fn rows(parts: usize) -> Vec<u8> {
+    b"a row of the table\n".repeat(parts * PARTS.part_size / 19)
+}
+
+/// How COPY ends a table's data: with `rows(3)`, exactly three parts.
+const COPY_END: &[u8] = b"\\.\n";
+
 /// A table's file is uploaded as pg_dump writes it, not only once pg_dump
-/// has closed it: the largest table's upload overlaps its dump. A file
-/// pg_dump cut short (it failed half-way) or that ends shorter than was
-/// read is never completed in S3, and nothing of it is left.
+/// has closed it: the largest table's upload overlaps its dump, and what is
+/// read of it no longer takes local storage.
 #[tokio::test]
 async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
     use std::io::Write;
-    let rows = |parts: usize| b"a row of the table\n".repeat(parts * PARTS.part_size / 19);
-    let copy_end = b"\\.\n";
+    use std::os::unix::fs::MetadataExt;
     let Uploading {
         setup,
         proxy,
@@ -511,11 +521,17 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
         let mut table = std::fs::File::create(dir.join("4242.dat")).expect("a table's file");
         table.write_all(&rows(3)).expect("rows");
         // Still open: its first parts go up while pg_dump writes on.
-        tokio::time::timeout(std::time::Duration::from_secs(60), until_parts(&proxy, 2))
-            .await
-            .expect("parts of the file sent while it is written");
+        until_parts(&proxy, 2).await;
+        // What the upload has read goes back to local storage.
+        let on_disk = table.metadata().expect("the file's size");
+        assert!(
+            on_disk.blocks() * 512 < on_disk.len() - PARTS.part_size as u64,
+            "{} of {} bytes still take local storage",
+            on_disk.blocks() * 512,
+            on_disk.len()
+        );
         table.write_all(&rows(2)).expect("rows");
-        table.write_all(copy_end).expect("the end of COPY");
+        table.write_all(COPY_END).expect("the end of COPY");
         Ok::<_, ()>(())
     };
     files
@@ -526,15 +542,23 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
     let [(file, _)] = &files.done[..] else {
         panic!("one file uploaded: {:?}", files.done);
     };
-    let whole = [rows(3), rows(2), copy_end.to_vec()].concat();
+    let whole = [rows(3), rows(2), COPY_END.to_vec()].concat();
     assert_eq!(file.size_bytes, whole.len() as u64);
     assert_eq!(
         setup.get("pg-dump/nightly/orders/growing/4242.dat").await,
         whole,
         "the object is the file as pg_dump closed it"
     );
+}
 
-    // pg_dump fails half-way through a file: the file is cut short.
+/// A file the dump left unfinished is never completed in S3, and nothing of
+/// it is left: pg_dump failed half-way through it; another file failed its
+/// upload while pg_dump still wrote it (the dump ends at once, not when
+/// pg_dump does); or it ends shorter than was read.
+#[tokio::test]
+async fn a_file_a_parallel_dump_left_unfinished_leaves_nothing() {
+    use std::io::Write;
+    // pg_dump fails half-way through a file, still open.
     let Uploading {
         setup,
         proxy,
@@ -543,8 +567,9 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
         mut files,
         _scratch,
     } = Uploading::new("cut-short").await;
+    let mut table = std::fs::File::create(dir.join("4243.dat")).expect("a table's file");
     let dumping = async {
-        std::fs::write(dir.join("4243.dat"), rows(3)).expect("rows");
+        table.write_all(&rows(3)).expect("rows");
         until_parts(&proxy, 1).await;
         Err::<(), _>("pg_dump failed")
     };
@@ -552,8 +577,48 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
         .run(&mut watch, dumping, Result::is_ok, "orders")
         .await
         .expect("the uploads end");
+    drop(table);
     assert_eq!(ended, Err("pg_dump failed"));
     assert!(files.done.is_empty(), "{:?}", files.done);
+    assert_eq!(
+        proxy.stats().operation(COMPLETE).requests,
+        0,
+        "never completed"
+    );
+    files.remove().await;
+    assert_eq!(setup.open_uploads().await, 0);
+    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+
+    // Another file fails its check while pg_dump writes on, never to end.
+    let Uploading {
+        setup,
+        proxy,
+        dir,
+        mut watch,
+        mut files,
+        _scratch,
+    } = Uploading::new("failed-beside").await;
+    let mut growing = std::fs::File::create(dir.join("4244.dat")).expect("a table's file");
+    let dumping = async {
+        growing.write_all(&rows(2)).expect("rows");
+        until_parts(&proxy, 1).await;
+        std::fs::write(dir.join("4245.dat"), rows(1)).expect("a file without COPY's end");
+        std::future::pending::<Result<(), ()>>().await
+    };
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        files.run(&mut watch, dumping, Result::is_ok, "orders"),
+    )
+    .await
+    .expect("the dump ends when a file fails")
+    .expect_err("a file failed");
+    drop(growing);
+    assert!(error.to_string().contains("4245.dat"), "{error}");
+    assert_eq!(
+        proxy.stats().operation(COMPLETE).requests,
+        0,
+        "never completed"
+    );
     files.remove().await;
     assert_eq!(setup.open_uploads().await, 0);
     assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
@@ -568,12 +633,11 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
         _scratch,
     } = Uploading::new("shrunk").await;
     let dumping = async {
-        let mut table = std::fs::File::create(dir.join("4244.dat")).expect("a table's file");
+        let mut table = std::fs::File::create(dir.join("4246.dat")).expect("a table's file");
         table.write_all(&rows(3)).expect("rows");
-        table.write_all(copy_end).expect("the end of COPY");
-        // Read to its end by now, most likely: what was read would check.
-        until_parts(&proxy, 2).await;
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        table.write_all(COPY_END).expect("the end of COPY");
+        // Its third part is full only once the file is read to its end.
+        until_parts(&proxy, 3).await;
         table.set_len(10).expect("cut");
         Ok::<_, ()>(())
     };
@@ -584,6 +648,11 @@ async fn a_parallel_dumps_file_uploads_while_pg_dump_writes_it() {
     assert!(
         error.to_string().contains("changed while it was read"),
         "{error}"
+    );
+    assert_eq!(
+        proxy.stats().operation(COMPLETE).requests,
+        0,
+        "never completed"
     );
     files.remove().await;
     assert_eq!(setup.open_uploads().await, 0);
