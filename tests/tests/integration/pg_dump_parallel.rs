@@ -502,6 +502,25 @@ fn rows(parts: usize) -> Vec<u8> {
 /// How COPY ends a table's data: with `rows(3)`, exactly three parts.
 const COPY_END: &[u8] = b"\\.\n";
 
+/// No file was completed in S3, and [`Files::remove`] leaves nothing:
+/// neither an upload open nor an object.
+///
+/// [`Files::remove`]: pg_dump::directory::Files::remove
+async fn never_completed_and_removed(
+    setup: &Setup,
+    proxy: &lifeboat_tests::faults::FaultProxy,
+    files: &mut pg_dump::directory::Files,
+) {
+    assert_eq!(
+        proxy.stats().operation(COMPLETE).requests,
+        0,
+        "never completed"
+    );
+    files.remove().await;
+    assert_eq!(setup.open_uploads().await, 0, "the clean-up aborts it");
+    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+}
+
 /// A table's file is uploaded as pg_dump writes it, not only once pg_dump
 /// has closed it: the largest table's upload overlaps its dump, and what is
 /// read of it no longer takes local storage.
@@ -580,14 +599,7 @@ async fn a_file_a_parallel_dump_left_unfinished_leaves_nothing() {
     drop(table);
     assert_eq!(ended, Err("pg_dump failed"));
     assert!(files.done.is_empty(), "{:?}", files.done);
-    assert_eq!(
-        proxy.stats().operation(COMPLETE).requests,
-        0,
-        "never completed"
-    );
-    files.remove().await;
-    assert_eq!(setup.open_uploads().await, 0);
-    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+    never_completed_and_removed(&setup, &proxy, &mut files).await;
 
     // Another file fails its check while pg_dump writes on, never to end.
     let Uploading {
@@ -614,14 +626,7 @@ async fn a_file_a_parallel_dump_left_unfinished_leaves_nothing() {
     .expect_err("a file failed");
     drop(growing);
     assert!(error.to_string().contains("4245.dat"), "{error}");
-    assert_eq!(
-        proxy.stats().operation(COMPLETE).requests,
-        0,
-        "never completed"
-    );
-    files.remove().await;
-    assert_eq!(setup.open_uploads().await, 0);
-    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+    never_completed_and_removed(&setup, &proxy, &mut files).await;
 
     // A file that ends shorter than was read fails the dump.
     let Uploading {
@@ -649,14 +654,7 @@ async fn a_file_a_parallel_dump_left_unfinished_leaves_nothing() {
         error.to_string().contains("changed while it was read"),
         "{error}"
     );
-    assert_eq!(
-        proxy.stats().operation(COMPLETE).requests,
-        0,
-        "never completed"
-    );
-    files.remove().await;
-    assert_eq!(setup.open_uploads().await, 0);
-    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
+    never_completed_and_removed(&setup, &proxy, &mut files).await;
 }
 
 /// A parallel dump that is stopped while a file uploads (the deadline, a
@@ -690,16 +688,9 @@ async fn a_parallel_dump_stopped_while_a_file_uploads_leaves_no_upload_open() {
         1,
         "the dropped upload is left open in S3"
     );
-    files.remove().await;
-    assert_eq!(setup.open_uploads().await, 0, "the clean-up aborts it");
-    assert!(setup.keys().await.is_empty(), "{:?}", setup.keys().await);
-    // Stopped half-way: never completed, aborted once.
+    never_completed_and_removed(&setup, &proxy, &mut files).await;
+    // Stopped half-way: aborted once.
     let stats = proxy.stats();
-    assert_eq!(
-        stats.operation("s3:POST ?uploadId").requests,
-        0,
-        "{stats:?}"
-    );
     assert_eq!(
         stats.operation("s3:DELETE ?uploadId").requests,
         1,
