@@ -283,9 +283,9 @@ impl Files {
 
     /// Uploads files as pg_dump writes them until `dumping` ends, then every
     /// file left in the directory; returns what `dumping` gave.
-    /// A `dumping` that ends not `ok` ends the uploads as soon as each has
-    /// read what pg_dump left of its file (a file cut short fails its check
-    /// and is not completed).
+    /// A `dumping` that ends not `ok`, or an upload that fails, ends the
+    /// uploads of the files pg_dump had not closed at once (they are never
+    /// completed); those of closed files end as they would.
     pub async fn run<T>(
         &mut self,
         watch: &mut Watch,
